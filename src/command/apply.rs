@@ -1,0 +1,148 @@
+//! `closetctl apply`: plan (taking each host's apply lock in the same probe), show the
+//! plan, ask, carry it out step by step, release the locks, verify with a fresh plan,
+//! and summarise per host. Exit 0 only when every selected host converged.
+
+use super::{CliError, HostArgs, InventoryArgs, Loaded};
+use crate::engine::{self, ApplyReport, HostOutcome};
+use crate::plan::{render, Plan};
+use crate::report::Reporter;
+use crate::transport::Connector;
+use clap::Args;
+use serde::Serialize;
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArgs,
+    #[command(flatten)]
+    pub hosts: HostArgs,
+    /// Do not ask before changing anything.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    pub hosts: Vec<String>,
+}
+
+/// What an apply did: the plan it ran, the per-host outcome, and the plan after it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyOutcome {
+    pub plan: Plan,
+    pub report: ApplyReport,
+    pub after: Option<Plan>,
+}
+
+impl ApplyOutcome {
+    pub fn success(&self) -> bool {
+        self.report.all_ok() && self.after.as_ref().is_none_or(|p| !p.has_changes())
+    }
+}
+
+/// Plan with the lock, run `confirm` on the plan, apply, unlock, verify.
+pub async fn apply_with<C: Connector + 'static>(
+    connector: Arc<C>,
+    loaded: &Loaded,
+    options: &ApplyOptions,
+    reporter: &Reporter,
+    confirm: impl FnOnce(&Plan) -> bool,
+) -> Result<ApplyOutcome, CliError> {
+    let holder = engine::lock_holder();
+    let (plan, facts, connections) = super::plan_with(connector.clone(), loaded, &options.hosts, Some(holder), None).await?;
+    if !plan.has_changes() || !confirm(&plan) {
+        engine::unlock(&facts, &connections).await;
+        let report = engine::apply(&empty_of(&plan), &[], &connections, None).await;
+        return Ok(ApplyOutcome { plan, report, after: None });
+    }
+    let report = engine::apply(&plan, &loaded.step_order(), &connections, Some(reporter.sender())).await;
+    engine::unlock(&facts, &connections).await;
+    drop(connections);
+    let (after, _, _) = super::plan_with(connector, loaded, &options.hosts, None, None).await?;
+    Ok(ApplyOutcome { plan, report, after: Some(after) })
+}
+
+/// The plan with its steps removed, to report outcomes without running anything.
+fn empty_of(plan: &Plan) -> Plan {
+    let mut p = plan.clone();
+    for h in &mut p.hosts {
+        h.steps.clear();
+    }
+    p
+}
+
+pub async fn run(args: ApplyArgs) -> Result<i32, CliError> {
+    let loaded = Loaded::load(&args.inventory.inventory)?;
+    let connector = super::ssh_connector(&loaded.inventory)?;
+    let style = render::Style { color: super::use_color() };
+    let reporter = Reporter::start();
+    let yes = args.yes;
+    let options = ApplyOptions { hosts: args.hosts.hosts };
+    let mut declined = false;
+    let outcome = apply_with(connector, &loaded, &options, &reporter, |plan| {
+        print!("{}", render::text(plan, style));
+        if yes {
+            return true;
+        }
+        let ok = ask("Apply these changes?");
+        declined = !ok;
+        ok
+    })
+    .await?;
+    reporter.finish().await;
+    if !outcome.plan.has_changes() {
+        print!("{}", render::text(&outcome.plan, style));
+        println!("Nothing to apply.");
+        return Ok(if outcome.plan.has_blockers() { 1 } else { 0 });
+    }
+    if declined {
+        println!("Nothing was changed.");
+        return Ok(1);
+    }
+    println!("\n{}", summary(&outcome));
+    Ok(if outcome.success() { 0 } else { 1 })
+}
+
+fn ask(question: &str) -> bool {
+    if !std::io::stdin().is_terminal() {
+        eprintln!("error: stdin is not a terminal; pass --yes to apply without asking");
+        return false;
+    }
+    print!("{question} Only `yes` is accepted: ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    line.trim() == "yes"
+}
+
+/// The per-host summary after apply.
+pub fn summary(outcome: &ApplyOutcome) -> String {
+    let mut s = String::from("Apply summary:\n");
+    for (host, o) in &outcome.report.hosts {
+        let line = match o {
+            HostOutcome::Converged { changes } => format!("  {host}: converged ({changes} changes)"),
+            HostOutcome::Unchanged => format!("  {host}: unchanged"),
+            HostOutcome::Failed { step, error } => format!("  {host}: FAILED in step {step}: {}", error.replace('\n', "\n      ")),
+            HostOutcome::Skipped { reason } => format!("  {host}: SKIPPED: {reason}"),
+        };
+        s.push_str(&line);
+        s.push('\n');
+    }
+    if let Some(after) = &outcome.after {
+        let ready = after.hosts.iter().filter(|h| h.status == crate::plan::HostStatus::Ready && h.change_count() > 0);
+        for h in ready {
+            if matches!(outcome.report.hosts.get(&h.host), Some(HostOutcome::Converged { .. })) {
+                s.push_str(&format!("  {}: still differs after apply ({} changes); run `closetctl plan --host {}`\n", h.host, h.change_count(), h.host));
+            }
+        }
+    }
+    let failed = outcome.report.hosts.values().filter(|o| !matches!(o, HostOutcome::Converged { .. } | HostOutcome::Unchanged)).count();
+    if failed == 0 {
+        s.push_str("All hosts converged.");
+    } else {
+        s.push_str(&format!("{failed} of {} hosts did not converge; the others did. Fix the cause and run apply again.", outcome.report.hosts.len()));
+    }
+    s
+}

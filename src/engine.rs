@@ -1,0 +1,235 @@
+//! The engine: gathers facts from every host at once and carries out a plan, step by
+//! step, all hosts of a step in parallel. It never prints; it sends [`Event`]s that a
+//! reporter turns into lines, progress bars or JSON.
+//!
+//! Gathering is one connection and one probe per host. Apply runs one batched script
+//! per host per step (packages in one `apt-get install`, handlers at the end of the
+//! step); a host that fails stops there while the others go on, and the apply lock the
+//! probe took is released on every host that took it.
+
+use crate::facts::probe::{self, ProbeRequest};
+use crate::facts::ClusterFacts;
+use crate::inventory::Host;
+use crate::ops;
+use crate::plan::{HostStatus, Plan};
+use crate::transport::{Connector, Transport};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinSet;
+
+/// What the engine reports while it works.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    FactsGathered { host: String, millis: u128 },
+    HostUnreachable { host: String, error: String },
+    StepStarted { host: String, step: String, operations: usize },
+    StepFinished { host: String, step: String },
+    HostFailed { host: String, step: String, error: String },
+}
+
+pub type Events = UnboundedSender<Event>;
+
+/// Send an event; a reporter that went away is not an error.
+fn emit(events: &Option<Events>, e: Event) {
+    if let Some(tx) = events {
+        let _ = tx.send(e);
+    }
+}
+
+/// Connections to the hosts that answered.
+pub struct Connections<T> {
+    pub hosts: BTreeMap<String, Arc<T>>,
+}
+
+/// Connect to every host and run its probe, all hosts at once.
+pub async fn gather<C>(
+    connector: Arc<C>,
+    hosts: &[Host],
+    requests: BTreeMap<String, ProbeRequest>,
+    events: Option<Events>,
+) -> (Connections<C::Conn>, ClusterFacts)
+where
+    C: Connector + 'static,
+{
+    let mut set = JoinSet::new();
+    for host in hosts {
+        let connector = connector.clone();
+        let host = host.clone();
+        let request = requests.get(&host.name).cloned().unwrap_or_default();
+        set.spawn(async move {
+            let started = Instant::now();
+            let result = async {
+                let conn = connector.connect(&host).await.map_err(|e| e.to_string())?;
+                let sent = now();
+                let out = conn.run(probe::script(&request)).await.map_err(|e| e.to_string())?;
+                let received = now();
+                if !out.success() && !out.stdout.contains(probe::MARKER) {
+                    return Err(format!("the probe failed (exit {}): {}", out.status, last_lines(&out.stderr, 5)));
+                }
+                let mut facts = probe::parse(&out.stdout, &request).map_err(|e| e.to_string())?;
+                facts.time.local_epoch = (sent + received) / 2.0;
+                Ok((conn, facts))
+            }
+            .await;
+            (host.name, result, started.elapsed().as_millis())
+        });
+    }
+    let mut connections = Connections { hosts: BTreeMap::new() };
+    let mut facts = ClusterFacts::default();
+    while let Some(joined) = set.join_next().await {
+        let (name, result, millis) = joined.expect("probe task panicked");
+        match result {
+            Ok((conn, host_facts)) => {
+                emit(&events, Event::FactsGathered { host: name.clone(), millis });
+                connections.hosts.insert(name.clone(), Arc::new(conn));
+                facts.hosts.insert(name, host_facts);
+            }
+            Err(error) => {
+                emit(&events, Event::HostUnreachable { host: name.clone(), error: error.clone() });
+                facts.unreachable.insert(name, error);
+            }
+        }
+    }
+    (connections, facts)
+}
+
+fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The last `n` non-empty lines of some output.
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// How apply left one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "outcome")]
+pub enum HostOutcome {
+    /// Every step ran; `changes` resources changed.
+    Converged { changes: usize },
+    /// Nothing needed changing.
+    Unchanged,
+    /// A step failed; later steps did not run on this host.
+    Failed { step: String, error: String },
+    /// Apply did not touch the host.
+    Skipped { reason: String },
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApplyReport {
+    pub hosts: BTreeMap<String, HostOutcome>,
+}
+
+impl ApplyReport {
+    pub fn all_ok(&self) -> bool {
+        self.hosts.values().all(|o| matches!(o, HostOutcome::Converged { .. } | HostOutcome::Unchanged))
+    }
+}
+
+/// Carry out `plan` on the connected hosts, steps in `step_order`.
+pub async fn apply<T: Transport>(
+    plan: &Plan,
+    step_order: &[String],
+    connections: &Connections<T>,
+    events: Option<Events>,
+) -> ApplyReport {
+    let mut report = ApplyReport::default();
+    for hp in &plan.hosts {
+        let outcome = match hp.status {
+            HostStatus::Ready if hp.change_count() == 0 => HostOutcome::Unchanged,
+            HostStatus::Ready => HostOutcome::Converged { changes: hp.change_count() },
+            HostStatus::Unreachable => HostOutcome::Skipped { reason: format!("unreachable: {}", hp.error.clone().unwrap_or_default()) },
+            HostStatus::Conflict => HostOutcome::Skipped { reason: format!("conflicts: {}", hp.conflicts.join("; ")) },
+            HostStatus::Locked | HostStatus::Error => HostOutcome::Skipped { reason: hp.error.clone().unwrap_or_default() },
+        };
+        report.hosts.insert(hp.host.clone(), outcome);
+    }
+    for step in step_order {
+        let mut set = JoinSet::new();
+        for hp in &plan.hosts {
+            if !matches!(report.hosts.get(&hp.host), Some(HostOutcome::Converged { .. })) {
+                continue;
+            }
+            let Some(sp) = hp.steps.iter().find(|s| &s.name == step) else { continue };
+            let Some(conn) = connections.hosts.get(&hp.host).cloned() else { continue };
+            let ops = sp.ops();
+            let script = ops::script(&format!("step {step} on {}", hp.host), &ops);
+            let (host, step, events) = (hp.host.clone(), step.clone(), events.clone());
+            set.spawn(async move {
+                emit(&events, Event::StepStarted { host: host.clone(), step: step.clone(), operations: ops.len() });
+                let result = match conn.run(script).await {
+                    Ok(out) if out.success() => Ok(()),
+                    Ok(out) => {
+                        let what = ops::failed_op(&out.stdout).and_then(|i| ops.get(i)).map_or("the step".to_string(), |op| op.describe());
+                        Err(format!("{what} failed: {}", last_lines(&out.stderr, 15)))
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                match &result {
+                    Ok(()) => emit(&events, Event::StepFinished { host: host.clone(), step: step.clone() }),
+                    Err(error) => emit(&events, Event::HostFailed { host: host.clone(), step: step.clone(), error: error.clone() }),
+                }
+                (host, step, result)
+            });
+        }
+        while let Some(joined) = set.join_next().await {
+            let (host, step, result) = joined.expect("apply task panicked");
+            if let Err(error) = result {
+                report.hosts.insert(host, HostOutcome::Failed { step, error });
+            }
+        }
+    }
+    report
+}
+
+/// Release the apply lock on every host whose probe took it.
+pub async fn unlock<T: Transport>(facts: &ClusterFacts, connections: &Connections<T>) {
+    let mut set = JoinSet::new();
+    for (name, conn) in &connections.hosts {
+        if facts.host(name).is_some_and(|f| f.lock_acquired) {
+            let conn = conn.clone();
+            set.spawn(async move { conn.run(ops::unlock_script()).await });
+        }
+    }
+    while set.join_next().await.is_some() {}
+}
+
+/// Who holds the apply lock: user, machine, process and start time (UTC).
+pub fn lock_holder() -> String {
+    let user = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "root".into());
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "unknown".into());
+    format!("{user}@{machine} (closetctl pid {}) since {}", std::process::id(), utc_timestamp(now() as i64))
+}
+
+/// `2026-11-29T23:40:00Z` from epoch seconds (civil-from-days, no time zone data needed).
+pub fn utc_timestamp(epoch: i64) -> String {
+    let days = epoch.div_euclid(86400);
+    let secs = epoch.rem_euclid(86400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_utc_calendar_dates() {
+        assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_timestamp(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc_timestamp(1_795_995_000), "2026-11-29T23:30:00Z");
+    }
+}

@@ -1,0 +1,538 @@
+//! The fact probe: one generated POSIX `sh` script per host, one round trip.
+//!
+//! The request (packages, units, paths, extra commands) is written as shell variables
+//! at the top of the script; the body is fixed. Every external program it runs is run
+//! once for all items (one `dpkg-query`, one `systemctl show`, one `stat`, one `cat`
+//! piped into one `base64`, ...), and files are read with shell builtins where possible,
+//! because on a slow or busy host each process costs. The answer is a series of
+//! sections, each opened by a `@@closetctl <name>` line, parsed by [`parse`].
+
+use super::*;
+use crate::shell::quote;
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use thiserror::Error;
+
+/// Files at most this large are read back whole (for diffs); larger ones only hashed.
+pub const CONTENT_LIMIT: u64 = 65536;
+
+/// The marker that opens each section of the probe's answer.
+pub const MARKER: &str = "@@closetctl";
+
+/// What the plan needs to know about one host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProbeRequest {
+    pub packages: BTreeSet<String>,
+    pub units: BTreeSet<String>,
+    pub files: BTreeSet<String>,
+    /// Paths whose content is secret: hashed on the host, never read back.
+    pub secret_files: BTreeSet<String>,
+    /// Extra read-only commands by name, e.g. `tailscale status --json`.
+    pub commands: BTreeMap<String, String>,
+    /// Take the apply lock, recording this holder text.
+    pub lock: Option<String>,
+}
+
+impl ProbeRequest {
+    pub fn merge(&mut self, other: ProbeRequest) {
+        self.packages.extend(other.packages);
+        self.units.extend(other.units);
+        self.files.extend(other.files);
+        self.secret_files.extend(other.secret_files);
+        self.commands.extend(other.commands);
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ProbeError {
+    #[error("the probe's answer has no `{0}` section; is the remote shell POSIX sh?")]
+    MissingSection(&'static str),
+    #[error("cannot parse the probe's `{section}` section: {detail}")]
+    Malformed { section: String, detail: String },
+}
+
+/// Directory of closetctl's state on each host (lock, backups).
+pub const STATE_DIR: &str = "/var/lib/closetctl";
+
+const BODY: &str = r#"
+S=@@closetctl
+sec() { printf '%s %s\n' "$S" "$*"; }
+emit() { [ -r "$1" ] || return 0; while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done < "$1"; }
+sec os; emit /etc/os-release
+sec hostname; emit /proc/sys/kernel/hostname
+sec passwd; getent passwd
+sec group; getent group
+sec packages; [ -z "$PACKAGES" ] || dpkg-query -W -f='${Package}\t${db:Status-Abbrev}\t${Version}\n' $PACKAGES 2>/dev/null
+sec units; [ -z "$UNITS" ] || systemctl show -p Id,LoadState,ActiveState,UnitFileState,MainPID $UNITS 2>/dev/null
+st=; [ -z "$FILES" ] || st=$(stat -c '%n|%F|%a|%U|%G|%s' $FILES 2>/dev/null)
+sec stat; [ -z "$st" ] || printf '%s\n' "$st"
+small=; hashed=
+while IFS='|' read -r n t a u g s; do
+  case "$t" in regular*) ;; *) continue ;; esac
+  case " $SECRETS " in *" $n "*) hashed="$hashed $n"; continue ;; esac
+  if [ "$s" -le 65536 ]; then small="$small $n"; else hashed="$hashed $n"; fi
+done <<CLOSETCTL_STAT
+$st
+CLOSETCTL_STAT
+sec content $small; [ -z "$small" ] || cat $small | base64 -w0; echo
+sec sha256; [ -z "$hashed" ] || sha256sum $hashed
+sec cpu; grep -E '^(processor|physical id|core id)[[:space:]]*:' /proc/cpuinfo
+sec memory; read -r l < /proc/meminfo; printf '%s\n' "$l"
+sec gpus; ! command -v nvidia-smi >/dev/null 2>&1 || nvidia-smi --query-gpu=index,name,memory.total,power.limit,power.draw --format=csv,noheader,nounits 2>/dev/null
+sec time; date +%s.%N; timedatectl show -p NTPSynchronized --value 2>/dev/null
+sec ssh; printf '%s\n' "${SSH_CONNECTION:-}"
+sec addrs; ip -o addr show 2>/dev/null
+sec speeds; for f in /sys/class/net/*/speed; do sp=; { read -r sp < "$f"; } 2>/dev/null; i=${f%/speed}; printf '%s %s\n' "${i##*/}" "$sp"; done
+sec lock
+if [ -n "$LOCK" ]; then
+  if { [ -d /var/lib/closetctl ] || mkdir -p /var/lib/closetctl; } && mkdir /var/lib/closetctl/lock 2>/dev/null; then
+    printf '%s\n' "$LOCK" > /var/lib/closetctl/lock/holder; echo acquired
+  else echo held; emit /var/lib/closetctl/lock/holder; fi
+elif [ -d /var/lib/closetctl/lock ]; then echo held; emit /var/lib/closetctl/lock/holder; fi
+"#;
+
+/// The probe script for one request.
+pub fn script(req: &ProbeRequest) -> String {
+    let join = |set: &BTreeSet<String>| quote(&set.iter().cloned().collect::<Vec<_>>().join(" "));
+    let mut s = String::from("# closetctl fact probe\nset -u\nexport LC_ALL=C\n");
+    s.push_str(&format!("PACKAGES={}\n", join(&req.packages)));
+    s.push_str(&format!("UNITS={}\n", join(&req.units)));
+    s.push_str(&format!("FILES={}\n", join(&req.files)));
+    s.push_str(&format!("SECRETS={}\n", join(&req.secret_files)));
+    s.push_str(&format!("LOCK={}\n", quote(req.lock.as_deref().unwrap_or(""))));
+    s.push_str(BODY);
+    for (name, command) in &req.commands {
+        // Commands come from closetctl's own code and playbooks, never from the inventory.
+        s.push_str(&format!(
+            "sec command {name}\n( {command} ) 2>/dev/null; rc=$?; echo; sec command-exit {name} $rc\n"
+        ));
+    }
+    s
+}
+
+/// Split the answer into `(header words, body)` sections.
+fn sections(out: &str) -> Vec<(Vec<&str>, String)> {
+    let mut result: Vec<(Vec<&str>, String)> = Vec::new();
+    for line in out.split_inclusive('\n') {
+        if let Some(rest) = line.strip_prefix(MARKER).filter(|r| r.starts_with(' ')) {
+            result.push((rest.split_whitespace().collect(), String::new()));
+        } else if let Some((_, body)) = result.last_mut() {
+            body.push_str(line);
+        }
+    }
+    result
+}
+
+fn malformed(section: &str, detail: impl Into<String>) -> ProbeError {
+    ProbeError::Malformed {
+        section: section.into(),
+        detail: detail.into(),
+    }
+}
+
+type Section<'a> = (Vec<&'a str>, String);
+
+fn section<'s, 'a>(secs: &'s [Section<'a>], name: &'static str) -> Result<&'s Section<'a>, ProbeError> {
+    secs.iter()
+        .find(|(h, _)| h.first() == Some(&name))
+        .ok_or(ProbeError::MissingSection(name))
+}
+
+/// Parse the probe's answer. `secret_files` are never given content even if a host
+/// (or a buggy fake) returned some.
+pub fn parse(out: &str, req: &ProbeRequest) -> Result<HostFacts, ProbeError> {
+    let secs = sections(out);
+    let get = |name: &'static str| section(&secs, name);
+    let mut f = HostFacts {
+        os: parse_os(&get("os")?.1),
+        hostname: get("hostname")?.1.trim().to_string(),
+        users: parse_passwd(&get("passwd")?.1)?,
+        groups: parse_groups(&get("group")?.1)?,
+        packages: parse_packages(&get("packages")?.1),
+        units: parse_units(&get("units")?.1),
+        files: parse_stat(&get("stat")?.1)?,
+        cpu: parse_cpu(&get("cpu")?.1),
+        gpus: parse_gpus(&get("gpus")?.1),
+        link: parse_link(&get("ssh")?.1, &get("addrs")?.1, &get("speeds")?.1),
+        ..HostFacts::default()
+    };
+    let content = get("content")?;
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(content.1.trim())
+        .map_err(|e| malformed("content", e.to_string()))?;
+    let mut offset = 0usize;
+    for path in &content.0[1..] {
+        let Some(file) = f.files.get_mut(*path) else {
+            return Err(malformed("content", format!("`{path}` was not in the stat section")));
+        };
+        let end = offset + file.size as usize;
+        let bytes = blob
+            .get(offset..end)
+            .ok_or_else(|| malformed("content", "shorter than the sizes stat reported"))?;
+        offset = end;
+        file.sha256 = Some(format!("{:x}", Sha256::digest(bytes)));
+        if !req.secret_files.contains(*path) {
+            file.content = String::from_utf8(bytes.to_vec()).ok();
+        }
+    }
+    for line in get("sha256")?.1.lines() {
+        if let Some((hash, path)) = line.split_once("  ") {
+            if let Some(file) = f.files.get_mut(path) {
+                file.sha256 = Some(hash.to_string());
+            }
+        }
+    }
+    f.memory_mib = get("memory")?
+        .1
+        .split_whitespace()
+        .nth(1)
+        .and_then(|kib| kib.parse::<u64>().ok())
+        .map_or(0, |kib| kib / 1024);
+    let time = &get("time")?.1;
+    let mut lines = time.lines();
+    f.time.epoch = lines
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| malformed("time", "no epoch"))?;
+    f.time.ntp_synchronized = match lines.next().map(str::trim) {
+        Some("yes") => Some(true),
+        Some("no") => Some(false),
+        _ => None,
+    };
+    let lock = &get("lock")?.1;
+    let mut lock_lines = lock.lines();
+    match lock_lines.next() {
+        Some("acquired") => f.lock_acquired = true,
+        Some("held") => {
+            let holder = lock_lines.collect::<Vec<_>>().join(" ");
+            f.lock_holder = Some(if holder.trim().is_empty() { "unknown holder".into() } else { holder.trim().into() });
+        }
+        _ => {}
+    }
+    for (header, body) in &secs {
+        if header.first() == Some(&"command") {
+            let name = header.get(1).copied().unwrap_or_default();
+            let exit_code = secs
+                .iter()
+                .find(|(h, _)| h.first() == Some(&"command-exit") && h.get(1) == Some(&name))
+                .and_then(|(h, _)| h.get(2)?.parse().ok())
+                .unwrap_or(-1);
+            let stdout = body.strip_suffix('\n').unwrap_or(body).to_string();
+            f.commands
+                .insert(name.to_string(), CommandOutput { exit_code, stdout });
+        }
+    }
+    Ok(f)
+}
+
+fn parse_os(body: &str) -> OsRelease {
+    let mut os = OsRelease::default();
+    for line in body.lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            let v = v.trim_matches('"').to_string();
+            match k {
+                "ID" => os.id = v,
+                "VERSION_ID" => os.version_id = v,
+                "PRETTY_NAME" => os.pretty_name = v,
+                _ => {}
+            }
+        }
+    }
+    os
+}
+
+fn parse_passwd(body: &str) -> Result<BTreeMap<String, PasswdEntry>, ProbeError> {
+    let mut users = BTreeMap::new();
+    for line in body.lines().filter(|l| !l.is_empty()) {
+        let p: Vec<&str> = line.split(':').collect();
+        if p.len() < 7 {
+            return Err(malformed("passwd", line));
+        }
+        let num = |s: &str| s.parse::<u32>().map_err(|_| malformed("passwd", line));
+        users.insert(
+            p[0].to_string(),
+            PasswdEntry {
+                uid: num(p[2])?,
+                gid: num(p[3])?,
+                gecos: p[4].into(),
+                home: p[5].into(),
+                shell: p[6].into(),
+            },
+        );
+    }
+    Ok(users)
+}
+
+fn parse_groups(body: &str) -> Result<BTreeMap<String, GroupEntry>, ProbeError> {
+    let mut groups = BTreeMap::new();
+    for line in body.lines().filter(|l| !l.is_empty()) {
+        let p: Vec<&str> = line.split(':').collect();
+        if p.len() < 4 {
+            return Err(malformed("group", line));
+        }
+        let gid = p[2].parse::<u32>().map_err(|_| malformed("group", line))?;
+        let members = p[3]
+            .split(',')
+            .filter(|m| !m.is_empty())
+            .map(String::from)
+            .collect();
+        groups.insert(p[0].to_string(), GroupEntry { gid, members });
+    }
+    Ok(groups)
+}
+
+fn parse_packages(body: &str) -> BTreeMap<String, PackageState> {
+    body.lines()
+        .filter_map(|line| {
+            let mut p = line.split('\t');
+            let name = p.next()?.to_string();
+            let status = p.next()?;
+            let version = p.next().unwrap_or("").to_string();
+            Some((
+                name,
+                PackageState {
+                    installed: status.starts_with("ii"),
+                    version,
+                },
+            ))
+        })
+        .collect()
+}
+
+fn parse_units(body: &str) -> BTreeMap<String, UnitState> {
+    let mut units = BTreeMap::new();
+    for block in body.split("\n\n") {
+        let mut id = None;
+        let mut u = UnitState::default();
+        for line in block.lines() {
+            if let Some((k, v)) = line.split_once('=') {
+                match k {
+                    "Id" => id = Some(v.to_string()),
+                    "LoadState" => u.load = v.into(),
+                    "ActiveState" => u.active = v.into(),
+                    "UnitFileState" => u.enabled = v.into(),
+                    "MainPID" => u.main_pid = v.parse().unwrap_or(0),
+                    _ => {}
+                }
+            }
+        }
+        if let Some(id) = id {
+            units.insert(id, u);
+        }
+    }
+    units
+}
+
+fn parse_stat(body: &str) -> Result<BTreeMap<String, FileState>, ProbeError> {
+    let mut files = BTreeMap::new();
+    for line in body.lines().filter(|l| !l.is_empty()) {
+        let p: Vec<&str> = line.split('|').collect();
+        if p.len() != 6 {
+            return Err(malformed("stat", line));
+        }
+        let kind = match p[1] {
+            t if t.starts_with("regular") => FileKind::File,
+            "directory" => FileKind::Directory,
+            "symbolic link" => FileKind::Symlink,
+            _ => FileKind::Other,
+        };
+        let mode = u32::from_str_radix(p[2], 8).map_err(|_| malformed("stat", line))?;
+        let size = p[5].parse().map_err(|_| malformed("stat", line))?;
+        files.insert(
+            p[0].to_string(),
+            FileState {
+                kind,
+                mode,
+                owner: p[3].into(),
+                group: p[4].into(),
+                size,
+                sha256: None,
+                content: None,
+            },
+        );
+    }
+    Ok(files)
+}
+
+fn parse_cpu(body: &str) -> CpuTopology {
+    let mut cpus = 0u32;
+    let mut sockets = BTreeSet::new();
+    let mut cores = BTreeSet::new();
+    let mut socket = String::new();
+    for line in body.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let v = v.trim().to_string();
+        match k.trim() {
+            "processor" => cpus += 1,
+            "physical id" => {
+                socket = v.clone();
+                sockets.insert(v);
+            }
+            "core id" => {
+                cores.insert((socket.clone(), v));
+            }
+            _ => {}
+        }
+    }
+    let sockets_n = (sockets.len() as u32).max(1);
+    let cores_n = (cores.len() as u32).max(1).max(sockets_n);
+    let cpus = cpus.max(1);
+    CpuTopology {
+        cpus,
+        sockets: sockets_n,
+        cores_per_socket: (cores_n / sockets_n).max(1),
+        threads_per_core: (cpus / cores_n).max(1),
+    }
+}
+
+/// Parse `nvidia-smi --query-gpu=index,name,memory.total,power.limit,power.draw
+/// --format=csv,noheader,nounits`; fields may read `[N/A]` or `[Not Supported]`.
+pub fn parse_gpus(body: &str) -> Vec<Gpu> {
+    let num = |s: &str| s.trim().parse::<f64>().ok();
+    body.lines()
+        .filter_map(|line| {
+            let p: Vec<&str> = line.split(',').map(str::trim).collect();
+            if p.len() < 2 {
+                return None;
+            }
+            Some(Gpu {
+                index: p[0].parse().ok()?,
+                name: p[1].to_string(),
+                memory_mib: p.get(2).and_then(|s| s.parse().ok()),
+                power_limit_watts: p.get(3).and_then(|s| num(s)),
+                power_draw_watts: p.get(4).and_then(|s| num(s)),
+            })
+        })
+        .collect()
+}
+
+/// The interface that carries the address the SSH connection arrived on.
+fn parse_link(ssh: &str, addrs: &str, speeds: &str) -> Option<Link> {
+    let server_ip = ssh.split_whitespace().nth(2)?;
+    let interface = addrs.lines().find_map(|line| {
+        let p: Vec<&str> = line.split_whitespace().collect();
+        let addr = p.get(3)?.split('/').next()?;
+        if addr == server_ip {
+            p.get(1).map(|i| i.trim_end_matches(':').to_string())
+        } else {
+            None
+        }
+    })?;
+    let speed_mbps = speeds.lines().find_map(|line| {
+        let (name, speed) = line.split_once(' ')?;
+        if name != interface {
+            return None;
+        }
+        Some(speed.trim().parse::<i64>().ok().filter(|s| *s > 0).map(|s| s as u32))
+    })?;
+    Some(Link {
+        interface,
+        address: server_ip.to_string(),
+        speed_mbps,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_values_are_quoted_in_the_script() {
+        let req = ProbeRequest {
+            packages: ["munge".to_string(), "slurmd".to_string()].into(),
+            lock: Some("alice@laptop since 'now'".into()),
+            ..Default::default()
+        };
+        let s = script(&req);
+        assert!(s.contains("PACKAGES='munge slurmd'\n"), "{s}");
+        assert!(s.contains(r#"LOCK='alice@laptop since '"'"'now'"'"''"#), "{s}");
+    }
+
+    #[test]
+    fn cpu_topology_from_cpuinfo() {
+        let mut body = String::new();
+        for socket in 0..2 {
+            for core in 0..8 {
+                for _thread in 0..2 {
+                    body.push_str(&format!(
+                        "processor\t: x\nphysical id\t: {socket}\ncore id\t\t: {core}\n"
+                    ));
+                }
+            }
+        }
+        let t = parse_cpu(&body);
+        assert_eq!(
+            t,
+            CpuTopology {
+                cpus: 32,
+                sockets: 2,
+                cores_per_socket: 8,
+                threads_per_core: 2
+            }
+        );
+    }
+
+    #[test]
+    fn gpus_parse_defensively() {
+        let gpus = parse_gpus(
+            "0, NVIDIA A100-SXM4-80GB, 81920, 400.00, 61.23\n1, NVIDIA GeForce RTX 4090, 24564, [N/A], [Not Supported]\n",
+        );
+        assert_eq!(gpus.len(), 2);
+        assert_eq!(gpus[0].power_limit_watts, Some(400.0));
+        assert_eq!(gpus[1].power_limit_watts, None);
+        assert_eq!(gpus[1].memory_mib, Some(24564));
+    }
+
+    #[test]
+    fn link_is_the_interface_with_the_ssh_address() {
+        let link = parse_link(
+            "10.77.0.1 40000 10.77.0.11 22\n",
+            "1: lo    inet 127.0.0.1/8 scope host lo\n2: eth0    inet 10.77.0.11/24 brd 10.77.0.255 scope global eth0\n",
+            "eth0 10000\nlo \n",
+        )
+        .unwrap();
+        assert_eq!(
+            link,
+            Link {
+                interface: "eth0".into(),
+                address: "10.77.0.11".into(),
+                speed_mbps: Some(10000)
+            }
+        );
+        let unknown = parse_link("a 1 10.0.0.2 22", "2: eth0    inet 10.0.0.2/24", "eth0 -1\n").unwrap();
+        assert_eq!(unknown.speed_mbps, None);
+    }
+
+    #[test]
+    fn the_probe_runs_under_sh_and_parses() {
+        // The real script against this machine: it must be valid POSIX sh and parse.
+        let req = ProbeRequest {
+            packages: ["dpkg".to_string(), "no-such-package-xyz".to_string()].into(),
+            units: ["no-such-unit-xyz.service".to_string()].into(),
+            files: ["/etc/hostname".to_string(), "/etc".to_string(), "/nonexistent".to_string()].into(),
+            commands: [("echo".to_string(), "echo hello".to_string())].into(),
+            ..Default::default()
+        };
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script(&req))
+            .output()
+            .expect("sh runs");
+        let facts = parse(&String::from_utf8_lossy(&out.stdout), &req).expect("parses");
+        assert!(facts.users.contains_key("root"));
+        assert_eq!(facts.users["root"].uid, 0);
+        assert!(facts.packages["dpkg"].installed);
+        assert!(!facts.packages.contains_key("no-such-package-xyz"));
+        assert_eq!(facts.files["/etc"].kind, FileKind::Directory);
+        assert!(facts.files["/etc/hostname"].content.is_some());
+        assert!(!facts.files.contains_key("/nonexistent"));
+        assert!(facts.cpu.cpus >= 1);
+        assert!(facts.memory_mib > 0);
+        assert!(facts.time.epoch > 1.0e9);
+        assert_eq!(facts.commands["echo"].stdout, "hello\n");
+        assert_eq!(facts.commands["echo"].exit_code, 0);
+    }
+}

@@ -1,0 +1,728 @@
+//! Validation: spanned raw structs in, validated [`Inventory`] or every problem out.
+//!
+//! All checks run before any host is contacted, and all problems are collected so the
+//! admin fixes the file in one pass. Each problem points at a line and column and names
+//! the offending value; a collision names both entries.
+
+use super::raw::*;
+use super::*;
+use crate::gpu;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+
+/// The pattern every name (host, user, group, circuit, partition, ...) must match.
+pub const NAME_PATTERN: &str = "^[a-z_][a-z0-9_-]{0,31}$";
+
+/// Whether `s` matches [`NAME_PATTERN`].
+pub fn is_valid_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 32
+        && (b[0].is_ascii_lowercase() || b[0] == b'_')
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
+}
+
+struct Checker<'a> {
+    source: &'a str,
+    base_dir: PathBuf,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.source.len());
+        let before = &self.source[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
+        (line, column)
+    }
+
+    fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let (line, column) = self.position(span.start);
+        self.problems.push(Problem {
+            line,
+            column,
+            message: message.into(),
+        });
+    }
+
+    fn where_(&self, span: &Range<usize>) -> String {
+        let (line, column) = self.position(span.start);
+        format!("line {line}, column {column}")
+    }
+
+    fn name(&mut self, what: &str, name: &S<String>) -> String {
+        let value = name.get_ref();
+        if !is_valid_name(value) {
+            self.at(
+                name.span(),
+                format!("{what} name `{value}` does not match `{NAME_PATTERN}`"),
+            );
+        }
+        value.clone()
+    }
+
+    /// Record a problem for each value seen twice; the message names both places.
+    fn unique<'v>(&mut self, what: &str, items: impl IntoIterator<Item = (String, Range<usize>)>) {
+        let mut seen: HashMap<String, Range<usize>> = HashMap::new();
+        for (value, span) in items {
+            if let Some(first) = seen.get(&value) {
+                let first = self.where_(first);
+                self.at(
+                    span,
+                    format!("duplicate {what} `{value}`: already declared at {first}"),
+                );
+            } else {
+                seen.insert(value, span);
+            }
+        }
+    }
+
+    fn abs_path(&mut self, what: &str, path: &S<String>) -> String {
+        let value = path.get_ref();
+        if let Err(why) = check_abs_path(value) {
+            self.at(path.span(), format!("{what} `{value}` {why}"));
+        }
+        value.clone()
+    }
+
+    /// A local file path: `~` expands to $HOME, relative paths are relative to the inventory.
+    fn local_path(&self, value: &str) -> PathBuf {
+        if let Some(rest) = value.strip_prefix("~/") {
+            if let Some(home) = std::env::var_os("HOME") {
+                return PathBuf::from(home).join(rest);
+            }
+        }
+        self.base_dir.join(value)
+    }
+
+    fn id(&mut self, what: &str, id: &S<u32>, min: u32) -> u32 {
+        let value = *id.get_ref();
+        if value < min || value >= 60000 {
+            self.at(
+                id.span(),
+                format!("{what} `{value}` is outside the range for people and labs ({min}..59999); system accounts are not managed here"),
+            );
+        }
+        value
+    }
+}
+
+/// A remote absolute path closetctl can write into shell scripts, fstab and exports.
+fn check_abs_path(value: &str) -> Result<(), &'static str> {
+    if !value.starts_with('/') {
+        return Err("is not an absolute path");
+    }
+    if value.split('/').any(|c| c == ".." || c == ".") {
+        return Err("contains `.` or `..` components");
+    }
+    if value.len() > 1 && value.ends_with('/') {
+        return Err("ends with `/`");
+    }
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+@".contains(c))
+    {
+        return Err("contains characters other than letters, digits and `/._-+@`");
+    }
+    Ok(())
+}
+
+/// `a.b.c.d/n` with sane parts.
+pub fn is_valid_cidr(s: &str) -> bool {
+    let Some((addr, bits)) = s.split_once('/') else {
+        return false;
+    };
+    let Ok(bits) = bits.parse::<u8>() else {
+        return false;
+    };
+    match addr.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => bits <= 32,
+        Ok(std::net::IpAddr::V6(_)) => bits <= 128,
+        Err(_) => false,
+    }
+}
+
+fn is_valid_address(s: &str) -> bool {
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+fn is_valid_tag(s: &str) -> bool {
+    s.strip_prefix("tag:").is_some_and(|t| {
+        !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    })
+}
+
+fn is_valid_ssh_key(s: &str) -> bool {
+    let mut parts = s.split_whitespace();
+    let kind = parts.next().unwrap_or("");
+    let blob = parts.next().unwrap_or("");
+    !s.contains(['\n', '\r'])
+        && (kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-"))
+        && blob.len() >= 16
+        && blob
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c))
+}
+
+/// A conservative character set for option strings that end up in config files.
+fn is_safe_option_text(s: &str) -> bool {
+    !s.is_empty()
+        && s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "=,:._-/+[]@".contains(c))
+}
+
+pub(super) fn parse_and_validate(path: &Path, source: &str) -> Result<Inventory, Vec<Problem>> {
+    let base_dir = path
+        .parent()
+        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let base_dir = std::path::absolute(&base_dir).unwrap_or(base_dir);
+    let mut c = Checker {
+        source,
+        base_dir,
+        problems: Vec::new(),
+    };
+    let raw: RawInventory = match toml::from_str(source) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            c.at(span, e.message().trim().to_string());
+            return Err(c.problems);
+        }
+    };
+    let inventory = check(&mut c, raw);
+    if c.problems.is_empty() {
+        Ok(inventory)
+    } else {
+        c.problems.sort_by_key(|p| (p.line, p.column));
+        Err(c.problems)
+    }
+}
+
+fn check(c: &mut Checker, raw: RawInventory) -> Inventory {
+    let cluster_span = raw.cluster.span();
+    let rc = raw.cluster.into_inner();
+    let cluster_name = c.name("cluster", &rc.name);
+    let id_min = rc.id_min.as_ref().map_or(1000, |v| *v.get_ref());
+    if let Some(v) = &rc.id_min {
+        if *v.get_ref() < 500 {
+            c.at(v.span(), format!("id_min `{}` would reach into system accounts (below 500)", v.get_ref()));
+        }
+    }
+    let secrets_dir = c.local_path(rc.secrets_dir.as_ref().map_or("secrets", |s| s.get_ref()));
+    let _ = cluster_span;
+
+    let ssh = check_ssh(c, &raw.ssh);
+    let circuits = check_circuits(c, &raw.power);
+    let circuit_names: Vec<String> = circuits.iter().map(|x| x.name.clone()).collect();
+    let hosts = check_hosts(c, &raw.hosts, &circuit_names);
+    let groups = check_groups(c, &raw.groups, id_min);
+    let users = check_users(c, &raw.users, &raw.groups, id_min);
+
+    let host_names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+    let user_names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
+    let nfs = raw.nfs.as_ref().map(|n| check_nfs(c, n, &host_names));
+    let slurm = raw
+        .slurm
+        .as_ref()
+        .map(|s| check_slurm(c, s, &hosts, &user_names, &cluster_name));
+    let tailscale = raw.tailscale.as_ref().map(|t| check_tailscale(c, t));
+    let cooling = raw.cooling.as_ref().map(|k| check_cooling(c, k));
+
+    Inventory {
+        path: PathBuf::new(),
+        cluster: Cluster {
+            name: cluster_name,
+            id_min,
+            secrets_dir,
+        },
+        ssh,
+        hosts,
+        groups,
+        users,
+        nfs,
+        slurm,
+        tailscale,
+        circuits,
+        cooling,
+    }
+}
+
+fn check_ssh(c: &mut Checker, s: &RawSsh) -> Ssh {
+    let user = s.user.as_ref().map(|u| c.name("ssh user", u));
+    let config = s.config.as_ref().map(|p| c.local_path(p.get_ref()));
+    if let (Some(cfg), Some(raw)) = (&config, &s.config) {
+        if !cfg.is_file() {
+            c.at(
+                raw.span(),
+                format!("ssh config `{}` does not exist", cfg.display()),
+            );
+        }
+    }
+    let timeout = s.connect_timeout.as_ref().map_or(10, |t| *t.get_ref());
+    if let Some(t) = &s.connect_timeout {
+        if *t.get_ref() == 0 {
+            c.at(t.span(), "connect_timeout `0` would wait forever; give seconds, e.g. 10");
+        }
+    }
+    Ssh {
+        user,
+        port: s.port.as_ref().map(|p| *p.get_ref()),
+        config,
+        identity_file: s.identity_file.as_ref().map(|p| c.local_path(p.get_ref())),
+        become_root: s.become_root.unwrap_or(false),
+        connect_timeout_secs: timeout,
+        strict_host_key_checking: s.strict_host_key_checking.unwrap_or(true),
+    }
+}
+
+fn check_circuits(c: &mut Checker, power: &RawPower) -> Vec<Circuit> {
+    let mut out = Vec::new();
+    for rc in &power.circuits {
+        let r = rc.get_ref();
+        let name = c.name("circuit", &r.name);
+        let volts = *r.volts.get_ref();
+        let amps = *r.amps.get_ref();
+        if !(90..=600).contains(&volts) {
+            c.at(r.volts.span(), format!("circuit `{name}`: volts `{volts}` is not a mains voltage (90..600)"));
+        }
+        if amps == 0 || amps > 400 {
+            c.at(r.amps.span(), format!("circuit `{name}`: amps `{amps}` must be between 1 and 400"));
+        }
+        if let Some(p) = &r.phase {
+            if ![1, 3].contains(p.get_ref()) {
+                c.at(p.span(), format!("circuit `{name}`: phase `{}` must be 1 or 3", p.get_ref()));
+            }
+        }
+        out.push(Circuit {
+            name,
+            volts,
+            amps,
+            phase: r.phase.as_ref().map(|p| *p.get_ref()),
+        });
+    }
+    c.unique(
+        "circuit name",
+        power.circuits.iter().map(|x| (x.get_ref().name.get_ref().clone(), x.get_ref().name.span())),
+    );
+    out
+}
+
+fn check_hosts(c: &mut Checker, raw: &[S<RawHost>], circuits: &[String]) -> Vec<Host> {
+    if raw.is_empty() {
+        c.at(0..0, "no `[[host]]` is declared; an inventory needs at least one host");
+    }
+    let mut hosts = Vec::new();
+    for rh in raw {
+        let h = rh.get_ref();
+        let name = c.name("host", &h.name);
+        let address = h.address.get_ref().clone();
+        if !is_valid_address(&address) {
+            c.at(
+                h.address.span(),
+                format!("host `{name}`: address `{address}` is neither an IP address nor a DNS name"),
+            );
+        }
+        let mut roles = Vec::new();
+        for r in &h.roles {
+            match Role::parse(r.get_ref()) {
+                Some(role) if roles.contains(&role) => {
+                    c.at(r.span(), format!("host `{name}`: role `{}` is listed twice", r.get_ref()))
+                }
+                Some(role) => roles.push(role),
+                None => {
+                    let known: Vec<&str> = Role::ALL.iter().map(|(n, _)| *n).collect();
+                    c.at(
+                        r.span(),
+                        format!("host `{name}`: unknown role `{}` (known: {})", r.get_ref(), known.join(", ")),
+                    )
+                }
+            }
+        }
+        let gpus = h.gpus.as_ref().map(|g| {
+            let g = g.get_ref();
+            let model = g.model.get_ref().clone();
+            if gpu::model_by_key(&model).is_none() {
+                c.at(
+                    g.model.span(),
+                    format!("host `{name}`: unknown GPU model `{model}` (known: {})", gpu::model_keys().join(", ")),
+                );
+            }
+            let count = *g.count.get_ref();
+            if count == 0 || count > 16 {
+                c.at(g.count.span(), format!("host `{name}`: GPU count `{count}` must be between 1 and 16"));
+            }
+            GpuSpec { model, count }
+        });
+        if let Some(cc) = &h.circuit {
+            if !circuits.contains(cc.get_ref()) {
+                c.at(
+                    cc.span(),
+                    format!("host `{name}`: circuit `{}` is not declared in `[[power.circuit]]`", cc.get_ref()),
+                );
+            }
+        }
+        let tailscale = h.tailscale.as_ref().map_or_else(HostTailscale::default, |t| {
+            let t = t.get_ref();
+            let hostname = t.hostname.as_ref().map(|n| c.name("tailscale hostname", n));
+            let tags = t.tags.as_ref().map(|tags| check_tags(c, tags));
+            let mut routes = Vec::new();
+            for r in &t.advertise_routes {
+                if !is_valid_cidr(r.get_ref()) {
+                    c.at(r.span(), format!("host `{name}`: route `{}` is not a CIDR like 192.168.1.0/24", r.get_ref()));
+                }
+                routes.push(r.get_ref().clone());
+            }
+            HostTailscale { hostname, tags, advertise_routes: routes }
+        });
+        hosts.push(Host {
+            name,
+            address,
+            roles,
+            gpus,
+            circuit: h.circuit.as_ref().map(|x| x.get_ref().clone()),
+            base_watts: h.base_watts.as_ref().map(|x| *x.get_ref()),
+            psu_watts: h.psu_watts.as_ref().map(|x| *x.get_ref()),
+            tailscale,
+        });
+    }
+    c.unique("host name", raw.iter().map(|h| (h.get_ref().name.get_ref().clone(), h.get_ref().name.span())));
+    c.unique("host address", raw.iter().map(|h| (h.get_ref().address.get_ref().clone(), h.get_ref().address.span())));
+    hosts
+}
+
+fn check_tags(c: &mut Checker, tags: &[S<String>]) -> Vec<String> {
+    tags.iter()
+        .map(|t| {
+            if !is_valid_tag(t.get_ref()) {
+                c.at(t.span(), format!("tailscale tag `{}` must look like `tag:closet`", t.get_ref()));
+            }
+            t.get_ref().clone()
+        })
+        .collect()
+}
+
+fn check_groups(c: &mut Checker, raw: &[S<RawGroup>], id_min: u32) -> Vec<Group> {
+    let groups = raw
+        .iter()
+        .map(|g| {
+            let g = g.get_ref();
+            let name = c.name("group", &g.name);
+            let gid = c.id(&format!("group `{name}`: gid"), &g.gid, id_min);
+            Group { name, gid }
+        })
+        .collect();
+    c.unique("group name", raw.iter().map(|g| (g.get_ref().name.get_ref().clone(), g.get_ref().name.span())));
+    groups
+}
+
+fn check_users(c: &mut Checker, raw: &[S<RawUser>], raw_groups: &[S<RawGroup>], id_min: u32) -> Vec<User> {
+    let declared: BTreeMap<&str, (u32, Range<usize>)> = raw_groups
+        .iter()
+        .map(|g| (g.get_ref().name.get_ref().as_str(), (*g.get_ref().gid.get_ref(), g.get_ref().gid.span())))
+        .collect();
+    let mut users = Vec::new();
+    // gid -> (owner description, span) for every group id in use, declared or private.
+    let mut gids: Vec<(u32, String, Range<usize>)> = raw_groups
+        .iter()
+        .map(|g| (*g.get_ref().gid.get_ref(), format!("group `{}`", g.get_ref().name.get_ref()), g.get_ref().gid.span()))
+        .collect();
+    for ru in raw {
+        let u = ru.get_ref();
+        let name = c.name("user", &u.name);
+        let uid = c.id(&format!("user `{name}`: uid"), &u.uid, id_min);
+        let (gid, primary_group, private_group) = match &u.gid {
+            Some(g) => {
+                let gid = c.id(&format!("user `{name}`: gid"), g, id_min);
+                match declared.iter().find(|(_, (d, _))| *d == gid) {
+                    Some((group, _)) => (gid, group.to_string(), false),
+                    None => (gid, name.clone(), true),
+                }
+            }
+            None => (uid, name.clone(), true),
+        };
+        if private_group {
+            if let Some((_, span)) = declared.get(name.as_str()) {
+                let other = c.where_(span);
+                c.at(u.name.span(), format!("user `{name}` needs a private group `{name}`, but a `[[group]]` of that name is declared at {other}; set the user's `gid` to that group's gid"));
+            }
+            let span = u.gid.as_ref().map_or(u.uid.span(), |g| g.span());
+            if let Some((_, owner, first)) = gids.iter().find(|(g, _, _)| *g == gid) {
+                let first = c.where_(first);
+                c.at(span.clone(), format!("user `{name}`: private group id `{gid}` is already used by {owner} at {first}"));
+            }
+            gids.push((gid, format!("user `{name}`'s private group"), span));
+        }
+        let mut groups = Vec::new();
+        for g in &u.groups {
+            if !declared.contains_key(g.get_ref().as_str()) {
+                c.at(g.span(), format!("user `{name}`: group `{}` is not declared in `[[group]]`", g.get_ref()));
+            }
+            groups.push(g.get_ref().clone());
+        }
+        let shell = u.shell.as_ref().map_or("/bin/bash".to_string(), |s| c.abs_path(&format!("user `{name}`: shell"), s));
+        let home = u.home.as_ref().map_or(format!("/home/{name}"), |s| c.abs_path(&format!("user `{name}`: home"), s));
+        let comment = u.comment.as_ref().map(|s| {
+            if s.get_ref().contains([':', '\n', '\'']) {
+                c.at(s.span(), format!("user `{name}`: comment `{}` may not contain `:`, quotes or newlines", s.get_ref()));
+            }
+            s.get_ref().clone()
+        });
+        let mut ssh_keys = Vec::new();
+        for k in &u.ssh_keys {
+            if !is_valid_ssh_key(k.get_ref()) {
+                let shown: String = k.get_ref().chars().take(40).collect();
+                c.at(k.span(), format!("user `{name}`: `{shown}` is not an OpenSSH public key (`ssh-ed25519 AAAA... comment`)"));
+            }
+            ssh_keys.push(k.get_ref().clone());
+        }
+        users.push(User { name, uid, gid, primary_group, private_group, groups, shell, home, comment, ssh_keys });
+    }
+    c.unique("user name", raw.iter().map(|u| (u.get_ref().name.get_ref().clone(), u.get_ref().name.span())));
+    c.unique("uid", raw.iter().map(|u| (u.get_ref().uid.get_ref().to_string(), u.get_ref().uid.span())));
+    c.unique("group id", raw_groups.iter().map(|g| (g.get_ref().gid.get_ref().to_string(), g.get_ref().gid.span())));
+    users
+}
+
+fn check_nfs(c: &mut Checker, n: &S<RawNfs>, hosts: &[&str]) -> Nfs {
+    let n = n.get_ref();
+    if !hosts.contains(&n.server.get_ref().as_str()) {
+        c.at(n.server.span(), format!("nfs server `{}` is not a declared host", n.server.get_ref()));
+    }
+    if let Some(net) = &n.network {
+        if !is_valid_cidr(net.get_ref()) {
+            c.at(net.span(), format!("nfs network `{}` is not a CIDR like 10.0.0.0/24", net.get_ref()));
+        }
+    }
+    let exports_raw: Vec<&S<RawExport>> = n.exports.iter().collect();
+    let mut exports = Vec::new();
+    for e in &exports_raw {
+        let e = e.get_ref();
+        let path = c.abs_path("nfs export path", &e.path);
+        if path == "/" {
+            c.at(e.path.span(), "nfs export path `/` would share the whole root file system");
+        }
+        if let Some(o) = &e.options {
+            if !is_safe_option_text(o.get_ref()) {
+                c.at(o.span(), format!("nfs export `{path}`: options `{}` contain characters not allowed in /etc/exports", o.get_ref()));
+            }
+        }
+        for (what, v) in [("owner", &e.owner), ("group", &e.group)] {
+            if let Some(v) = v {
+                c.name(&format!("nfs export `{path}` {what}"), v);
+            }
+        }
+        if let Some(m) = &e.mode {
+            if !is_octal_mode(m.get_ref()) {
+                c.at(m.span(), format!("nfs export `{path}`: mode `{}` is not an octal mode like `0755`", m.get_ref()));
+            }
+        }
+        exports.push(Export {
+            path,
+            read_only: e.read_only,
+            options: e.options.as_ref().map(|o| o.get_ref().clone()),
+            owner: e.owner.as_ref().map(|o| o.get_ref().clone()),
+            group: e.group.as_ref().map(|o| o.get_ref().clone()),
+            mode: e.mode.as_ref().map(|o| o.get_ref().clone()),
+        });
+    }
+    c.unique("nfs export path", exports_raw.iter().map(|e| (e.get_ref().path.get_ref().clone(), e.get_ref().path.span())));
+    if exports.is_empty() {
+        exports.push(Export { path: "/home".into(), read_only: false, options: None, owner: None, group: None, mode: None });
+    }
+    Nfs { server: n.server.get_ref().clone(), network: n.network.as_ref().map(|x| x.get_ref().clone()), exports }
+}
+
+pub fn is_octal_mode(s: &str) -> bool {
+    (3..=4).contains(&s.len()) && s.chars().all(|c| ('0'..='7').contains(&c))
+}
+
+fn check_slurm(c: &mut Checker, s: &S<RawSlurm>, hosts: &[Host], users: &[&str], cluster: &str) -> Slurm {
+    let s = s.get_ref();
+    match hosts.iter().find(|h| &h.name == s.controller.get_ref()) {
+        None => c.at(s.controller.span(), format!("slurm controller `{}` is not a declared host", s.controller.get_ref())),
+        Some(h) if !h.has_role(Role::Controller) => c.at(
+            s.controller.span(),
+            format!("slurm controller `{}` does not have the `controller` role", s.controller.get_ref()),
+        ),
+        Some(_) => {}
+    }
+    let cluster_name = s.cluster_name.as_ref().map_or(cluster.to_string(), |n| c.name("slurm cluster", n));
+    let fair_share = match s.fair_share.as_ref().map(|f| f.get_ref()) {
+        None | Some(RawFairShare::Enabled(true)) => FairShare::defaults(true),
+        Some(RawFairShare::Enabled(false)) => FairShare::defaults(false),
+        Some(RawFairShare::Settings(x)) => {
+            let d = FairShare::defaults(x.enabled.unwrap_or(true));
+            FairShare {
+                enabled: d.enabled,
+                weight_fairshare: x.weight_fairshare.unwrap_or(d.weight_fairshare),
+                weight_age: x.weight_age.unwrap_or(d.weight_age),
+                weight_job_size: x.weight_job_size.unwrap_or(d.weight_job_size),
+                decay_half_life: x.decay_half_life.clone().unwrap_or(d.decay_half_life),
+            }
+        }
+    };
+    let mut partitions = Vec::new();
+    for p in &s.partitions {
+        let p = p.get_ref();
+        let name = c.name("partition", &p.name);
+        let nodes = p.nodes.as_ref().map(|nodes| {
+            nodes
+                .iter()
+                .map(|n| {
+                    match hosts.iter().find(|h| &h.name == n.get_ref()) {
+                        None => c.at(n.span(), format!("partition `{name}`: node `{}` is not a declared host", n.get_ref())),
+                        Some(h) if !h.has_role(Role::Compute) => c.at(n.span(), format!("partition `{name}`: host `{}` does not have the `compute` role", n.get_ref())),
+                        Some(_) => {}
+                    }
+                    n.get_ref().clone()
+                })
+                .collect()
+        });
+        let options = check_options(c, &format!("partition `{name}`"), &p.options);
+        if let Some(t) = &p.max_time {
+            if !is_safe_option_text(t.get_ref()) {
+                c.at(t.span(), format!("partition `{name}`: max_time `{}` is not a Slurm time like `7-00:00:00` or `UNLIMITED`", t.get_ref()));
+            }
+        }
+        partitions.push(Partition { name, nodes, default: p.default, max_time: p.max_time.as_ref().map(|t| t.get_ref().clone()), options });
+    }
+    c.unique("partition name", s.partitions.iter().map(|p| (p.get_ref().name.get_ref().clone(), p.get_ref().name.span())));
+    let defaults: Vec<_> = s.partitions.iter().filter(|p| p.get_ref().default).collect();
+    if defaults.len() > 1 {
+        c.at(defaults[1].span(), "more than one partition has `default = true`");
+    }
+    let mut accounts = Vec::new();
+    for a in &s.accounts {
+        let a = a.get_ref();
+        let name = c.name("account", &a.name);
+        for u in &a.users {
+            if !users.contains(&u.get_ref().as_str()) {
+                c.at(u.span(), format!("account `{name}`: user `{}` is not a declared user", u.get_ref()));
+            }
+        }
+        accounts.push(Account { name, fairshare: a.fairshare.as_ref().map(|f| *f.get_ref()), users: a.users.iter().map(|u| u.get_ref().clone()).collect() });
+    }
+    c.unique("account name", s.accounts.iter().map(|a| (a.get_ref().name.get_ref().clone(), a.get_ref().name.span())));
+    let options = check_options(c, "slurm", &s.options);
+    Slurm { controller: s.controller.get_ref().clone(), cluster_name, fair_share, partitions, accounts, options }
+}
+
+fn check_options(c: &mut Checker, what: &str, options: &BTreeMap<String, S<String>>) -> BTreeMap<String, String> {
+    options
+        .iter()
+        .map(|(k, v)| {
+            if !k.chars().all(|ch| ch.is_ascii_alphanumeric()) {
+                c.at(v.span(), format!("{what}: option name `{k}` must be a Slurm key like `MaxNodes`"));
+            }
+            if !is_safe_option_text(v.get_ref()) {
+                c.at(v.span(), format!("{what}: option `{k}` value `{}` contains characters not allowed in slurm.conf", v.get_ref()));
+            }
+            (k.clone(), v.get_ref().clone())
+        })
+        .collect()
+}
+
+impl FairShare {
+    /// Defaults that favour fair share over age and size, with a one-week half-life.
+    pub fn defaults(enabled: bool) -> FairShare {
+        FairShare {
+            enabled,
+            weight_fairshare: 10000,
+            weight_age: 1000,
+            weight_job_size: 500,
+            decay_half_life: "7-0".into(),
+        }
+    }
+}
+
+fn check_tailscale(c: &mut Checker, t: &S<RawTailscale>) -> Tailscale {
+    let t = t.get_ref();
+    let tags = check_tags(c, &t.tags);
+    for (k, v) in [("auth_key_env", &t.auth_key_env), ("api_key_env", &t.api_key_env)] {
+        if let Some(v) = v {
+            if !v.get_ref().chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_') {
+                c.at(v.span(), format!("tailscale {k} `{}` is not an environment variable name", v.get_ref()));
+            }
+        }
+    }
+    let mut groups = BTreeMap::new();
+    for (name, members) in &t.groups {
+        if !is_valid_name(name) {
+            let span = members.first().map_or(0..0, |m| m.span());
+            c.at(span, format!("tailscale group `{name}` does not match `{NAME_PATTERN}`"));
+        }
+        for m in members {
+            if !m.get_ref().contains('@') || m.get_ref().contains(char::is_whitespace) {
+                c.at(m.span(), format!("tailscale group `{name}`: member `{}` is not a login like `alice@example.edu`", m.get_ref()));
+            }
+        }
+        groups.insert(name.clone(), members.iter().map(|m| m.get_ref().clone()).collect());
+    }
+    for (k, v) in [("admin_group", &t.admin_group), ("researcher_group", &t.researcher_group)] {
+        if let Some(v) = v {
+            if !t.groups.contains_key(v.get_ref()) {
+                c.at(v.span(), format!("tailscale {k} `{}` is not declared in `[tailscale.groups]`", v.get_ref()));
+            }
+        }
+    }
+    let api_url = t.api_url.as_ref().map_or("https://api.tailscale.com".to_string(), |u| {
+        if !(u.get_ref().starts_with("https://") || u.get_ref().starts_with("http://")) {
+            c.at(u.span(), format!("tailscale api_url `{}` must start with https://", u.get_ref()));
+        }
+        u.get_ref().trim_end_matches('/').to_string()
+    });
+    Tailscale {
+        auth_key_file: t.auth_key_file.as_ref().map(|p| c.local_path(p.get_ref())),
+        auth_key_env: t.auth_key_env.as_ref().map(|v| v.get_ref().clone()),
+        tags,
+        ssh: t.ssh,
+        accept_routes: t.accept_routes,
+        api_key_file: t.api_key_file.as_ref().map(|p| c.local_path(p.get_ref())),
+        api_key_env: t.api_key_env.as_ref().map(|v| v.get_ref().clone()),
+        api_url,
+        tailnet: t.tailnet.as_ref().map_or("-".into(), |v| v.get_ref().clone()),
+        admin_group: t.admin_group.as_ref().map(|v| v.get_ref().clone()),
+        researcher_group: t.researcher_group.as_ref().map(|v| v.get_ref().clone()),
+        groups,
+    }
+}
+
+fn check_cooling(c: &mut Checker, k: &S<RawCooling>) -> Cooling {
+    let span = k.span();
+    let k = k.get_ref();
+    let btu = match (&k.capacity_btu_per_hour, &k.capacity_tons) {
+        (Some(b), None) => *b.get_ref(),
+        (None, Some(t)) => *t.get_ref() * 12000.0,
+        (Some(b), Some(_)) => {
+            c.at(b.span(), "give the cooling capacity once: `capacity_btu_per_hour` or `capacity_tons`, not both");
+            *b.get_ref()
+        }
+        (None, None) => {
+            c.at(span, "`[cooling]` needs `capacity_btu_per_hour` or `capacity_tons`");
+            0.0
+        }
+    };
+    if let Some(v) = k.capacity_btu_per_hour.as_ref().or(k.capacity_tons.as_ref()) {
+        if !(*v.get_ref() > 0.0) {
+            c.at(v.span(), format!("cooling capacity `{}` must be positive", v.get_ref()));
+        }
+    }
+    Cooling { capacity_btu_per_hour: btu }
+}

@@ -1,0 +1,180 @@
+//! The plan: per host, per step, what must change, computed from the desired state and
+//! the facts with no I/O.
+//!
+//! `plan(inputs, facts, hosts)` is the pure core. A host that did not answer, or whose
+//! accounts conflict with the inventory, is marked so; apply only runs hosts whose
+//! status is `ready`. The JSON form of [`Plan`] is the documented `--json` schema
+//! (see `docs/plan-json.md`); operations and secret content are never serialized.
+
+pub mod render;
+
+use crate::desired::{self, HandlerAction, Inputs};
+use crate::facts::ClusterFacts;
+use crate::modules;
+use crate::ops::Op;
+use crate::resource::{Change, ResourceKind};
+use serde::Serialize;
+
+/// Version of the `--json` schema.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub schema_version: u32,
+    pub cluster: String,
+    pub hosts: Vec<HostPlan>,
+    /// Cluster-wide findings shown above the hosts (preflight checks, GPU mismatches).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostStatus {
+    /// Facts gathered; apply may run the steps.
+    Ready,
+    /// No facts: the host did not answer or the probe failed.
+    Unreachable,
+    /// Live accounts contradict the inventory; apply refuses this host.
+    Conflict,
+    /// Another apply holds this host's lock.
+    Locked,
+    /// The desired state could not be computed (a template or secret problem).
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostPlan {
+    pub host: String,
+    pub status: HostStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub conflicts: Vec<String>,
+    pub unmanaged: Vec<String>,
+    pub warnings: Vec<String>,
+    pub steps: Vec<StepPlan>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepPlan {
+    pub name: String,
+    pub changes: Vec<Change>,
+    pub handlers: Vec<HandlerRun>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HandlerRun {
+    pub name: String,
+    /// `restart munge.service`, `reload ...`, `run scontrol reconfigure`.
+    pub action: String,
+    /// The changed resources that fire it.
+    pub because: Vec<String>,
+    #[serde(skip)]
+    pub op: Op,
+}
+
+impl StepPlan {
+    /// Every op of the step in order, packages merged into one install, handlers last.
+    pub fn ops(&self) -> Vec<Op> {
+        let packages: Vec<String> = self
+            .changes
+            .iter()
+            .flat_map(|c| &c.ops)
+            .filter_map(|op| match op {
+                Op::InstallPackages(p) => Some(p.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let mut ops = Vec::new();
+        if !packages.is_empty() {
+            ops.push(Op::InstallPackages(packages));
+        }
+        ops.extend(self.changes.iter().flat_map(|c| &c.ops).filter(|op| !matches!(op, Op::InstallPackages(_))).cloned());
+        ops.extend(self.handlers.iter().map(|h| h.op.clone()));
+        ops
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.handlers.is_empty()
+    }
+}
+
+impl HostPlan {
+    pub fn change_count(&self) -> usize {
+        self.steps.iter().map(|s| s.changes.len()).sum()
+    }
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.hosts.iter().any(|h| h.change_count() > 0)
+    }
+
+    /// Whether anything stands in the way of a clean apply.
+    pub fn has_blockers(&self) -> bool {
+        self.hosts.iter().any(|h| h.status != HostStatus::Ready)
+    }
+}
+
+/// Plan every host in `hosts` (all inventory hosts when empty).
+pub fn plan(inputs: &Inputs, facts: &ClusterFacts, hosts: &[String]) -> Plan {
+    let inventory = inputs.inventory;
+    let selected = inventory.hosts.iter().filter(|h| hosts.is_empty() || hosts.contains(&h.name));
+    let host_plans = selected
+        .map(|host| {
+            let mut hp = HostPlan {
+                host: host.name.clone(),
+                status: HostStatus::Ready,
+                error: None,
+                conflicts: Vec::new(),
+                unmanaged: Vec::new(),
+                warnings: Vec::new(),
+                steps: Vec::new(),
+            };
+            let Some(host_facts) = facts.host(&host.name) else {
+                hp.status = HostStatus::Unreachable;
+                hp.error = Some(facts.unreachable.get(&host.name).cloned().unwrap_or_else(|| "no facts".into()));
+                return hp;
+            };
+            hp.conflicts = modules::conflicts(inventory, host_facts);
+            hp.unmanaged = modules::unmanaged(inventory, host_facts);
+            match desired::host_steps(inputs, host, facts) {
+                Ok(steps) => hp.steps = steps.iter().map(|s| plan_step(s, host_facts)).filter(|s| !s.is_empty()).collect(),
+                Err(e) => {
+                    hp.status = HostStatus::Error;
+                    hp.error = Some(e.to_string());
+                }
+            }
+            if let Some(holder) = &host_facts.lock_holder {
+                hp.status = HostStatus::Locked;
+                hp.error = Some(format!("another apply holds the lock: {holder}"));
+            } else if !hp.conflicts.is_empty() && hp.status == HostStatus::Ready {
+                hp.status = HostStatus::Conflict;
+            }
+            hp
+        })
+        .collect();
+    Plan { schema_version: SCHEMA_VERSION, cluster: inventory.cluster.name.clone(), hosts: host_plans, warnings: Vec::new() }
+}
+
+fn plan_step(step: &desired::DesiredStep, facts: &crate::facts::HostFacts) -> StepPlan {
+    let changes: Vec<Change> = step.resources.iter().filter_map(|r| r.diff(facts)).collect();
+    let handlers = step
+        .handlers
+        .iter()
+        .filter_map(|h| {
+            let because: Vec<&Change> = changes.iter().filter(|c| h.watch.contains(&c.name)).collect();
+            if because.is_empty() {
+                return None;
+            }
+            let restore: Vec<String> = because.iter().filter(|c| c.kind == ResourceKind::File).map(|c| c.name.clone()).collect();
+            let (action, op) = match &h.action {
+                HandlerAction::Restart(u) => (format!("restart {u}"), Op::Restart { unit: u.clone(), restore }),
+                HandlerAction::Reload(u) => (format!("reload {u}"), Op::Reload(u.clone())),
+                HandlerAction::Command(c) => (format!("run `{c}`"), Op::Command(c.clone())),
+            };
+            Some(HandlerRun { name: h.name.clone(), action, because: because.iter().map(|c| c.resource()).collect(), op })
+        })
+        .collect();
+    StepPlan { name: step.name.clone(), changes, handlers }
+}

@@ -1,0 +1,146 @@
+//! Plan output: the human text (readable without colour) and the JSON document.
+
+use super::{HostStatus, Plan};
+use crate::resource::Action;
+use std::fmt::Write;
+
+/// Colours for a terminal; [`Style::plain`] for pipes, tests and `NO_COLOR`.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    pub fn plain() -> Style {
+        Style { color: false }
+    }
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
+    }
+    pub fn green(&self, s: &str) -> String {
+        self.paint("32", s)
+    }
+    pub fn yellow(&self, s: &str) -> String {
+        self.paint("33", s)
+    }
+    pub fn red(&self, s: &str) -> String {
+        self.paint("31", s)
+    }
+    pub fn bold(&self, s: &str) -> String {
+        self.paint("1", s)
+    }
+}
+
+/// The plan as text, per host, per step, per resource.
+pub fn text(plan: &Plan, style: Style) -> String {
+    let mut out = String::new();
+    for w in &plan.warnings {
+        let _ = writeln!(out, "{} {w}", style.yellow("warning:"));
+    }
+    if !plan.warnings.is_empty() {
+        out.push('\n');
+    }
+    for host in &plan.hosts {
+        let _ = writeln!(out, "{}", style.bold(&format!("host {}", host.host)));
+        match host.status {
+            HostStatus::Unreachable => {
+                let _ = writeln!(out, "  {} unreachable: {}", style.red("!"), host.error.as_deref().unwrap_or(""));
+            }
+            HostStatus::Error | HostStatus::Locked => {
+                let _ = writeln!(out, "  {} {}", style.red("!"), host.error.as_deref().unwrap_or(""));
+            }
+            _ => {}
+        }
+        for c in &host.conflicts {
+            let _ = writeln!(out, "  {} conflict: {c}", style.red("!"));
+        }
+        if host.status == HostStatus::Conflict {
+            let _ = writeln!(out, "  {} apply will not change this host until the conflicts are resolved", style.red("!"));
+        }
+        for w in &host.warnings {
+            let _ = writeln!(out, "  {} {w}", style.yellow("warning:"));
+        }
+        for u in &host.unmanaged {
+            let _ = writeln!(out, "  ? {u}");
+        }
+        for step in &host.steps {
+            let _ = writeln!(out, "  step {}", step.name);
+            for c in &step.changes {
+                let symbol = c.action.symbol().to_string();
+                let symbol = match c.action {
+                    Action::Create => style.green(&symbol),
+                    Action::Update => style.yellow(&symbol),
+                };
+                let mut line = format!("    {symbol} {}", c.resource());
+                if !c.details.is_empty() {
+                    let _ = write!(line, ": {}", c.details.join(", "));
+                }
+                if let Some(s) = &c.secret {
+                    let state = if s.matches { "matches" } else { "differs" };
+                    let current = s.current.as_deref().unwrap_or("absent");
+                    let _ = write!(line, " [secret {}: {} {state}; host has {current}]", s.name, s.desired);
+                }
+                if let Some(d) = &c.disruption {
+                    let _ = write!(line, " (disruption: {d})");
+                }
+                let _ = writeln!(out, "{line}");
+                if let Some(diff) = &c.diff {
+                    for l in diff.lines() {
+                        let l = if l.starts_with('+') && !l.starts_with("+++") {
+                            style.green(l)
+                        } else if l.starts_with('-') && !l.starts_with("---") {
+                            style.red(l)
+                        } else {
+                            l.to_string()
+                        };
+                        let _ = writeln!(out, "        {l}");
+                    }
+                }
+            }
+            for h in &step.handlers {
+                let _ = writeln!(out, "    {} handler {}: {} (because {})", style.yellow("*"), h.name, h.action, h.because.join(", "));
+            }
+        }
+        if host.status == HostStatus::Ready && host.steps.is_empty() {
+            let _ = writeln!(out, "  no changes");
+        }
+    }
+    out.push('\n');
+    out.push_str(&summary(plan));
+    out.push('\n');
+    out
+}
+
+/// One line: counts of creates and updates, and hosts that cannot be applied.
+pub fn summary(plan: &Plan) -> String {
+    let changes = plan.hosts.iter().flat_map(|h| &h.steps).flat_map(|s| &s.changes);
+    let (mut create, mut update) = (0, 0);
+    for c in changes {
+        match c.action {
+            Action::Create => create += 1,
+            Action::Update => update += 1,
+        }
+    }
+    let changed_hosts = plan.hosts.iter().filter(|h| h.change_count() > 0).count();
+    let mut s = if create + update == 0 {
+        "Plan: no changes.".to_string()
+    } else {
+        format!("Plan: {create} to create, {update} to change on {changed_hosts} of {} hosts.", plan.hosts.len())
+    };
+    for (status, what) in [
+        (HostStatus::Unreachable, "unreachable"),
+        (HostStatus::Conflict, "with conflicts"),
+        (HostStatus::Locked, "locked by another apply"),
+        (HostStatus::Error, "with errors"),
+    ] {
+        let names: Vec<&str> = plan.hosts.iter().filter(|h| h.status == status).map(|h| h.host.as_str()).collect();
+        if !names.is_empty() {
+            let _ = write!(s, " {} {what}: {}.", if names.len() == 1 { "Host" } else { "Hosts" }, names.join(", "));
+        }
+    }
+    s
+}
+
+pub fn json(plan: &Plan) -> String {
+    serde_json::to_string_pretty(plan).expect("a plan always serializes")
+}

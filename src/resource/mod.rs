@@ -1,0 +1,193 @@
+//! Resources: the desired state of one thing on one host, and the change that gets a
+//! host from its facts to that state.
+//!
+//! Each kind lives in its own file with one pure `diff(desired, facts) -> Option<Change>`;
+//! a change carries what the plan shows (details, a unified diff, a secret's fingerprint)
+//! and the [`Op`]s apply runs. Nothing here does I/O.
+
+mod directory;
+mod file;
+mod group;
+mod package;
+mod service;
+mod user;
+
+pub use directory::Directory;
+pub use file::{fingerprint, File};
+pub use service::Service;
+pub use user::UserAccount;
+
+use crate::facts::probe::ProbeRequest;
+use crate::facts::HostFacts;
+use crate::ops::Op;
+use serde::Serialize;
+
+/// One thing closetctl manages on a host.
+#[derive(Debug, Clone)]
+pub enum Resource {
+    Package(String),
+    Group { name: String, gid: u32 },
+    User(UserAccount),
+    Directory(Directory),
+    File(File),
+    Service(Service),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResourceKind {
+    Package,
+    Group,
+    User,
+    Directory,
+    File,
+    Service,
+}
+
+impl ResourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Package => "package",
+            ResourceKind::Group => "group",
+            ResourceKind::User => "user",
+            ResourceKind::Directory => "directory",
+            ResourceKind::File => "file",
+            ResourceKind::Service => "service",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Create,
+    Update,
+}
+
+impl Action {
+    pub fn symbol(self) -> char {
+        match self {
+            Action::Create => '+',
+            Action::Update => '~',
+        }
+    }
+}
+
+/// A secret shown as fingerprints only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretState {
+    pub name: String,
+    /// `sha256:` and the first 16 hex digits of the desired content.
+    pub desired: String,
+    /// The same for what the host has, when it has the file.
+    pub current: Option<String>,
+    pub matches: bool,
+}
+
+/// What must change for one resource.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub kind: ResourceKind,
+    /// Package, group or user name, path, or unit.
+    pub name: String,
+    pub action: Action,
+    /// Short human lines: `mode 0644 -> 0600`, `enable`, `start`.
+    pub details: Vec<String>,
+    /// Unified diff of a text file's content.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretState>,
+    /// How the change disturbs running work: `none`, `reconfigure`, `restart`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disruption: Option<String>,
+    /// What apply runs; never serialized (file content may be secret).
+    #[serde(skip)]
+    pub ops: Vec<Op>,
+}
+
+impl Change {
+    pub fn new(kind: ResourceKind, name: impl Into<String>, action: Action) -> Change {
+        Change { kind, name: name.into(), action, details: Vec::new(), diff: None, secret: None, disruption: None, ops: Vec::new() }
+    }
+
+    /// `file /etc/slurm/slurm.conf`
+    pub fn resource(&self) -> String {
+        format!("{} {}", self.kind.as_str(), self.name)
+    }
+}
+
+impl Resource {
+    pub fn kind(&self) -> ResourceKind {
+        match self {
+            Resource::Package(_) => ResourceKind::Package,
+            Resource::Group { .. } => ResourceKind::Group,
+            Resource::User(_) => ResourceKind::User,
+            Resource::Directory(_) => ResourceKind::Directory,
+            Resource::File(_) => ResourceKind::File,
+            Resource::Service(_) => ResourceKind::Service,
+        }
+    }
+
+    /// Apply order inside a step: packages bring system users that files are owned by.
+    pub fn order(&self) -> u8 {
+        match self {
+            Resource::Package(_) => 0,
+            Resource::Group { .. } => 1,
+            Resource::User(_) => 2,
+            Resource::Directory(_) => 3,
+            Resource::File(_) => 4,
+            Resource::Service(_) => 5,
+        }
+    }
+
+    /// Tell the probe what this resource needs to know.
+    pub fn probe(&self, req: &mut ProbeRequest) {
+        match self {
+            Resource::Package(p) => {
+                req.packages.insert(p.clone());
+            }
+            Resource::Group { .. } | Resource::User(_) => {}
+            Resource::Directory(d) => {
+                req.files.insert(d.path.clone());
+            }
+            Resource::File(f) => {
+                req.files.insert(f.path.clone());
+                if f.secret.is_some() {
+                    req.secret_files.insert(f.path.clone());
+                }
+            }
+            Resource::Service(s) => {
+                req.units.insert(s.unit.clone());
+            }
+        }
+    }
+
+    pub fn diff(&self, facts: &HostFacts) -> Option<Change> {
+        match self {
+            Resource::Package(name) => package::diff(name, facts),
+            Resource::Group { name, gid } => group::diff(name, *gid, facts),
+            Resource::User(u) => u.diff(facts),
+            Resource::Directory(d) => d.diff(facts),
+            Resource::File(f) => f.diff(facts),
+            Resource::Service(s) => s.diff(facts),
+        }
+    }
+}
+
+/// `0644`-style text for a mode.
+pub fn mode_text(mode: u32) -> String {
+    format!("{mode:04o}")
+}
+
+/// Detail lines for owner, group and mode differences.
+pub fn attribute_details(owner: &str, group: &str, mode: u32, current: &crate::facts::FileState) -> Vec<String> {
+    let mut d = Vec::new();
+    if current.owner != owner || current.group != group {
+        d.push(format!("owner {}:{} -> {owner}:{group}", current.owner, current.group));
+    }
+    if current.mode != mode {
+        d.push(format!("mode {} -> {}", mode_text(current.mode), mode_text(mode)));
+    }
+    d
+}

@@ -1,0 +1,456 @@
+//! A fake host in memory: it answers the real probe script and carries out the real
+//! apply scripts by interpreting their `cc_op` lines, so the engine, the plan and
+//! idempotence are tested without a network. It counts every remote execution.
+//!
+//! It models what matters to closetctl: accounts, packages (with the units, system
+//! users and files a package brings, as Debian's would), files, directories, units, the
+//! apply lock, and failures on demand (an unreachable host, a unit that will not start
+//! with a given file content).
+
+use super::{Connector, RemoteOutput, Transport, TransportError};
+use crate::facts::probe::MARKER;
+use crate::facts::{CpuTopology, FileKind, GroupEntry, Gpu, OsRelease, PackageState, PasswdEntry, UnitState};
+use crate::inventory::Host;
+use base64::Engine as _;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone)]
+pub struct FakeFile {
+    pub kind: FileKind,
+    pub mode: u32,
+    pub owner: String,
+    pub group: String,
+    pub content: Vec<u8>,
+}
+
+/// What installing a package does on the fake host.
+#[derive(Debug, Clone, Default)]
+pub struct PackageEffect {
+    pub units: Vec<String>,
+    pub system_users: Vec<(String, u32)>,
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeState {
+    pub reachable: bool,
+    pub os: OsRelease,
+    pub hostname: String,
+    pub users: BTreeMap<String, PasswdEntry>,
+    pub groups: BTreeMap<String, GroupEntry>,
+    /// Packages installed, with version.
+    pub installed: BTreeMap<String, String>,
+    /// Packages the fake apt "repository" offers.
+    pub available: BTreeMap<String, PackageEffect>,
+    pub units: BTreeMap<String, UnitState>,
+    pub files: BTreeMap<String, FakeFile>,
+    pub cpu: CpuTopology,
+    pub memory_mib: u64,
+    pub gpus: Vec<Gpu>,
+    pub epoch: f64,
+    /// A unit that fails to (re)start while `path` contains `needle`.
+    pub broken_unit: Option<(String, String, String)>,
+    /// Descriptions of every op carried out, in order.
+    pub journal: Vec<String>,
+    next_pid: u32,
+}
+
+impl FakeState {
+    /// A fresh Debian 12 host: root and a few system accounts, nothing of closetctl's.
+    pub fn debian(hostname: &str) -> FakeState {
+        let mut s = FakeState {
+            reachable: true,
+            os: OsRelease { id: "debian".into(), version_id: "12".into(), pretty_name: "Debian GNU/Linux 12 (bookworm)".into() },
+            hostname: hostname.into(),
+            users: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            installed: BTreeMap::new(),
+            available: BTreeMap::new(),
+            units: BTreeMap::new(),
+            files: BTreeMap::new(),
+            cpu: CpuTopology { cpus: 16, sockets: 1, cores_per_socket: 8, threads_per_core: 2 },
+            memory_mib: 64000,
+            gpus: Vec::new(),
+            epoch: 1_800_000_000.0,
+            broken_unit: None,
+            journal: Vec::new(),
+            next_pid: 1000,
+        };
+        for (name, id) in [("root", 0), ("daemon", 1), ("sshd", 100), ("nobody", 65534)] {
+            s.users.insert(name.into(), PasswdEntry { uid: id, gid: id, gecos: String::new(), home: "/".into(), shell: "/usr/sbin/nologin".into() });
+            s.groups.insert(name.into(), GroupEntry { gid: id, members: Vec::new() });
+        }
+        for dir in ["/", "/etc", "/home", "/var", "/var/lib"] {
+            s.files.insert(dir.into(), FakeFile { kind: FileKind::Directory, mode: 0o755, owner: "root".into(), group: "root".into(), content: Vec::new() });
+        }
+        s.available.insert("munge".into(), PackageEffect {
+            units: vec!["munge.service".into()],
+            system_users: vec![("munge".into(), 104)],
+            files: vec![("/etc/munge/munge.key".into(), b"debian-postinst-random-key".to_vec())],
+        });
+        for p in ["slurmctld", "slurmd"] {
+            s.available.insert(p.into(), PackageEffect { units: vec![format!("{p}.service")], system_users: vec![("slurm".into(), 64030)], files: vec![] });
+        }
+        for p in ["slurm-client", "dbus", "nfs-common", "nfs-kernel-server", "sudo"] {
+            s.available.insert(p.into(), PackageEffect::default());
+        }
+        s
+    }
+
+    fn add_system_user(&mut self, name: &str, id: u32) {
+        if !self.users.contains_key(name) {
+            self.users.insert(name.into(), PasswdEntry { uid: id, gid: id, gecos: String::new(), home: "/nonexistent".into(), shell: "/usr/sbin/nologin".into() });
+            self.groups.insert(name.into(), GroupEntry { gid: id, members: Vec::new() });
+        }
+    }
+}
+
+/// One fake host: its state behind a lock and a count of remote executions.
+#[derive(Debug)]
+pub struct FakeHost {
+    pub state: Mutex<FakeState>,
+    runs: AtomicUsize,
+    pub scripts: Mutex<Vec<String>>,
+}
+
+impl FakeHost {
+    pub fn new(state: FakeState) -> Arc<FakeHost> {
+        Arc::new(FakeHost { state: Mutex::new(state), runs: AtomicUsize::new(0), scripts: Mutex::new(Vec::new()) })
+    }
+
+    /// How many scripts ran on this host.
+    pub fn runs(&self) -> usize {
+        self.runs.load(Ordering::SeqCst)
+    }
+
+    pub fn with<R>(&self, f: impl FnOnce(&mut FakeState) -> R) -> R {
+        f(&mut self.state.lock().unwrap())
+    }
+}
+
+/// Fake hosts by inventory name.
+#[derive(Debug, Clone, Default)]
+pub struct FakeCluster {
+    pub hosts: BTreeMap<String, Arc<FakeHost>>,
+}
+
+impl FakeCluster {
+    pub fn debian(names: &[&str]) -> FakeCluster {
+        FakeCluster { hosts: names.iter().map(|n| (n.to_string(), FakeHost::new(FakeState::debian(n)))).collect() }
+    }
+
+    pub fn host(&self, name: &str) -> &Arc<FakeHost> {
+        &self.hosts[name]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeConn(pub Arc<FakeHost>, String);
+
+impl Connector for FakeCluster {
+    type Conn = FakeConn;
+
+    async fn connect(&self, host: &Host) -> Result<FakeConn, TransportError> {
+        match self.hosts.get(&host.name) {
+            Some(h) if h.with(|s| s.reachable) => Ok(FakeConn(h.clone(), host.name.clone())),
+            _ => Err(TransportError::Connect { host: host.name.clone(), message: "ssh: connect to host: Connection timed out".into() }),
+        }
+    }
+}
+
+impl Transport for FakeConn {
+    async fn run(&self, script: String) -> Result<RemoteOutput, TransportError> {
+        let host = &self.0;
+        host.runs.fetch_add(1, Ordering::SeqCst);
+        host.scripts.lock().unwrap().push(script.clone());
+        let mut state = host.state.lock().unwrap();
+        if !state.reachable {
+            return Err(TransportError::Run { host: self.1.clone(), message: "Broken pipe".into() });
+        }
+        if script.starts_with("# closetctl fact probe") {
+            Ok(probe(&mut state, &script))
+        } else {
+            Ok(apply(&mut state, &script))
+        }
+    }
+}
+
+fn var(script: &str, name: &str) -> Vec<String> {
+    script
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .and_then(shlex::split)
+        .and_then(|w| w.into_iter().next())
+        .map(|v| v.split_whitespace().map(String::from).collect())
+        .unwrap_or_default()
+}
+
+fn probe(s: &mut FakeState, script: &str) -> RemoteOutput {
+    let mut o = String::new();
+    let sec = |o: &mut String, name: &str| {
+        let _ = writeln!(o, "{MARKER} {name}");
+    };
+    sec(&mut o, "os");
+    let _ = writeln!(o, "ID={}\nVERSION_ID=\"{}\"\nPRETTY_NAME=\"{}\"", s.os.id, s.os.version_id, s.os.pretty_name);
+    sec(&mut o, "hostname");
+    let _ = writeln!(o, "{}", s.hostname);
+    sec(&mut o, "passwd");
+    for (n, u) in &s.users {
+        let _ = writeln!(o, "{n}:x:{}:{}:{}:{}:{}", u.uid, u.gid, u.gecos, u.home, u.shell);
+    }
+    sec(&mut o, "group");
+    for (n, g) in &s.groups {
+        let _ = writeln!(o, "{n}:x:{}:{}", g.gid, g.members.join(","));
+    }
+    sec(&mut o, "packages");
+    for p in var(script, "PACKAGES") {
+        if let Some(v) = s.installed.get(&p) {
+            let _ = writeln!(o, "{p}\tii \t{v}");
+        }
+    }
+    sec(&mut o, "units");
+    let units: Vec<String> = var(script, "UNITS")
+        .into_iter()
+        .map(|u| match s.units.get(&u) {
+            Some(st) => format!("Id={u}\nLoadState=loaded\nActiveState={}\nUnitFileState={}\nMainPID={}\n", st.active, st.enabled, st.main_pid),
+            None => format!("Id={u}\nLoadState=not-found\nActiveState=inactive\nUnitFileState=\nMainPID=0\n"),
+        })
+        .collect();
+    o.push_str(&units.join("\n"));
+    sec(&mut o, "stat");
+    let secrets = var(script, "SECRETS");
+    let (mut small, mut hashed) = (Vec::new(), Vec::new());
+    for p in var(script, "FILES") {
+        if let Some(f) = s.files.get(&p) {
+            let kind = match f.kind {
+                FileKind::File if f.content.is_empty() => "regular empty file",
+                FileKind::File => "regular file",
+                FileKind::Directory => "directory",
+                FileKind::Symlink => "symbolic link",
+                FileKind::Other => "socket",
+            };
+            let size = if f.kind == FileKind::File { f.content.len() } else { 4096 };
+            let _ = writeln!(o, "{p}|{kind}|{:o}|{}|{}|{size}", f.mode, f.owner, f.group);
+            if f.kind == FileKind::File {
+                if secrets.contains(&p) || f.content.len() > 65536 { hashed.push(p) } else { small.push(p) }
+            }
+        }
+    }
+    let _ = writeln!(o, "{MARKER} content {}", small.join(" "));
+    let blob: Vec<u8> = small.iter().flat_map(|p| s.files[p].content.clone()).collect();
+    let _ = writeln!(o, "{}", base64::engine::general_purpose::STANDARD.encode(blob));
+    sec(&mut o, "sha256");
+    for p in hashed {
+        use sha2::Digest;
+        let _ = writeln!(o, "{:x}  {p}", sha2::Sha256::digest(&s.files[&p].content));
+    }
+    sec(&mut o, "cpu");
+    let cores = s.cpu.sockets * s.cpu.cores_per_socket;
+    for cpu in 0..s.cpu.cpus {
+        let core = cpu % cores.max(1);
+        let _ = writeln!(o, "processor\t: {cpu}\nphysical id\t: {}\ncore id\t\t: {}", core / s.cpu.cores_per_socket.max(1), core % s.cpu.cores_per_socket.max(1));
+    }
+    sec(&mut o, "memory");
+    let _ = writeln!(o, "MemTotal:       {} kB", s.memory_mib * 1024);
+    sec(&mut o, "gpus");
+    for g in &s.gpus {
+        let num = |v: Option<f64>| v.map_or("[N/A]".to_string(), |v| format!("{v:.2}"));
+        let _ = writeln!(o, "{}, {}, {}, {}, {}", g.index, g.name, g.memory_mib.unwrap_or(0), num(g.power_limit_watts), num(g.power_draw_watts));
+    }
+    sec(&mut o, "time");
+    let _ = writeln!(o, "{:.6}\nyes", s.epoch);
+    sec(&mut o, "ssh");
+    let _ = writeln!(o, "192.0.2.1 50000 192.0.2.10 22");
+    sec(&mut o, "addrs");
+    let _ = writeln!(o, "2: eth0    inet 192.0.2.10/24 brd 192.0.2.255 scope global eth0");
+    sec(&mut o, "speeds");
+    let _ = writeln!(o, "eth0 10000");
+    sec(&mut o, "lock");
+    let lock = var(script, "LOCK").join(" ");
+    let holder = s.files.get("/var/lib/closetctl/lock/holder").map(|f| String::from_utf8_lossy(&f.content).trim().to_string());
+    match (lock.is_empty(), holder) {
+        (false, None) => {
+            s.files.insert("/var/lib/closetctl/lock/holder".into(), FakeFile { kind: FileKind::File, mode: 0o644, owner: "root".into(), group: "root".into(), content: lock.into_bytes() });
+            let _ = writeln!(o, "acquired");
+        }
+        (_, Some(h)) => {
+            let _ = writeln!(o, "held\n{h}");
+        }
+        (true, None) => {}
+    }
+    RemoteOutput { status: 0, stdout: o, stderr: String::new() }
+}
+
+fn apply(s: &mut FakeState, script: &str) -> RemoteOutput {
+    let mut out = RemoteOutput::default();
+    if script.starts_with("rm -rf /var/lib/closetctl/lock") {
+        s.files.remove("/var/lib/closetctl/lock/holder");
+        return out;
+    }
+    for line in script.lines().filter(|l| l.starts_with("cc_op ")) {
+        let words = shlex::split(line).unwrap_or_default();
+        let n = &words[1];
+        match run_op(s, &words[2], &words[3..]) {
+            Ok(()) => {
+                let _ = writeln!(out.stdout, "@@closetctl ok {n}");
+            }
+            Err(e) => {
+                let _ = writeln!(out.stdout, "@@closetctl failed {n}");
+                out.stderr = e;
+                out.status = 1;
+                return out;
+            }
+        }
+    }
+    out
+}
+
+fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
+    s.journal.push(format!("{func} {}", a.iter().map(|w| if w.len() > 40 { "<data>" } else { w }).collect::<Vec<_>>().join(" ")));
+    let mode = |m: &str| u32::from_str_radix(m, 8).map_err(|e| e.to_string());
+    let owner_exists = |s: &FakeState, u: &str, g: &str| {
+        if !s.users.contains_key(u) {
+            return Err(format!("chown: invalid user: '{u}:{g}'"));
+        }
+        if !s.groups.contains_key(g) {
+            return Err(format!("chown: invalid group: '{u}:{g}'"));
+        }
+        Ok(())
+    };
+    match func {
+        "cc_install" => {
+            for p in a {
+                let effect = s.available.get(p).cloned().ok_or_else(|| format!("E: Unable to locate package {p}"))?;
+                s.installed.insert(p.clone(), "1.0".into());
+                for (u, id) in &effect.system_users {
+                    s.add_system_user(u, *id);
+                }
+                for (path, content) in &effect.files {
+                    s.files.insert(path.clone(), FakeFile { kind: FileKind::File, mode: 0o400, owner: "root".into(), group: "root".into(), content: content.clone() });
+                }
+                for u in &effect.units {
+                    s.next_pid += 1;
+                    s.units.insert(u.clone(), UnitState { load: "loaded".into(), active: "active".into(), enabled: "enabled".into(), main_pid: s.next_pid });
+                }
+            }
+        }
+        "cc_groupadd" => {
+            let gid: u32 = a[1].parse().map_err(|_| "bad gid")?;
+            if s.groups.contains_key(&a[0]) || s.groups.values().any(|g| g.gid == gid) {
+                return Err(format!("groupadd: group '{}' or GID {gid} already exists", a[0]));
+            }
+            s.groups.insert(a[0].clone(), GroupEntry { gid, members: Vec::new() });
+        }
+        "cc_useradd" | "cc_usermod" => {
+            let add = func == "cc_useradd";
+            let (name, rest) = (&a[0], if add { &a[2..] } else { &a[1..] });
+            let gid: u32 = rest[0].parse().map_err(|_| "bad gid")?;
+            if !s.groups.values().any(|g| g.gid == gid) {
+                return Err(format!("useradd: group '{gid}' does not exist"));
+            }
+            let uid = if add {
+                let uid: u32 = a[1].parse().map_err(|_| "bad uid")?;
+                if s.users.contains_key(name) || s.users.values().any(|u| u.uid == uid) {
+                    return Err(format!("useradd: user '{name}' or UID {uid} already exists"));
+                }
+                uid
+            } else {
+                s.users.get(name).ok_or(format!("usermod: user '{name}' does not exist"))?.uid
+            };
+            let groups: Vec<&str> = rest[1].split(',').filter(|g| !g.is_empty()).collect();
+            if let Some(g) = groups.iter().find(|g| !s.groups.contains_key(**g)) {
+                return Err(format!("useradd: group '{g}' does not exist"));
+            }
+            for (gname, g) in s.groups.iter_mut() {
+                g.members.retain(|m| m != name);
+                if groups.contains(&gname.as_str()) {
+                    g.members.push(name.clone());
+                }
+            }
+            s.users.insert(name.clone(), PasswdEntry { uid, gid, gecos: rest[4].clone(), home: rest[3].clone(), shell: rest[2].clone() });
+            if add && rest.get(5).map(String::as_str) == Some("1") {
+                let group = s.groups.iter().find(|(_, g)| g.gid == gid).map(|(n, _)| n.clone()).unwrap_or_default();
+                s.files.entry(rest[3].clone()).or_insert(FakeFile { kind: FileKind::Directory, mode: 0o700, owner: name.clone(), group, content: Vec::new() });
+            }
+        }
+        "cc_dir" => {
+            owner_exists(s, &a[1], &a[2])?;
+            s.files.insert(a[0].clone(), FakeFile { kind: FileKind::Directory, mode: mode(&a[3])?, owner: a[1].clone(), group: a[2].clone(), content: Vec::new() });
+        }
+        "cc_write" => {
+            owner_exists(s, &a[1], &a[2])?;
+            let content = base64::engine::general_purpose::STANDARD.decode(&a[4]).map_err(|e| e.to_string())?;
+            if let Some(old) = s.files.get(&a[0]).cloned() {
+                s.files.insert(format!("/var/lib/closetctl/backup{}", a[0]), old);
+            }
+            s.files.insert(a[0].clone(), FakeFile { kind: FileKind::File, mode: mode(&a[3])?, owner: a[1].clone(), group: a[2].clone(), content });
+        }
+        "cc_attr" => {
+            owner_exists(s, &a[1], &a[2])?;
+            let m = mode(&a[3])?;
+            let f = s.files.get_mut(&a[0]).ok_or(format!("chown: cannot access '{}'", a[0]))?;
+            (f.owner, f.group, f.mode) = (a[1].clone(), a[2].clone(), m);
+        }
+        "cc_systemctl" => {
+            let (verb, unit) = (a[0].as_str(), &a[1]);
+            if verb == "start" {
+                check_broken(s, unit)?;
+            }
+            let next_pid = s.next_pid + 1;
+            let u = s.units.get_mut(unit).ok_or(format!("Failed to {verb} {unit}: Unit {unit} not found."))?;
+            match verb {
+                "enable" => u.enabled = "enabled".into(),
+                "disable" => u.enabled = "disabled".into(),
+                "start" if u.active != "active" => {
+                    u.active = "active".into();
+                    u.main_pid = next_pid;
+                }
+                "stop" => u.active = "inactive".into(),
+                _ => {}
+            }
+            s.next_pid = next_pid;
+        }
+        "cc_restart" => {
+            let unit = &a[0];
+            s.next_pid += 1;
+            let pid = s.next_pid;
+            if let Err(e) = check_broken(s, unit) {
+                for p in &a[1..] {
+                    if let Some(b) = s.files.get(&format!("/var/lib/closetctl/backup{p}")).cloned() {
+                        s.files.insert(p.clone(), b);
+                    }
+                }
+                return Err(format!("{unit} did not come back; its last log lines:\n{e}"));
+            }
+            let u = s.units.get_mut(unit).ok_or(format!("Failed to restart {unit}: Unit {unit} not found."))?;
+            u.active = "active".into();
+            u.main_pid = pid;
+        }
+        "cc_command" => {}
+        other => return Err(format!("fake host: unknown operation {other}")),
+    }
+    Ok(())
+}
+
+fn check_broken(s: &FakeState, unit: &str) -> Result<(), String> {
+    if let Some((u, path, needle)) = &s.broken_unit {
+        let content = s.files.get(path).map(|f| String::from_utf8_lossy(&f.content).to_string()).unwrap_or_default();
+        if u == unit && content.contains(needle.as_str()) {
+            return Err(format!("{unit}: fatal: error in {path}"));
+        }
+    }
+    Ok(())
+}
+
+/// Mark a package as installed up front (for a "converged" or "drifted" fixture).
+pub fn preinstall(s: &mut FakeState, packages: &[&str]) {
+    for p in packages {
+        s.installed.insert(p.to_string(), "1.0".into());
+    }
+}
+
+#[allow(dead_code)]
+fn _kinds(_: PackageState) {}

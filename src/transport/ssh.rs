@@ -1,0 +1,122 @@
+//! SSH transport: the `openssh` crate over the system `ssh`, one multiplexed master
+//! per host. ssh_config is honoured (an inventory `[ssh] config` file is read first,
+//! then `~/.ssh/config` and the system file), as are known_hosts with strict checking
+//! and the agent. With `become`, scripts run through `sudo -n`.
+
+use super::{Connector, RemoteOutput, Transport, TransportError};
+use crate::inventory::{Host, Ssh};
+use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+pub struct SshConnector {
+    settings: Ssh,
+    /// A generated ssh_config that includes the inventory's file and the usual ones.
+    config: Option<PathBuf>,
+    _dir: Option<Arc<tempfile::TempDir>>,
+}
+
+impl SshConnector {
+    pub fn new(settings: &Ssh) -> std::io::Result<SshConnector> {
+        let (config, dir) = match &settings.config {
+            None => (None, None),
+            Some(extra) => {
+                // `ssh -F` replaces the user's config; include everything so it only adds.
+                let dir = tempfile::Builder::new().prefix("closetctl-ssh").tempdir()?;
+                let path = dir.path().join("ssh_config");
+                let mut text = format!("Include {}\n", extra.display());
+                if let Some(home) = std::env::var_os("HOME") {
+                    text.push_str(&format!("Include {}/.ssh/config\n", PathBuf::from(home).display()));
+                }
+                text.push_str("Include /etc/ssh/ssh_config\n");
+                std::fs::write(&path, text)?;
+                (Some(path), Some(Arc::new(dir)))
+            }
+        };
+        Ok(SshConnector { settings: settings.clone(), config, _dir: dir })
+    }
+}
+
+pub struct SshHost {
+    name: String,
+    session: Session,
+    become_root: bool,
+}
+
+impl Connector for SshConnector {
+    type Conn = SshHost;
+
+    async fn connect(&self, host: &Host) -> Result<SshHost, TransportError> {
+        let mut b = SessionBuilder::default();
+        b.known_hosts_check(if self.settings.strict_host_key_checking { KnownHosts::Strict } else { KnownHosts::Add })
+            .connect_timeout(Duration::from_secs(self.settings.connect_timeout_secs.into()))
+            .server_alive_interval(Duration::from_secs(5));
+        if let Some(user) = &self.settings.user {
+            b.user(user.clone());
+        }
+        if let Some(port) = self.settings.port {
+            b.port(port);
+        }
+        if let Some(key) = &self.settings.identity_file {
+            b.keyfile(key);
+        }
+        if let Some(cfg) = &self.config {
+            b.config_file(cfg);
+        }
+        let session = b.connect_mux(&host.address).await.map_err(|e| TransportError::Connect {
+            host: host.name.clone(),
+            message: error_chain(&e),
+        })?;
+        Ok(SshHost { name: host.name.clone(), session, become_root: self.settings.become_root })
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(text.trim());
+        }
+        cur = c.source();
+    }
+    s
+}
+
+impl Transport for SshHost {
+    async fn run(&self, script: String) -> Result<RemoteOutput, TransportError> {
+        let err = |e: &dyn std::error::Error| TransportError::Run { host: self.name.clone(), message: error_chain(e) };
+        let mut cmd = if self.become_root {
+            let mut c = self.session.command("sudo");
+            c.args(["-n", "sh", "-s"]);
+            c
+        } else {
+            let mut c = self.session.command("sh");
+            c.arg("-s");
+            c
+        };
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().await.map_err(|e| err(&e))?;
+        let mut stdin = child.stdin().take().expect("stdin is piped");
+        let writer = async move {
+            stdin.write_all(script.as_bytes()).await?;
+            stdin.shutdown().await
+        };
+        let (written, output) = tokio::join!(writer, child.wait_with_output());
+        let output = output.map_err(|e| err(&e))?;
+        if let Err(e) = written {
+            if output.status.code().is_none() {
+                return Err(err(&e));
+            }
+        }
+        Ok(RemoteOutput {
+            status: output.status.code().unwrap_or(255),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+}
