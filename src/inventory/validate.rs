@@ -35,7 +35,9 @@ impl Checker<'_> {
         let offset = offset.min(self.source.len());
         let before = &self.source[..offset];
         let line = before.matches('\n').count() + 1;
-        let column = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
+        // Columns count characters, as editors do, not bytes.
+        let line_start = before.rfind('\n').map_or(0, |nl| nl + 1);
+        let column = before[line_start..].chars().count() + 1;
         (line, column)
     }
 
@@ -433,15 +435,17 @@ fn check_groups(c: &mut Checker, raw: &[S<RawGroup>], id_min: u32) -> Vec<Group>
 }
 
 fn check_users(c: &mut Checker, raw: &[S<RawUser>], raw_groups: &[S<RawGroup>], id_min: u32) -> Vec<User> {
+    // Declared groups by name: gid and where the name is written.
     let declared: BTreeMap<&str, (u32, Range<usize>)> = raw_groups
         .iter()
-        .map(|g| (g.get_ref().name.get_ref().as_str(), (*g.get_ref().gid.get_ref(), g.get_ref().gid.span())))
+        .map(|g| (g.get_ref().name.get_ref().as_str(), (*g.get_ref().gid.get_ref(), g.get_ref().name.span())))
         .collect();
     let mut users = Vec::new();
-    // gid -> (owner description, span) for every group id in use, declared or private.
-    let mut gids: Vec<(u32, String, Range<usize>)> = raw_groups
+    // gid -> owner description and span for every group id in use, declared or private.
+    // The last field: whether the gid is a user's uid (a private group without `gid`).
+    let mut gids: Vec<(u32, String, Range<usize>, bool)> = raw_groups
         .iter()
-        .map(|g| (*g.get_ref().gid.get_ref(), format!("group `{}`", g.get_ref().name.get_ref()), g.get_ref().gid.span()))
+        .map(|g| (*g.get_ref().gid.get_ref(), format!("group `{}`", g.get_ref().name.get_ref()), g.get_ref().gid.span(), false))
         .collect();
     for ru in raw {
         let u = ru.get_ref();
@@ -463,11 +467,15 @@ fn check_users(c: &mut Checker, raw: &[S<RawUser>], raw_groups: &[S<RawGroup>], 
                 c.at(u.name.span(), format!("user `{name}` needs a private group `{name}`, but a `[[group]]` of that name is declared at {other}; set the user's `gid` to that group's gid"));
             }
             let span = u.gid.as_ref().map_or(u.uid.span(), |g| g.span());
-            if let Some((_, owner, first)) = gids.iter().find(|(g, _, _)| *g == gid) {
+            // Two users with the same uid and no `gid` also share a private group id;
+            // that is one mistake, reported once as a duplicate uid.
+            let implicit = u.gid.is_none();
+            let duplicate_uid = |from_uid: bool| implicit && from_uid;
+            if let Some((_, owner, first, _)) = gids.iter().find(|(g, _, _, from_uid)| *g == gid && !duplicate_uid(*from_uid)) {
                 let first = c.where_(first);
                 c.at(span.clone(), format!("user `{name}`: private group id `{gid}` is already used by {owner} at {first}"));
             }
-            gids.push((gid, format!("user `{name}`'s private group"), span));
+            gids.push((gid, format!("user `{name}`'s private group"), span, implicit));
         }
         let mut groups = Vec::new();
         for g in &u.groups {
@@ -604,9 +612,19 @@ fn check_slurm(c: &mut Checker, s: &S<RawSlurm>, hosts: &[Host], users: &[&str],
         partitions.push(Partition { name, nodes, default: p.default, max_time: p.max_time.as_ref().map(|t| t.get_ref().clone()), options });
     }
     c.unique("partition name", s.partitions.iter().map(|p| (p.get_ref().name.get_ref().clone(), p.get_ref().name.span())));
-    let defaults: Vec<_> = s.partitions.iter().filter(|p| p.get_ref().default).collect();
-    if defaults.len() > 1 {
-        c.at(defaults[1].span(), "more than one partition has `default = true`");
+    let defaults: Vec<&RawPartition> = s.partitions.iter().map(|p| p.get_ref()).filter(|p| p.default).collect();
+    if let Some((first, rest)) = defaults.split_first() {
+        let first_at = c.where_(&first.name.span());
+        for p in rest {
+            c.at(
+                p.name.span(),
+                format!(
+                    "partition `{}` has `default = true`, but partition `{}` at {first_at} is already the default",
+                    p.name.get_ref(),
+                    first.name.get_ref()
+                ),
+            );
+        }
     }
     let mut accounts = Vec::new();
     for a in &s.accounts {
@@ -711,7 +729,7 @@ fn check_cooling(c: &mut Checker, k: &S<RawCooling>) -> Cooling {
         (Some(b), None) => *b.get_ref(),
         (None, Some(t)) => *t.get_ref() * 12000.0,
         (Some(b), Some(_)) => {
-            c.at(b.span(), "give the cooling capacity once: `capacity_btu_per_hour` or `capacity_tons`, not both");
+            c.at(b.span(), format!("give the cooling capacity once: `capacity_btu_per_hour = {}` or `capacity_tons = {}`, not both", b.get_ref(), k.capacity_tons.as_ref().map_or(0.0, |t| *t.get_ref())));
             *b.get_ref()
         }
         (None, None) => {
