@@ -34,5 +34,6 @@ pub fn template_context(inventory: &Inventory, host: &Host, facts: &ClusterFacts
         nfs => Value::from_serialize(&inventory.nfs),
         slurm => Value::from_serialize(&inventory.slurm),
         facts => Value::from_serialize(&facts.hosts),
+        slurm_conf => Value::from_serialize(crate::modules::slurm::context(inventory, facts)),
     }
 }

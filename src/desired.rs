@@ -35,6 +35,8 @@ pub enum HandlerAction {
 pub struct Handler {
     pub name: String,
     pub watch: Vec<String>,
+    /// Fire only when the most disruptive watched change has this label.
+    pub disruption: Option<String>,
     pub action: HandlerAction,
 }
 
@@ -141,6 +143,7 @@ fn expand(inventory: &Inventory, step: &Step, host: &Host, renderer: Option<&Ren
         .map(|h| Handler {
             name: h.name.clone(),
             watch: h.watch.clone(),
+            disruption: h.disruption.clone(),
             action: match (&h.restart, &h.reload, &h.command) {
                 (Some(u), _, _) => HandlerAction::Restart(Service::new(u, true, true).unit),
                 (_, Some(u), _) => HandlerAction::Reload(Service::new(u, true, true).unit),

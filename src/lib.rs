@@ -24,3 +24,4 @@ pub mod resource;
 pub mod secrets;
 pub mod shell;
 pub mod transport;
+pub mod verify;

@@ -16,9 +16,18 @@ use thiserror::Error;
 /// The playbooks and templates shipped with closetctl.
 pub const BUILTIN_PLAYBOOKS: &[(&str, &str)] = &[
     ("10-users.toml", include_str!("../playbooks/10-users.toml")),
+    ("20-munge.toml", include_str!("../playbooks/20-munge.toml")),
+    ("30-slurm.toml", include_str!("../playbooks/30-slurm.toml")),
 ];
 
-pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[];
+pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
+    ("slurm.conf.j2", include_str!("../templates/slurm.conf.j2")),
+    ("gres.conf.j2", include_str!("../templates/gres.conf.j2")),
+    ("cgroup.conf.j2", include_str!("../templates/cgroup.conf.j2")),
+];
+
+/// Disruption labels a file or handler may carry; `slurm.conf` classifies each change.
+pub const DISRUPTIONS: &[&str] = &["none", "reconfigure", "restart", "slurm.conf"];
 
 /// Built-in modules a step may name.
 pub const MODULES: &[&str] = &["users"];
@@ -110,8 +119,10 @@ pub struct ServiceSpec {
 #[serde(deny_unknown_fields)]
 pub struct HandlerSpec {
     pub name: String,
-    /// Paths (of this step's files) whose change fires the handler.
+    /// Paths (managed by this or an earlier step) whose change fires the handler.
     pub watch: Vec<String>,
+    /// Fire only when the most disruptive watched change has this label.
+    pub disruption: Option<String>,
     pub restart: Option<String>,
     pub reload: Option<String>,
     pub command: Option<String>,
@@ -159,7 +170,7 @@ impl Playbooks {
                 message: e.to_string(),
             })?;
             for step in file.steps {
-                validate_step(name, &step, &templates)?;
+                validate_step(name, &step, &steps, &templates)?;
                 steps.push(step);
             }
         }
@@ -184,7 +195,7 @@ fn read_dir_into(dir: &Path, ext: &str, into: &mut BTreeMap<String, String>) -> 
     Ok(())
 }
 
-fn validate_step(file: &str, step: &Step, templates: &BTreeMap<String, String>) -> Result<(), PlaybookError> {
+fn validate_step(file: &str, step: &Step, earlier: &[Step], templates: &BTreeMap<String, String>) -> Result<(), PlaybookError> {
     let bad = |message: String| PlaybookError::Invalid { path: file.to_string(), message: format!("step `{}`: {message}", step.name) };
     for r in step.roles.iter().chain(&step.except_roles) {
         if r != "all" && Role::parse(r).is_none() {
@@ -218,6 +229,11 @@ fn validate_step(file: &str, step: &Step, templates: &BTreeMap<String, String>) 
         }
     }
     for f in &step.files {
+        if let Some(d) = &f.disruption {
+            if !DISRUPTIONS.contains(&d.as_str()) {
+                return Err(bad(format!("`{}`: unknown disruption `{d}`", f.path)));
+            }
+        }
         match (&f.template, &f.secret) {
             (Some(t), None) if !templates.contains_key(t) => return Err(bad(format!("`{}`: no template `{t}`", f.path))),
             (Some(_), None) | (None, Some(_)) => {}
@@ -235,8 +251,14 @@ fn validate_step(file: &str, step: &Step, templates: &BTreeMap<String, String>) 
             return Err(bad(format!("handler `{}` needs exactly one of restart, reload, command", h.name)));
         }
         for w in &h.watch {
-            if !step.files.iter().any(|f| &f.path == w) && !step.directories.iter().any(|d| &d.path == w) {
-                return Err(bad(format!("handler `{}` watches `{w}`, which this step does not manage", h.name)));
+            let managed = |s: &Step| s.files.iter().any(|f| &f.path == w) || s.directories.iter().any(|d| &d.path == w);
+            if !managed(step) && !earlier.iter().any(managed) {
+                return Err(bad(format!("handler `{}` watches `{w}`, which no step up to this one manages", h.name)));
+            }
+        }
+        if let Some(d) = &h.disruption {
+            if !DISRUPTIONS.contains(&d.as_str()) {
+                return Err(bad(format!("handler `{}`: unknown disruption `{d}`", h.name)));
             }
         }
     }

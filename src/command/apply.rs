@@ -7,6 +7,7 @@ use crate::engine::{self, ApplyReport, HostOutcome};
 use crate::plan::{render, Plan};
 use crate::report::Reporter;
 use crate::transport::Connector;
+use crate::verify::{self, Finding};
 use clap::Args;
 use serde::Serialize;
 use std::io::{BufRead, IsTerminal, Write};
@@ -26,6 +27,8 @@ pub struct ApplyArgs {
 #[derive(Debug, Clone, Default)]
 pub struct ApplyOptions {
     pub hosts: Vec<String>,
+    /// Check MUNGE and Slurm with their own tools after apply.
+    pub verify: bool,
 }
 
 /// What an apply did: the plan it ran, the per-host outcome, and the plan after it.
@@ -34,13 +37,18 @@ pub struct ApplyOutcome {
     pub plan: Plan,
     pub report: ApplyReport,
     pub after: Option<Plan>,
+    /// Checks with the cluster's own tools after apply (MUNGE across hosts, Slurm nodes).
+    pub verification: Vec<Finding>,
 }
 
 impl ApplyOutcome {
     pub fn success(&self) -> bool {
-        self.report.all_ok() && self.after.as_ref().is_none_or(|p| !p.has_changes())
+        self.report.all_ok() && self.after.as_ref().is_none_or(|p| !p.has_changes()) && self.verification.iter().all(|f| f.ok)
     }
 }
+
+/// How long to wait for Slurm nodes to come up after apply.
+pub const NODE_WAIT_SECONDS: u32 = 120;
 
 /// Plan with the lock, run `confirm` on the plan, apply, unlock, verify.
 pub async fn apply_with<C: Connector + 'static>(
@@ -55,13 +63,20 @@ pub async fn apply_with<C: Connector + 'static>(
     if !plan.has_changes() || !confirm(&plan) {
         engine::unlock(&facts, &connections).await;
         let report = engine::apply(&empty_of(&plan), &[], &connections, None).await;
-        return Ok(ApplyOutcome { plan, report, after: None });
+        return Ok(ApplyOutcome { plan, report, after: None, verification: Vec::new() });
     }
     let report = engine::apply(&plan, &loaded.step_order(), &connections, Some(reporter.sender())).await;
     engine::unlock(&facts, &connections).await;
     drop(connections);
-    let (after, _, _) = super::plan_with(connector, loaded, &options.hosts, None, None).await?;
-    Ok(ApplyOutcome { plan, report, after: Some(after) })
+    let (after, after_facts, connections) = super::plan_with(connector, loaded, &options.hosts, None, None).await?;
+    let mut verification = Vec::new();
+    if options.verify {
+        verification.extend(verify::munge(&loaded.inventory, &connections).await);
+        if let Some(ctx) = crate::modules::slurm::context(&loaded.inventory, &after_facts) {
+            verification.extend(verify::slurm(&ctx, &loaded.inventory, &connections, NODE_WAIT_SECONDS).await);
+        }
+    }
+    Ok(ApplyOutcome { plan, report, after: Some(after), verification })
 }
 
 /// The plan with its steps removed, to report outcomes without running anything.
@@ -79,7 +94,7 @@ pub async fn run(args: ApplyArgs) -> Result<i32, CliError> {
     let style = render::Style { color: super::use_color() };
     let reporter = Reporter::start();
     let yes = args.yes;
-    let options = ApplyOptions { hosts: args.hosts.hosts };
+    let options = ApplyOptions { hosts: args.hosts.hosts, verify: true };
     let mut declined = false;
     let outcome = apply_with(connector, &loaded, &options, &reporter, |plan| {
         print!("{}", render::text(plan, style));
@@ -136,6 +151,12 @@ pub fn summary(outcome: &ApplyOutcome) -> String {
             if matches!(outcome.report.hosts.get(&h.host), Some(HostOutcome::Converged { .. })) {
                 s.push_str(&format!("  {}: still differs after apply ({} changes); run `closetctl plan --host {}`\n", h.host, h.change_count(), h.host));
             }
+        }
+    }
+    if !outcome.verification.is_empty() {
+        s.push_str("Verification:\n");
+        for f in &outcome.verification {
+            s.push_str(&format!("  {} {}: {}\n", if f.ok { "ok  " } else { "FAIL" }, f.check, f.detail));
         }
     }
     let failed = outcome.report.hosts.values().filter(|o| !matches!(o, HostOutcome::Converged { .. } | HostOutcome::Unchanged)).count();

@@ -1,6 +1,7 @@
 //! Built-in modules: resources and checks that Rust computes from the inventory,
 //! named by a playbook step's `module` key.
 
+pub mod slurm;
 pub mod users;
 
 use crate::facts::probe::ProbeRequest;
@@ -22,8 +23,25 @@ pub fn probe_extras(_inventory: &Inventory, _host: &Host) -> ProbeRequest {
 }
 
 /// Problems on a live host that make apply refuse to touch it.
-pub fn conflicts(inventory: &Inventory, facts: &HostFacts) -> Vec<String> {
-    users::conflicts(inventory, facts)
+pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+    let mut out = users::conflicts(inventory, facts);
+    if inventory.slurm.is_some() {
+        out.extend(slurm::gpu_conflicts(host, facts));
+    }
+    out
+}
+
+/// Cluster-wide findings to show above the plan.
+pub fn warnings(inventory: &Inventory, facts: &crate::facts::ClusterFacts) -> Vec<String> {
+    slurm::context(inventory, facts).map(|c| c.warnings).unwrap_or_default()
+}
+
+/// The disruption label of a file change: fixed in the playbook, or classified.
+pub fn disruption(label: &str, old: Option<&str>, new: &[u8]) -> String {
+    match label {
+        "slurm.conf" => slurm::classify(old, &String::from_utf8_lossy(new)).to_string(),
+        fixed => fixed.to_string(),
+    }
 }
 
 /// Things closetctl sees but leaves alone (reported, never changed).

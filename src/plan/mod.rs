@@ -136,10 +136,18 @@ pub fn plan(inputs: &Inputs, facts: &ClusterFacts, hosts: &[String]) -> Plan {
                 hp.error = Some(facts.unreachable.get(&host.name).cloned().unwrap_or_else(|| "no facts".into()));
                 return hp;
             };
-            hp.conflicts = modules::conflicts(inventory, host_facts);
+            hp.conflicts = modules::conflicts(inventory, host, host_facts);
             hp.unmanaged = modules::unmanaged(inventory, host_facts);
             match desired::host_steps(inputs, host, facts) {
-                Ok(steps) => hp.steps = steps.iter().map(|s| plan_step(s, host_facts)).filter(|s| !s.is_empty()).collect(),
+                Ok(steps) => {
+                    let mut changed_so_far: Vec<Change> = Vec::new();
+                    for s in &steps {
+                        let sp = plan_step(s, host_facts, &mut changed_so_far);
+                        if !sp.is_empty() {
+                            hp.steps.push(sp);
+                        }
+                    }
+                }
                 Err(e) => {
                     hp.status = HostStatus::Error;
                     hp.error = Some(e.to_string());
@@ -154,18 +162,35 @@ pub fn plan(inputs: &Inputs, facts: &ClusterFacts, hosts: &[String]) -> Plan {
             hp
         })
         .collect();
-    Plan { schema_version: SCHEMA_VERSION, cluster: inventory.cluster.name.clone(), hosts: host_plans, warnings: Vec::new() }
+    Plan {
+        schema_version: SCHEMA_VERSION,
+        cluster: inventory.cluster.name.clone(),
+        hosts: host_plans,
+        warnings: modules::warnings(inventory, facts),
+    }
 }
 
-fn plan_step(step: &desired::DesiredStep, facts: &crate::facts::HostFacts) -> StepPlan {
+/// Plan one step; handlers see changes of this step and earlier ones on the host.
+fn plan_step(step: &desired::DesiredStep, facts: &crate::facts::HostFacts, changed_so_far: &mut Vec<Change>) -> StepPlan {
     let changes: Vec<Change> = step.resources.iter().filter_map(|r| r.diff(facts)).collect();
+    changed_so_far.extend(changes.iter().cloned());
     let handlers = step
         .handlers
         .iter()
         .filter_map(|h| {
-            let because: Vec<&Change> = changes.iter().filter(|c| h.watch.contains(&c.name)).collect();
+            let because: Vec<&Change> = changed_so_far.iter().filter(|c| h.watch.contains(&c.name)).collect();
             if because.is_empty() {
                 return None;
+            }
+            if let Some(wanted) = &h.disruption {
+                let worst = because
+                    .iter()
+                    .map(|c| c.disruption.as_deref().unwrap_or("none"))
+                    .max_by_key(|l| modules::slurm::disruption_rank(l))
+                    .unwrap_or("none");
+                if worst != wanted {
+                    return None;
+                }
             }
             let restore: Vec<String> = because.iter().filter(|c| c.kind == ResourceKind::File).map(|c| c.name.clone()).collect();
             let (action, op) = match &h.action {

@@ -61,7 +61,8 @@ impl File {
             }
         }
         if content_differs {
-            c.disruption.clone_from(&self.disruption);
+            let old = current.and_then(|f| f.content.as_deref());
+            c.disruption = self.disruption.as_deref().map(|label| crate::modules::disruption(label, old, &self.content));
             c.ops.push(Op::WriteFile { path: self.path.clone(), owner: self.owner.clone(), group: self.group.clone(), mode: self.mode, content: self.content.clone() });
         } else {
             c.ops.push(Op::SetAttributes { path: self.path.clone(), owner: self.owner.clone(), group: self.group.clone(), mode: self.mode });

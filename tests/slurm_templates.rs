@@ -1,0 +1,120 @@
+//! Slurm configuration rendered from `inventory.example.toml` with fixture facts:
+//! slurm.conf (node lines from live hardware, GRES from nvidia-smi), gres.conf with
+//! explicit device files, cgroup.conf; the GPU mismatch conflict; disruption labels.
+
+use closetctl::desired::{host_steps, Inputs, Secrets};
+use closetctl::facts::{ClusterFacts, CpuTopology, Gpu, HostFacts};
+use closetctl::inventory::Inventory;
+use closetctl::modules::{self, slurm};
+use closetctl::playbook::Playbooks;
+use closetctl::resource::Resource;
+use std::path::Path;
+
+fn gpus(name: &str, n: u32, mem: u64, watts: f64) -> Vec<Gpu> {
+    (0..n)
+        .map(|index| Gpu { index, name: name.into(), memory_mib: Some(mem), power_limit_watts: Some(watts), power_draw_watts: Some(60.0) })
+        .collect()
+}
+
+fn host(cpus: u32, sockets: u32, cores: u32, threads: u32, mem: u64, gpus: Vec<Gpu>) -> HostFacts {
+    HostFacts {
+        cpu: CpuTopology { cpus, sockets, cores_per_socket: cores, threads_per_core: threads },
+        memory_mib: mem,
+        gpus,
+        ..HostFacts::default()
+    }
+}
+
+fn fixture() -> (Inventory, ClusterFacts) {
+    let inventory = Inventory::load(Path::new("inventory.example.toml")).unwrap();
+    let mut facts = ClusterFacts::default();
+    facts.hosts.insert("head".into(), host(8, 1, 4, 2, 31_848, vec![]));
+    facts.hosts.insert("gpu1".into(), host(128, 2, 32, 2, 1_031_820, gpus("NVIDIA A100-SXM4-80GB", 4, 81920, 400.0)));
+    facts.hosts.insert("gpu2".into(), host(32, 1, 16, 2, 128_610, gpus("NVIDIA GeForce RTX 4090", 2, 24564, 450.0)));
+    (inventory, facts)
+}
+
+fn rendered(inventory: &Inventory, facts: &ClusterFacts, host: &str, path: &str) -> String {
+    let playbooks = Playbooks::load(None).unwrap();
+    let secrets: Secrets = [("munge.key".to_string(), vec![7u8; 1024])].into();
+    let inputs = Inputs { inventory, playbooks: &playbooks, secrets: &secrets };
+    let steps = host_steps(&inputs, inventory.host(host).unwrap(), facts).unwrap();
+    let file = steps.iter().flat_map(|s| &s.resources).find_map(|r| match r {
+        Resource::File(f) if f.path == path => Some(String::from_utf8(f.content.clone()).unwrap()),
+        _ => None,
+    });
+    file.unwrap_or_else(|| panic!("{host} has no {path}"))
+}
+
+#[test]
+fn slurm_conf_for_the_example_closet() {
+    let (inventory, facts) = fixture();
+    let conf = rendered(&inventory, &facts, "gpu1", "/etc/slurm/slurm.conf");
+    // The same bytes on every Slurm host.
+    assert_eq!(conf, rendered(&inventory, &facts, "head", "/etc/slurm/slurm.conf"));
+    assert_eq!(conf, rendered(&inventory, &facts, "gpu2", "/etc/slurm/slurm.conf"));
+    insta::assert_snapshot!("slurm_conf", conf);
+}
+
+#[test]
+fn gres_conf_and_cgroup_conf_for_the_example_closet() {
+    let (inventory, facts) = fixture();
+    insta::assert_snapshot!("gres_conf", rendered(&inventory, &facts, "head", "/etc/slurm/gres.conf"));
+    insta::assert_snapshot!("cgroup_conf", rendered(&inventory, &facts, "gpu2", "/etc/slurm/cgroup.conf"));
+}
+
+#[test]
+fn a_host_reporting_fewer_gpus_than_declared_is_a_conflict() {
+    let (inventory, mut facts) = fixture();
+    facts.hosts.get_mut("gpu1").unwrap().gpus.truncate(2);
+    let gpu1 = inventory.host("gpu1").unwrap();
+    let conflicts = modules::conflicts(&inventory, gpu1, &facts.hosts["gpu1"]);
+    assert_eq!(
+        conflicts,
+        vec!["the inventory declares 4 × a100-sxm4-80gb but the host reports 2 × NVIDIA A100-SXM4-80GB; a node configured with GPUs it lacks would drain, so fix `gpus` in the inventory"]
+    );
+    // The node line follows the live hardware, not the inventory.
+    let ctx = slurm::context(&inventory, &facts).unwrap();
+    assert!(ctx.nodes.iter().any(|n| n.name == "gpu1" && n.gres == "gpu:a100:2"), "{ctx:?}");
+    let gpu2 = inventory.host("gpu2").unwrap();
+    assert!(modules::conflicts(&inventory, gpu2, &facts.hosts["gpu2"]).is_empty());
+}
+
+#[test]
+fn an_unreachable_node_keeps_its_current_line_or_is_left_out() {
+    let (inventory, mut facts) = fixture();
+    let before = rendered(&inventory, &facts, "head", "/etc/slurm/slurm.conf");
+    let gpu2 = facts.hosts.remove("gpu2").unwrap();
+    // No current slurm.conf anywhere: gpu2 is left out of nodes and partitions.
+    let ctx = slurm::context(&inventory, &facts).unwrap();
+    assert!(!ctx.nodes.iter().any(|n| n.name == "gpu2"));
+    assert!(ctx.partitions.iter().all(|p| !p.line.contains("gpu2")));
+    assert_eq!(ctx.warnings.len(), 1, "{:?}", ctx.warnings);
+    // With the controller's current slurm.conf in the facts, the line is kept as is.
+    let mut head = facts.hosts["head"].clone();
+    head.files.insert(
+        slurm::SLURM_CONF.into(),
+        closetctl::facts::FileState {
+            kind: closetctl::facts::FileKind::File, mode: 0o644, owner: "root".into(), group: "root".into(),
+            size: before.len() as u64, sha256: None, content: Some(before.clone()),
+        },
+    );
+    facts.hosts.insert("head".into(), head);
+    assert_eq!(rendered(&inventory, &facts, "head", "/etc/slurm/slurm.conf"), before);
+    let _ = gpu2;
+}
+
+#[test]
+fn partition_edits_are_labelled_reconfigure_and_hardware_edits_restart() {
+    let (inventory, facts) = fixture();
+    let before = rendered(&inventory, &facts, "head", "/etc/slurm/slurm.conf");
+    let text = std::fs::read_to_string("inventory.example.toml").unwrap().replace("max_time = \"7-00:00:00\"", "max_time = \"2-00:00:00\"");
+    let edited = Inventory::parse(Path::new("inventory.example.toml"), &text).unwrap();
+    let after = rendered(&edited, &facts, "head", "/etc/slurm/slurm.conf");
+    assert_ne!(before, after);
+    assert_eq!(slurm::classify(Some(&before), &after), "reconfigure");
+    let mut more_memory = facts.clone();
+    more_memory.hosts.get_mut("gpu2").unwrap().memory_mib *= 2;
+    let after = rendered(&inventory, &more_memory, "head", "/etc/slurm/slurm.conf");
+    assert_eq!(slurm::classify(Some(&before), &after), "restart");
+}
