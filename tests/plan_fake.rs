@@ -1,0 +1,789 @@
+//! The engine end to end on fake hosts: plan text, plan → apply → plan, one probe per
+//! host, one script per host per step, conflicts, unreachable and locked hosts, a
+//! service that does not come back, and secrets that never reach the plan.
+//!
+//! The test inventory has no `[slurm]` or `[nfs]`, so of the built-in steps only
+//! `users` applies (see `Step::applies_to`); the snapshots keep only that step so that
+//! steps added later do not change them.
+
+use base64::Engine as _;
+use closetctl::command::{apply_with, plan_with, ApplyOptions, Loaded};
+use closetctl::engine::HostOutcome;
+use closetctl::facts::{FileKind, GroupEntry, PasswdEntry};
+use closetctl::plan::render::{self, Style};
+use closetctl::plan::{HostStatus, Plan};
+use closetctl::report::Reporter;
+use closetctl::transport::fake::{FakeCluster, FakeFile};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+const ALICE_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq2mWg3xJ0u7rXn0aQ8y1bqk4L9cS2d5e6f7g8h9i0j alice@laptop";
+
+fn inventory_text() -> String {
+    format!(
+        r#"# A test closet: three hosts, two lab groups, two people.
+[cluster]
+name = "testcloset"
+
+[[host]]
+name = "head"
+address = "10.0.0.1"
+roles = ["controller", "login"]
+
+[[host]]
+name = "node1"
+address = "10.0.0.2"
+roles = ["compute"]
+
+[[host]]
+name = "node2"
+address = "10.0.0.3"
+roles = ["compute"]
+
+[[group]]
+name = "vision-lab"
+gid = 2001
+
+[[group]]
+name = "nlp-lab"
+gid = 2002
+
+[[user]]
+name = "alice"
+uid = 1001
+groups = ["vision-lab"]
+ssh_keys = ["{ALICE_KEY}"]
+
+[[user]]
+name = "bob"
+uid = 1002
+groups = ["nlp-lab", "vision-lab"]
+comment = "Bob Builder"
+"#
+    )
+}
+
+const HOSTS: [&str; 3] = ["head", "node1", "node2"];
+
+/// An inventory (and any lab files) in a fresh temp dir.
+struct Closet {
+    dir: tempfile::TempDir,
+}
+
+impl Closet {
+    fn new(files: &[(&str, &str)]) -> Closet {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("inventory.toml"), inventory_text()).unwrap();
+        let closet = Closet { dir };
+        for (name, text) in files {
+            closet.write(name, text);
+        }
+        closet
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        let path = self.dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("inventory.toml")
+    }
+
+    fn load(&self) -> Loaded {
+        Loaded::load(&self.path()).unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+fn cluster() -> Arc<FakeCluster> {
+    Arc::new(FakeCluster::debian(&HOSTS))
+}
+
+async fn plan(fake: &Arc<FakeCluster>, loaded: &Loaded, hosts: &[&str]) -> Plan {
+    let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+    let (plan, _, _) = plan_with(fake.clone(), loaded, &hosts, None, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    plan
+}
+
+async fn apply(fake: &Arc<FakeCluster>, loaded: &Loaded) -> closetctl::command::ApplyOutcome {
+    let reporter = Reporter::start();
+    let outcome = apply_with(
+        fake.clone(),
+        loaded,
+        &ApplyOptions::default(),
+        &reporter,
+        |_| true,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    reporter.finish().await;
+    outcome
+}
+
+/// The plan with only the `users` step, so steps added later do not change snapshots.
+fn users_only(mut plan: Plan) -> Plan {
+    for h in &mut plan.hosts {
+        h.steps.retain(|s| s.name == "users");
+    }
+    plan
+}
+
+fn text(plan: &Plan) -> String {
+    render::text(plan, Style::plain())
+}
+
+fn status(plan: &Plan, host: &str) -> HostStatus {
+    plan.hosts.iter().find(|h| h.host == host).unwrap().status
+}
+
+fn step_names(plan: &Plan, host: &str) -> Vec<String> {
+    let hp = plan.hosts.iter().find(|h| h.host == host).unwrap();
+    hp.steps.iter().map(|s| s.name.clone()).collect()
+}
+
+fn runs(fake: &FakeCluster) -> Vec<(String, usize)> {
+    fake.hosts
+        .iter()
+        .map(|(n, h)| (n.clone(), h.runs()))
+        .collect()
+}
+
+fn uid_of(fake: &FakeCluster, host: &str, user: &str) -> Option<u32> {
+    fake.host(host).with(|s| s.users.get(user).map(|u| u.uid))
+}
+
+fn file_text(fake: &FakeCluster, host: &str, path: &str) -> Option<String> {
+    fake.host(host).with(|s| {
+        s.files
+            .get(path)
+            .map(|f| String::from_utf8_lossy(&f.content).into_owned())
+    })
+}
+
+#[tokio::test]
+async fn fresh_host_plan_text() {
+    let closet = Closet::new(&[]);
+    let fake = cluster();
+    let p = users_only(plan(&fake, &closet.load(), &["head"]).await);
+    assert_eq!(p.hosts.len(), 1);
+    assert_eq!(status(&p, "head"), HostStatus::Ready);
+    insta::assert_snapshot!("fresh_host", text(&p));
+}
+
+#[tokio::test]
+async fn converged_hosts_plan_text() {
+    let closet = Closet::new(&[]);
+    let loaded = closet.load();
+    let fake = cluster();
+    assert!(apply(&fake, &loaded).await.success());
+    let p = users_only(plan(&fake, &loaded, &[]).await);
+    insta::assert_snapshot!("converged_hosts", text(&p));
+}
+
+#[tokio::test]
+async fn drifted_host_plan_text() {
+    let closet = Closet::new(&[]);
+    let loaded = closet.load();
+    let fake = cluster();
+    assert!(apply(&fake, &loaded).await.success());
+    fake.host("node1").with(|s| {
+        s.users.get_mut("bob").unwrap().shell = "/bin/sh".into();
+        s.groups
+            .get_mut("vision-lab")
+            .unwrap()
+            .members
+            .retain(|m| m != "alice");
+        // A membership a local admin added: kept, because closetctl does not manage it.
+        s.groups.insert(
+            "docker".into(),
+            GroupEntry {
+                gid: 998,
+                members: vec!["alice".into()],
+            },
+        );
+        let keys = s.files.get_mut("/home/alice/.ssh/authorized_keys").unwrap();
+        keys.content
+            .extend_from_slice(b"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ intruder@elsewhere\n");
+        keys.mode = 0o644;
+    });
+    // Someone made an account by hand on node2: reported, left alone.
+    fake.host("node2").with(|s| {
+        s.users.insert(
+            "mallory".into(),
+            PasswdEntry {
+                uid: 1500,
+                gid: 1500,
+                gecos: String::new(),
+                home: "/home/mallory".into(),
+                shell: "/bin/bash".into(),
+            },
+        );
+    });
+    let p = users_only(plan(&fake, &loaded, &[]).await);
+    let t = text(&p);
+    assert!(
+        t.contains("    ~ user bob: shell /bin/sh -> /bin/bash"),
+        "{t}"
+    );
+    assert!(
+        t.contains("    ~ user alice: groups docker -> docker,vision-lab"),
+        "{t}"
+    );
+    assert!(
+        t.contains("        -ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ intruder@elsewhere"),
+        "{t}"
+    );
+    insta::assert_snapshot!("drifted_host", t);
+    // Apply puts it back, keeps the local `docker` membership, and leaves mallory alone.
+    assert!(apply(&fake, &loaded).await.success());
+    fake.host("node1").with(|s| {
+        assert_eq!(s.users["bob"].shell, "/bin/bash");
+        let mut members = s.groups["vision-lab"].members.clone();
+        members.sort();
+        assert_eq!(members, ["alice", "bob"]);
+        assert_eq!(s.groups["docker"].members, ["alice"]);
+        assert_eq!(s.files["/home/alice/.ssh/authorized_keys"].mode, 0o600);
+    });
+    assert_eq!(
+        file_text(&fake, "node1", "/home/alice/.ssh/authorized_keys").unwrap(),
+        format!(
+            "# Managed by closetctl from the inventory; local edits are replaced.\n{ALICE_KEY}\n"
+        )
+    );
+    assert_eq!(uid_of(&fake, "node2", "mallory"), Some(1500));
+}
+
+#[tokio::test]
+async fn plan_apply_plan_is_empty() {
+    let closet = Closet::new(&[]);
+    let loaded = closet.load();
+    let fake = cluster();
+    let before = plan(&fake, &loaded, &[]).await;
+    assert!(before.has_changes());
+    assert!(!before.has_blockers());
+    let outcome = apply(&fake, &loaded).await;
+    assert!(outcome.success(), "{:?}", outcome.report);
+    for host in HOSTS {
+        assert!(
+            matches!(outcome.report.hosts[host], HostOutcome::Converged { changes } if changes > 0),
+            "{host}: {:?}",
+            outcome.report.hosts[host]
+        );
+    }
+    let after = outcome
+        .after
+        .as_ref()
+        .expect("apply verifies with a fresh plan");
+    assert!(!after.has_changes(), "{}", text(after));
+    let again = plan(&fake, &loaded, &[]).await;
+    assert!(!again.has_changes(), "{}", text(&again));
+    assert!(!again.has_blockers());
+    for host in HOSTS {
+        assert_eq!(uid_of(&fake, host, "alice"), Some(1001), "{host}");
+        assert_eq!(uid_of(&fake, host, "bob"), Some(1002), "{host}");
+        fake.host(host).with(|s| {
+            assert_eq!(s.users["alice"].gid, 1001);
+            assert_eq!(s.groups["alice"].gid, 1001);
+            assert_eq!(s.groups["vision-lab"].gid, 2001);
+            assert!(s.groups["vision-lab"]
+                .members
+                .contains(&"alice".to_string()));
+            assert_eq!(s.users["bob"].gecos, "Bob Builder");
+            let home = &s.files["/home/alice"];
+            assert_eq!(
+                (home.kind, home.mode, home.owner.as_str()),
+                (FileKind::Directory, 0o700, "alice")
+            );
+            // The lock the apply probe took is released.
+            assert!(
+                !s.files.contains_key("/var/lib/closetctl/lock/holder"),
+                "{host} still locked"
+            );
+        });
+    }
+    // A second apply has nothing to do and runs no step scripts.
+    let second = apply(&fake, &loaded).await;
+    assert!(second.success());
+    assert!(second
+        .report
+        .hosts
+        .values()
+        .all(|o| *o == HostOutcome::Unchanged));
+}
+
+#[tokio::test]
+async fn gathering_facts_is_one_remote_execution_per_host() {
+    let closet = Closet::new(&[]);
+    let fake = cluster();
+    plan(&fake, &closet.load(), &[]).await;
+    assert_eq!(
+        runs(&fake),
+        [("head".into(), 1), ("node1".into(), 1), ("node2".into(), 1)]
+    );
+    for host in HOSTS {
+        let scripts = fake.host(host).scripts.lock().unwrap().clone();
+        assert!(scripts[0].starts_with("# closetctl fact probe\n"), "{host}");
+    }
+}
+
+#[tokio::test]
+async fn planning_one_host_still_probes_all_but_plans_one() {
+    // Templates may read any host's facts, so every host is probed once.
+    let closet = Closet::new(&[]);
+    let fake = cluster();
+    let p = plan(&fake, &closet.load(), &["node2"]).await;
+    let planned: Vec<&str> = p.hosts.iter().map(|h| h.host.as_str()).collect();
+    assert_eq!(planned, ["node2"]);
+    assert_eq!(
+        runs(&fake),
+        [("head".into(), 1), ("node1".into(), 1), ("node2".into(), 1)]
+    );
+}
+
+#[tokio::test]
+async fn apply_runs_one_script_per_host_per_step() {
+    let closet = Closet::new(&[]);
+    let loaded = closet.load();
+    let fake = cluster();
+    let outcome = apply(&fake, &loaded).await;
+    assert!(outcome.success());
+    for host in HOSTS {
+        let steps = step_names(&outcome.plan, host);
+        assert!(steps.contains(&"users".to_string()), "{host}: {steps:?}");
+        // 1 probe (taking the lock) + 1 script per step with changes + 1 unlock
+        // + 1 verification probe. With only the users step applying this is 4.
+        let expected = 1 + steps.len() + 1 + 1;
+        assert_eq!(fake.host(host).runs(), expected, "{host}");
+        let scripts = fake.host(host).scripts.lock().unwrap().clone();
+        assert!(scripts[0].starts_with("# closetctl fact probe\n"));
+        for (i, step) in steps.iter().enumerate() {
+            let title = format!("# closetctl apply: step {step} on {host}\n");
+            assert!(
+                scripts[1 + i].starts_with(&title),
+                "{host} script {}: {}",
+                1 + i,
+                scripts[1 + i]
+            );
+        }
+        assert_eq!(scripts[1 + steps.len()], "rm -rf /var/lib/closetctl/lock\n");
+        assert!(scripts[2 + steps.len()].starts_with("# closetctl fact probe\n"));
+    }
+}
+
+#[tokio::test]
+async fn a_conflicting_host_is_refused_and_left_untouched() {
+    let closet = Closet::new(&[]);
+    let loaded = closet.load();
+    let fake = cluster();
+    fake.host("node1").with(|s| {
+        s.users.insert(
+            "alice".into(),
+            PasswdEntry {
+                uid: 1500,
+                gid: 1500,
+                gecos: "Alice".into(),
+                home: "/home/alice".into(),
+                shell: "/bin/sh".into(),
+            },
+        );
+        s.groups.insert(
+            "alice".into(),
+            GroupEntry {
+                gid: 1500,
+                members: vec![],
+            },
+        );
+    });
+    let p = plan(&fake, &loaded, &[]).await;
+    assert_eq!(status(&p, "node1"), HostStatus::Conflict);
+    assert_eq!(status(&p, "head"), HostStatus::Ready);
+    assert!(p.has_blockers());
+    let node1 = p.hosts.iter().find(|h| h.host == "node1").unwrap();
+    assert_eq!(
+        node1.conflicts,
+        [
+            "group `alice` has gid 1500 here; the inventory says 1001",
+            "user `alice` has uid 1500 here; the inventory says 1001 (closetctl will not renumber it: files owned by 1500 would be orphaned)",
+        ]
+    );
+    let t = text(&users_only(p.clone()));
+    assert!(t.contains("host node1\n  ! conflict: group `alice` has gid 1500 here; the inventory says 1001\n  ! conflict: user `alice` has uid 1500 here;"), "{t}");
+    assert!(
+        t.contains("  ! apply will not change this host until the conflicts are resolved\n"),
+        "{t}"
+    );
+    assert!(t.ends_with("Host with conflicts: node1.\n"), "{t}");
+
+    let outcome = apply(&fake, &loaded).await;
+    assert!(!outcome.success());
+    match &outcome.report.hosts["node1"] {
+        HostOutcome::Skipped { reason } => assert!(
+            reason.starts_with("conflicts: group `alice` has gid 1500 here"),
+            "{reason}"
+        ),
+        other => panic!("node1 should be skipped: {other:?}"),
+    }
+    for host in ["head", "node2"] {
+        assert!(
+            matches!(outcome.report.hosts[host], HostOutcome::Converged { .. }),
+            "{host}"
+        );
+        assert_eq!(uid_of(&fake, host, "alice"), Some(1001), "{host}");
+    }
+    fake.host("node1").with(|s| {
+        assert_eq!(s.users["alice"].uid, 1500);
+        assert_eq!(s.users["alice"].shell, "/bin/sh");
+        assert!(
+            !s.users.contains_key("bob"),
+            "nothing at all is changed on a conflicting host"
+        );
+        assert!(s.journal.is_empty(), "ops ran on node1: {:?}", s.journal);
+        assert!(!s.files.contains_key("/var/lib/closetctl/lock/holder"));
+    });
+}
+
+#[tokio::test]
+async fn a_uid_held_by_another_name_is_a_conflict() {
+    let closet = Closet::new(&[]);
+    let fake = cluster();
+    fake.host("node2").with(|s| {
+        s.users.insert(
+            "olduser".into(),
+            PasswdEntry {
+                uid: 1002,
+                gid: 1002,
+                gecos: String::new(),
+                home: "/home/olduser".into(),
+                shell: "/bin/sh".into(),
+            },
+        );
+    });
+    let p = plan(&fake, &closet.load(), &["node2"]).await;
+    assert_eq!(status(&p, "node2"), HostStatus::Conflict);
+    assert_eq!(
+        p.hosts[0].conflicts,
+        ["uid 1002 for user `bob` is already held here by user `olduser`"]
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_host_is_named_and_the_others_converge() {
+    let closet = Closet::new(&[]);
+    let loaded = closet.load();
+    let fake = cluster();
+    fake.host("node2").with(|s| s.reachable = false);
+    let p = users_only(plan(&fake, &loaded, &[]).await);
+    assert_eq!(status(&p, "node2"), HostStatus::Unreachable);
+    assert_eq!(status(&p, "head"), HostStatus::Ready);
+    assert!(
+        p.has_blockers(),
+        "`plan` exits 1 when a host cannot be planned"
+    );
+    assert!(p.has_changes());
+    let t = text(&p);
+    assert!(
+        t.contains("host node2\n  ! unreachable: cannot connect to `node2`: ssh: connect to host: Connection timed out\n"),
+        "{t}"
+    );
+    assert!(
+        t.ends_with(" on 2 of 3 hosts. Host unreachable: node2.\n"),
+        "{t}"
+    );
+    assert!(t.contains("host node1\n  step users\n"), "{t}");
+
+    let outcome = apply(&fake, &loaded).await;
+    assert!(!outcome.success());
+    assert_eq!(
+        outcome.report.hosts["node2"],
+        HostOutcome::Skipped {
+            reason:
+                "unreachable: cannot connect to `node2`: ssh: connect to host: Connection timed out"
+                    .into()
+        }
+    );
+    for host in ["head", "node1"] {
+        assert!(
+            matches!(outcome.report.hosts[host], HostOutcome::Converged { .. }),
+            "{host}"
+        );
+        assert_eq!(uid_of(&fake, host, "alice"), Some(1001));
+    }
+    assert_eq!(
+        fake.host("node2").runs(),
+        0,
+        "connect failed, so nothing ran"
+    );
+    assert_eq!(uid_of(&fake, "node2", "alice"), None);
+}
+
+const HOLDER: &str = "carol@laptop (closetctl pid 4242) since 2026-11-29T23:30:00Z";
+
+fn hold_lock(fake: &FakeCluster, host: &str) {
+    fake.host(host).with(|s| {
+        s.files.insert(
+            "/var/lib/closetctl/lock/holder".into(),
+            FakeFile {
+                kind: FileKind::File,
+                mode: 0o644,
+                owner: "root".into(),
+                group: "root".into(),
+                content: format!("{HOLDER}\n").into_bytes(),
+            },
+        );
+    });
+}
+
+#[tokio::test]
+async fn a_held_lock_names_its_holder_and_the_host_is_skipped() {
+    let closet = Closet::new(&[]);
+    let loaded = closet.load();
+    let fake = cluster();
+    hold_lock(&fake, "node1");
+    let p = plan(&fake, &loaded, &[]).await;
+    assert_eq!(status(&p, "node1"), HostStatus::Locked);
+    assert!(p.has_blockers());
+    let t = text(&users_only(p));
+    assert!(
+        t.contains(&format!(
+            "host node1\n  ! another apply holds the lock: {HOLDER}\n"
+        )),
+        "{t}"
+    );
+    assert!(t.ends_with("Host locked by another apply: node1.\n"), "{t}");
+
+    let outcome = apply(&fake, &loaded).await;
+    assert_eq!(
+        outcome.report.hosts["node1"],
+        HostOutcome::Skipped {
+            reason: format!("another apply holds the lock: {HOLDER}")
+        }
+    );
+    assert_eq!(
+        uid_of(&fake, "node1", "alice"),
+        None,
+        "a locked host is not changed"
+    );
+    // The other apply's lock is not ours to release; ours are released everywhere else.
+    assert_eq!(
+        file_text(&fake, "node1", "/var/lib/closetctl/lock/holder").unwrap(),
+        format!("{HOLDER}\n")
+    );
+    for host in ["head", "node2"] {
+        assert_eq!(uid_of(&fake, host, "alice"), Some(1001));
+        assert_eq!(
+            file_text(&fake, host, "/var/lib/closetctl/lock/holder"),
+            None,
+            "{host}"
+        );
+    }
+}
+
+const LAB_PLAYBOOK: &str = r#"[[step]]
+name = "lab"
+roles = ["all"]
+packages = ["munge"]
+
+[[step.file]]
+path = "/etc/lab.conf"
+template = "lab.conf.j2"
+disruption = "restart"
+
+[[step.service]]
+name = "munge"
+
+[[step.handler]]
+name = "restart munged"
+watch = ["/etc/lab.conf"]
+restart = "munge"
+"#;
+
+fn lab_closet(template: &str) -> Closet {
+    Closet::new(&[
+        ("playbooks/50-lab.toml", LAB_PLAYBOOK),
+        ("templates/lab.conf.j2", template),
+    ])
+}
+
+#[tokio::test]
+async fn a_service_that_does_not_come_back_fails_the_host_and_restores_the_file() {
+    let closet =
+        lab_closet("# lab settings for {{ cluster.name }} on {{ host.name }}\nmode = fast\n");
+    let fake = cluster();
+    for host in HOSTS {
+        fake.host(host).with(|s| {
+            s.broken_unit = Some((
+                "munge.service".into(),
+                "/etc/lab.conf".into(),
+                "BROKEN".into(),
+            ));
+        });
+    }
+    let first = apply(&fake, &closet.load()).await;
+    assert!(first.success(), "{:?}", first.report);
+    let good = "# lab settings for testcloset on node1\nmode = fast\n";
+    assert_eq!(file_text(&fake, "node1", "/etc/lab.conf").unwrap(), good);
+
+    // A second version of the template that munged cannot live with.
+    closet.write(
+        "templates/lab.conf.j2",
+        "# lab settings for {{ cluster.name }} on {{ host.name }}\nmode = BROKEN\n",
+    );
+    let loaded = closet.load();
+    let p = plan(&fake, &loaded, &["node1"]).await;
+    let lab = p.hosts[0]
+        .steps
+        .iter()
+        .find(|s| s.name == "lab")
+        .expect("the lab step changes");
+    let handlers: Vec<(&str, &str)> = lab
+        .handlers
+        .iter()
+        .map(|h| (h.name.as_str(), h.action.as_str()))
+        .collect();
+    assert_eq!(handlers, [("restart munged", "restart munge.service")]);
+    let t = text(&p);
+    assert!(
+        t.contains("    ~ file /etc/lab.conf (disruption: restart)\n"),
+        "{t}"
+    );
+    assert!(
+        t.contains("        -mode = fast\n        +mode = BROKEN\n"),
+        "{t}"
+    );
+    assert!(
+        t.contains(
+            "    * handler restart munged: restart munge.service (because file /etc/lab.conf)\n"
+        ),
+        "{t}"
+    );
+
+    let outcome = apply(&fake, &loaded).await;
+    assert!(!outcome.success());
+    for host in HOSTS {
+        match &outcome.report.hosts[host] {
+            HostOutcome::Failed { step, error } => {
+                assert_eq!(step, "lab");
+                assert_eq!(
+                    error,
+                    "restart munge.service failed: munge.service did not come back; its last log lines:\nmunge.service: fatal: error in /etc/lab.conf"
+                );
+            }
+            other => panic!("{host} should have failed: {other:?}"),
+        }
+        let restored = format!("# lab settings for testcloset on {host}\nmode = fast\n");
+        assert_eq!(
+            file_text(&fake, host, "/etc/lab.conf").unwrap(),
+            restored,
+            "{host}"
+        );
+        assert_eq!(
+            file_text(&fake, host, "/var/lib/closetctl/lock/holder"),
+            None,
+            "{host}"
+        );
+    }
+    // The verification plan still wants the new content.
+    let after = outcome.after.as_ref().unwrap();
+    assert!(after.has_changes());
+}
+
+const SECRET_PLAYBOOK: &str = r#"[[step]]
+name = "lab-secret"
+roles = ["compute"]
+
+[[step.file]]
+path = "/etc/lab/munge.key"
+secret = "munge.key"
+mode = "0400"
+"#;
+
+#[tokio::test]
+async fn secrets_never_reach_the_plan() {
+    let closet = Closet::new(&[("playbooks/60-secret.toml", SECRET_PLAYBOOK)]);
+    let loaded = closet.load();
+    let key =
+        std::fs::read(closet.dir.path().join("secrets/munge.key")).expect("the key was generated");
+    assert_eq!(key.len(), 1024);
+    let fake = cluster();
+    // node2 has an old key: the plan says `differs` and shows both fingerprints only.
+    fake.host("node2").with(|s| {
+        s.files.insert(
+            "/etc/lab/munge.key".into(),
+            FakeFile {
+                kind: FileKind::File,
+                mode: 0o400,
+                owner: "root".into(),
+                group: "root".into(),
+                content: b"an old key".to_vec(),
+            },
+        );
+    });
+    let p = plan(&fake, &loaded, &[]).await;
+    let json = render::json(&p);
+    let t = text(&p);
+    let fingerprint = closetctl::resource::fingerprint(&key);
+    assert!(fingerprint.starts_with("sha256:") && fingerprint.len() == 23);
+    assert!(t.contains(&format!("    + file /etc/lab/munge.key: root:root 0400 [secret munge.key: {fingerprint} differs; host has absent]\n")), "{t}");
+    let old = closetctl::resource::fingerprint(b"an old key");
+    assert!(t.contains(&format!("    ~ file /etc/lab/munge.key [secret munge.key: {fingerprint} differs; host has {old}]\n")), "{t}");
+    assert!(
+        json.contains(&format!("\"desired\": \"{fingerprint}\"")),
+        "{json}"
+    );
+    assert!(
+        !t.contains("host head\n  step lab-secret"),
+        "the step is for compute hosts only"
+    );
+
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&key);
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    for out in [&json, &t] {
+        assert!(out.contains("sha256:"));
+        assert!(!out.contains(&b64[..24]), "base64 of the key in the plan");
+        assert!(!out.contains(&hex[..32]), "hex of the key in the plan");
+        assert!(
+            !contains_bytes(out.as_bytes(), &key[..16]),
+            "raw key bytes in the plan"
+        );
+        assert!(!out.contains(&String::from_utf8_lossy(&key[..64]).to_string()));
+    }
+    let outcome = apply(&fake, &loaded).await;
+    assert!(outcome.success(), "{:?}", outcome.report);
+    fake.host("node1")
+        .with(|s| assert_eq!(s.files["/etc/lab/munge.key"].content, key));
+    // Never in the events or journal either: the fake journal elides long words.
+    fake.host("node1")
+        .with(|s| assert!(s.journal.iter().all(|l| !l.contains(&b64[..24]))));
+}
+
+fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn a_lab_step_applies_in_the_playbook_order() {
+    let closet = lab_closet("x = {{ host.name }}\n");
+    let loaded = closet.load();
+    let order = loaded.step_order();
+    let users = order.iter().position(|s| s == "users").unwrap();
+    let lab = order.iter().position(|s| s == "lab").unwrap();
+    assert!(users < lab, "{order:?}");
+    let fake = cluster();
+    let outcome = apply(&fake, &loaded).await;
+    assert!(outcome.success(), "{:?}", outcome.report);
+    let journal = fake.host("head").with(|s| s.journal.clone());
+    let first_lab = journal
+        .iter()
+        .position(|l| l.starts_with("cc_install munge"))
+        .unwrap();
+    let last_user = journal
+        .iter()
+        .rposition(|l| l.starts_with("cc_useradd"))
+        .unwrap();
+    assert!(last_user < first_lab, "{journal:?}");
+    assert!(!outcome.after.unwrap().has_changes());
+}
