@@ -8,6 +8,7 @@
 //!   playbooks + secrets + facts in, plan out, no I/O.
 //! - [`transport`]: SSH for real hosts, a fake for tests.
 
+pub mod check;
 pub mod command;
 pub mod context;
 pub mod desired;

@@ -72,7 +72,11 @@ pub fn check(inventory: &Inventory, hosts: &[HostLoad]) -> CoolingReport {
         Some(p) if p >= WARN_PERCENT => Severity::Warning,
         Some(_) => Severity::Ok,
     };
-    let high_end_hosts: Vec<String> = hosts.iter().filter(|h| is_high_end(h)).map(|h| h.host.clone()).collect();
+    let high_end_hosts: Vec<String> = hosts
+        .iter()
+        .filter(|h| is_high_end(h))
+        .map(|h| h.host.clone())
+        .collect();
     CoolingReport {
         heat_watts: round1(watts),
         heat_btu_per_hour: round1(btu),
@@ -109,7 +113,12 @@ impl CoolingReport {
             }
             _ => format!("no `[cooling]` capacity in the inventory: heat {heat} is not checked against the room"),
         };
-        out.push(Finding::new(CheckKind::Cooling, self.severity, "cooling", message));
+        out.push(Finding::new(
+            CheckKind::Cooling,
+            self.severity,
+            "cooling",
+            message,
+        ));
         if !self.high_end_hosts.is_empty() {
             let n = self.high_end_hosts.len();
             let rule = format!(
@@ -118,13 +127,19 @@ impl CoolingReport {
                 self.advisory_tons
             );
             let (severity, message) = match self.capacity_tons {
-                Some(cap) if cap < self.advisory_tons => {
-                    (Severity::Warning, format!("{rule}, more than the {cap:.2} tons declared"))
-                }
+                Some(cap) if cap < self.advisory_tons => (
+                    Severity::Warning,
+                    format!("{rule}, more than the {cap:.2} tons declared"),
+                ),
                 Some(cap) => (Severity::Ok, format!("{rule}; {cap:.2} tons declared")),
                 None => (Severity::Ok, rule),
             };
-            out.push(Finding::new(CheckKind::Cooling, severity, "rule-of-thumb", message));
+            out.push(Finding::new(
+                CheckKind::Cooling,
+                severity,
+                "rule-of-thumb",
+                message,
+            ));
         }
         out
     }
@@ -141,21 +156,34 @@ mod tests {
         // Against 12,000 BTU/h (1 ton): 13,306.8 / 12,000 = 110.9 % → error.
         let inv = fixtures::two_a100_hosts(240, 30, None);
         let r = check(&inv, &power::check(&inv, None).hosts);
-        assert_eq!((r.heat_watts, r.heat_btu_per_hour, r.heat_tons), (3900.0, 13306.8, 1.11));
-        assert_eq!((r.capacity_btu_per_hour, r.capacity_tons, r.percent), (Some(12000.0), Some(1.0), Some(110.9)));
+        assert_eq!(
+            (r.heat_watts, r.heat_btu_per_hour, r.heat_tons),
+            (3900.0, 13306.8, 1.11)
+        );
+        assert_eq!(
+            (r.capacity_btu_per_hour, r.capacity_tons, r.percent),
+            (Some(12000.0), Some(1.0), Some(110.9))
+        );
         assert_eq!(r.severity, Severity::Error);
         // Both hosts have 4 GPUs: high-end; 2 / 2 = 1 ton advised, 1 ton declared: ok.
         assert_eq!(r.high_end_hosts, vec!["gpu1", "gpu2"]);
         assert_eq!(r.advisory_tons, 1.0);
         let f = r.findings();
-        assert!(f[0].message.starts_with("cooling is over capacity: heat 3900 W = 13307 BTU/h = 1.11 tons"), "{}", f[0].message);
+        assert!(
+            f[0].message
+                .starts_with("cooling is over capacity: heat 3900 W = 13307 BTU/h = 1.11 tons"),
+            "{}",
+            f[0].message
+        );
         assert_eq!(f[1].severity, Severity::Ok);
     }
 
     #[test]
     fn enough_capacity_is_ok_and_no_cooling_section_is_a_warning() {
         let mut inv = fixtures::two_a100_hosts(240, 30, None);
-        inv.cooling = Some(crate::inventory::Cooling { capacity_btu_per_hour: 24_000.0 });
+        inv.cooling = Some(crate::inventory::Cooling {
+            capacity_btu_per_hour: 24_000.0,
+        });
         let hosts = power::check(&inv, None).hosts;
         // 13,306.8 / 24,000 = 55.4 %.
         let r = check(&inv, &hosts);
@@ -163,7 +191,9 @@ mod tests {
         inv.cooling = None;
         let r = check(&inv, &hosts);
         assert_eq!(r.severity, Severity::Warning);
-        assert!(r.findings()[0].message.starts_with("no `[cooling]` capacity"));
+        assert!(r.findings()[0]
+            .message
+            .starts_with("no `[cooling]` capacity"));
     }
 
     #[test]
@@ -174,13 +204,22 @@ mod tests {
         let mut inv = fixtures::inventory(
             "[[host]]\nname = \"h\"\naddress = \"10.0.0.1\"\nroles = [\"compute\"]\ngpus = { model = \"h100-sxm\", count = 2 }\n",
         );
-        inv.cooling = Some(crate::inventory::Cooling { capacity_btu_per_hour: 5_000.0 });
+        inv.cooling = Some(crate::inventory::Cooling {
+            capacity_btu_per_hour: 5_000.0,
+        });
         let r = check(&inv, &power::check(&inv, None).hosts);
         assert_eq!(r.high_end_hosts, vec!["h"]);
         assert_eq!(r.advisory_tons, 0.5);
         assert_eq!(r.heat_btu_per_hour, 5971.0);
         let f = r.findings();
-        assert_eq!((f[0].severity, f[1].severity), (Severity::Error, Severity::Warning));
-        assert!(f[1].message.contains("more than the 0.42 tons declared"), "{}", f[1].message);
+        assert_eq!(
+            (f[0].severity, f[1].severity),
+            (Severity::Error, Severity::Warning)
+        );
+        assert!(
+            f[1].message.contains("more than the 0.42 tons declared"),
+            "{}",
+            f[1].message
+        );
     }
 }

@@ -71,7 +71,10 @@ impl CheckKind {
 
     /// Whether the check needs facts from the hosts (an SSH round).
     pub fn needs_facts(self) -> bool {
-        matches!(self, CheckKind::Network | CheckKind::Clock | CheckKind::Uids)
+        matches!(
+            self,
+            CheckKind::Network | CheckKind::Clock | CheckKind::Uids
+        )
     }
 }
 
@@ -87,7 +90,12 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn new(check: CheckKind, severity: Severity, subject: impl Into<String>, message: impl Into<String>) -> Finding {
+    pub fn new(
+        check: CheckKind,
+        severity: Severity,
+        subject: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Finding {
         Finding {
             check,
             severity,
@@ -99,7 +107,11 @@ impl Finding {
 
 /// The worst severity among `findings` (`Ok` when there are none).
 pub fn worst(findings: &[Finding]) -> Severity {
-    findings.iter().map(|f| f.severity).max().unwrap_or(Severity::Ok)
+    findings
+        .iter()
+        .map(|f| f.severity)
+        .max()
+        .unwrap_or(Severity::Ok)
 }
 
 /// Power and cooling findings from the inventory alone (table figures, no host
@@ -141,12 +153,21 @@ pub const REPORT_VERSION: u32 = 1;
 /// Run the selected checks. `facts` must be given when a selected check needs facts
 /// (see [`CheckKind::needs_facts`]); with `live`, the power and cooling figures use
 /// the enforced GPU power limits found in `facts`.
-pub fn run(inventory: &Inventory, checks: &[CheckKind], facts: Option<&ClusterFacts>, live: bool) -> Report {
+pub fn run(
+    inventory: &Inventory,
+    checks: &[CheckKind],
+    facts: Option<&ClusterFacts>,
+    live: bool,
+) -> Report {
     let wants = |k: CheckKind| checks.contains(&k);
     let live_facts = if live { facts } else { None };
-    let power_report = (wants(CheckKind::Power) || wants(CheckKind::Cooling)).then(|| power::check(inventory, live_facts));
+    let power_report = (wants(CheckKind::Power) || wants(CheckKind::Cooling))
+        .then(|| power::check(inventory, live_facts));
     let cooling = wants(CheckKind::Cooling).then(|| {
-        let hosts = power_report.as_ref().map(|p| p.hosts.as_slice()).unwrap_or_default();
+        let hosts = power_report
+            .as_ref()
+            .map(|p| p.hosts.as_slice())
+            .unwrap_or_default();
         cooling::check(inventory, hosts)
     });
     let power = power_report.filter(|_| wants(CheckKind::Power));
@@ -196,7 +217,8 @@ pub(crate) mod fixtures {
 
     /// Parse inventory text (panics on validation problems, with them in the message).
     pub fn inventory(text: &str) -> Inventory {
-        let head = "[cluster]\nname = \"closet\"\nsecrets_dir = \"/tmp/closetctl-check-test-secrets\"\n\n";
+        let head =
+            "[cluster]\nname = \"closet\"\nsecrets_dir = \"/tmp/closetctl-check-test-secrets\"\n\n";
         Inventory::parse(Path::new("/tmp/check-test.toml"), &format!("{head}{text}"))
             .unwrap_or_else(|e| panic!("fixture inventory is invalid: {e}"))
     }
@@ -241,11 +263,18 @@ mod tests {
         // 2 hosts × (4 × 400 W + 350 W base) = 3,900 W on 120 V × 20 A × 0.8 = 1,920 W.
         let inv = fixtures::two_a100_hosts(120, 20, None);
         let findings = offline_findings(&inv);
-        let over: Vec<_> = findings.iter().filter(|f| f.severity == Severity::Error).collect();
+        let over: Vec<_> = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .collect();
         assert_eq!(over.len(), 2, "{findings:#?}"); // the circuit and the cooling capacity
         assert_eq!(over[0].check, CheckKind::Power);
         assert_eq!(over[0].subject, "rack");
-        assert!(over[0].message.contains("circuit `rack`"), "{}", over[0].message);
+        assert!(
+            over[0].message.contains("circuit `rack`"),
+            "{}",
+            over[0].message
+        );
         assert!(over[0].message.contains("3900 W"), "{}", over[0].message);
         assert_eq!(over[1].check, CheckKind::Cooling);
         assert_eq!(worst(&findings), Severity::Error);
@@ -263,6 +292,9 @@ mod tests {
         let report = run(&inv, &[CheckKind::Cooling], None, false);
         assert!(report.power.is_none() && report.network.is_none());
         assert!(report.cooling.is_some());
-        assert!(report.findings.iter().all(|f| f.check == CheckKind::Cooling));
+        assert!(report
+            .findings
+            .iter()
+            .all(|f| f.check == CheckKind::Cooling));
     }
 }

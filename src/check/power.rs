@@ -44,7 +44,11 @@ pub const WARN_PERCENT: f64 = 90.0;
 /// Usable continuous watts of a circuit (see the module docs for the formula).
 pub fn usable_watts(circuit: &Circuit) -> f64 {
     let va = f64::from(circuit.volts) * f64::from(circuit.amps);
-    let phase_factor = if circuit.phase == Some(3) { 3f64.sqrt() } else { 1.0 };
+    let phase_factor = if circuit.phase == Some(3) {
+        3f64.sqrt()
+    } else {
+        1.0
+    };
     va * phase_factor * CONTINUOUS_LOAD_FACTOR
 }
 
@@ -175,8 +179,13 @@ pub fn check(inventory: &Inventory, live: Option<&ClusterFacts>) -> PowerReport 
             let mut load = host_load(h, facts);
             if let Some(f) = live {
                 if facts.is_none() {
-                    let why = f.unreachable.get(&h.name).map(String::as_str).unwrap_or("no facts");
-                    load.notes.push(format!("no live figures ({why}): table figures used"));
+                    let why = f
+                        .unreachable
+                        .get(&h.name)
+                        .map(String::as_str)
+                        .unwrap_or("no facts");
+                    load.notes
+                        .push(format!("no live figures ({why}): table figures used"));
                 }
             }
             load
@@ -186,7 +195,10 @@ pub fn check(inventory: &Inventory, live: Option<&ClusterFacts>) -> PowerReport 
         .circuits
         .iter()
         .map(|c| {
-            let on: Vec<&HostLoad> = hosts.iter().filter(|h| h.circuit.as_deref() == Some(c.name.as_str())).collect();
+            let on: Vec<&HostLoad> = hosts
+                .iter()
+                .filter(|h| h.circuit.as_deref() == Some(c.name.as_str()))
+                .collect();
             let load: f64 = on.iter().map(|h| h.load_watts).sum();
             let limit = usable_watts(c);
             let percent = load / limit * 100.0;
@@ -221,37 +233,73 @@ pub fn host_load(host: &Host, facts: Option<&HostFacts>) -> HostLoad {
     let declared = host.gpus.as_ref().map_or(0, |g| g.count);
     let mut notes = Vec::new();
     if let (Some(g), None) = (&host.gpus, model) {
-        notes.push(format!("GPU model `{}` is not in the power table: counted as 0 W", g.model));
+        notes.push(format!(
+            "GPU model `{}` is not in the power table: counted as 0 W",
+            g.model
+        ));
     }
 
     let live_gpus = facts.map(|f| f.gpus.as_slice()).unwrap_or_default();
     let (gpu_count, gpu_watts, live_limits, draw) = if live_gpus.is_empty() {
         if facts.is_some() && declared > 0 {
-            notes.push(format!("reported no GPUs (the inventory says {declared}): table figures used"));
+            notes.push(format!(
+                "reported no GPUs (the inventory says {declared}): table figures used"
+            ));
         }
-        (declared, table_per_gpu * f64::from(declared), Vec::new(), None)
+        (
+            declared,
+            table_per_gpu * f64::from(declared),
+            Vec::new(),
+            None,
+        )
     } else {
         let count = live_gpus.len() as u32;
         if count != declared {
             notes.push(format!("reported {count} GPUs, the inventory says {declared}: the reported GPUs are counted"));
         }
-        let per_gpu = |name: &str| gpu::model_by_smi_name(name).map_or(table_per_gpu, |m| f64::from(m.max_watts));
-        let watts: f64 = live_gpus.iter().map(|g| g.power_limit_watts.unwrap_or_else(|| per_gpu(&g.name))).sum();
-        let limits: Vec<f64> = live_gpus.iter().filter_map(|g| g.power_limit_watts).collect();
-        let draws: Vec<f64> = live_gpus.iter().filter_map(|g| g.power_draw_watts).collect();
-        (count, watts, limits, (!draws.is_empty()).then(|| round1(draws.iter().sum())))
+        let per_gpu = |name: &str| {
+            gpu::model_by_smi_name(name).map_or(table_per_gpu, |m| f64::from(m.max_watts))
+        };
+        let watts: f64 = live_gpus
+            .iter()
+            .map(|g| g.power_limit_watts.unwrap_or_else(|| per_gpu(&g.name)))
+            .sum();
+        let limits: Vec<f64> = live_gpus
+            .iter()
+            .filter_map(|g| g.power_limit_watts)
+            .collect();
+        let draws: Vec<f64> = live_gpus
+            .iter()
+            .filter_map(|g| g.power_draw_watts)
+            .collect();
+        (
+            count,
+            watts,
+            limits,
+            (!draws.is_empty()).then(|| round1(draws.iter().sum())),
+        )
     };
 
-    let default_base = if gpu_count > 0 { DEFAULT_GPU_HOST_BASE_WATTS } else { DEFAULT_HOST_BASE_WATTS };
+    let default_base = if gpu_count > 0 {
+        DEFAULT_GPU_HOST_BASE_WATTS
+    } else {
+        DEFAULT_HOST_BASE_WATTS
+    };
     let (base_watts, load_watts, basis) = match (host.base_watts, host.psu_watts) {
         (None, Some(psu)) => (0.0, f64::from(psu), LoadBasis::Psu),
         (base, psu) => {
             let base = f64::from(base.unwrap_or(default_base));
             let load = base + gpu_watts;
             if let Some(psu) = psu.filter(|p| f64::from(*p) < load) {
-                notes.push(format!("base + GPUs {load:.0} W exceed its {psu} W PSU rating"));
+                notes.push(format!(
+                    "base + GPUs {load:.0} W exceed its {psu} W PSU rating"
+                ));
             }
-            let basis = if live_limits.is_empty() { LoadBasis::Table } else { LoadBasis::Live };
+            let basis = if live_limits.is_empty() {
+                LoadBasis::Table
+            } else {
+                LoadBasis::Live
+            };
             (base, load, basis)
         }
     };
@@ -276,7 +324,11 @@ impl PowerReport {
     pub fn findings(&self) -> Vec<Finding> {
         let mut out = Vec::new();
         for c in &self.circuits {
-            let hosts = if c.hosts.is_empty() { "no hosts".to_string() } else { c.hosts.join(", ") };
+            let hosts = if c.hosts.is_empty() {
+                "no hosts".to_string()
+            } else {
+                c.hosts.join(", ")
+            };
             let figures = format!(
                 "{:.0} W of {:.0} W usable ({:.1} %)",
                 c.load_watts, c.limit_watts, c.percent
@@ -292,7 +344,12 @@ impl PowerReport {
                     c.circuit, -c.headroom_watts
                 ),
             };
-            out.push(Finding::new(CheckKind::Power, c.verdict.severity(), &c.circuit, message));
+            out.push(Finding::new(
+                CheckKind::Power,
+                c.verdict.severity(),
+                &c.circuit,
+                message,
+            ));
         }
         for h in &self.hosts {
             if h.circuit.is_none() {
@@ -300,11 +357,19 @@ impl PowerReport {
                     CheckKind::Power,
                     Severity::Warning,
                     &h.host,
-                    format!("host `{}` has no circuit: its {:.0} W are not budgeted on any breaker", h.host, h.load_watts),
+                    format!(
+                        "host `{}` has no circuit: its {:.0} W are not budgeted on any breaker",
+                        h.host, h.load_watts
+                    ),
                 ));
             }
             for n in &h.notes {
-                out.push(Finding::new(CheckKind::Power, Severity::Warning, &h.host, format!("host `{}`: {n}", h.host)));
+                out.push(Finding::new(
+                    CheckKind::Power,
+                    Severity::Warning,
+                    &h.host,
+                    format!("host `{}`: {n}", h.host),
+                ));
             }
         }
         out
@@ -344,7 +409,14 @@ mod tests {
         let inv = fixtures::two_a100_hosts(208, 30, Some(3));
         let r = check(&inv, None);
         // 3,900 W / 8,646.4 W = 45.1 %.
-        assert_eq!((r.circuits[0].limit_watts, r.circuits[0].percent, r.circuits[0].verdict), (8646.4, 45.1, Verdict::Ok));
+        assert_eq!(
+            (
+                r.circuits[0].limit_watts,
+                r.circuits[0].percent,
+                r.circuits[0].verdict
+            ),
+            (8646.4, 45.1, Verdict::Ok)
+        );
         assert_eq!(r.circuits[0].phase, 3);
     }
 
@@ -356,14 +428,24 @@ mod tests {
         let inv = fixtures::two_a100_hosts(120, 20, None);
         let r = check(&inv, None);
         assert_eq!(r.hosts[0].load_watts, 1950.0);
-        assert_eq!((r.hosts[0].gpu_watts, r.hosts[0].base_watts), (1600.0, 350.0));
+        assert_eq!(
+            (r.hosts[0].gpu_watts, r.hosts[0].base_watts),
+            (1600.0, 350.0)
+        );
         let c = &r.circuits[0];
         assert_eq!(c.hosts, vec!["gpu1", "gpu2"]);
-        assert_eq!((c.load_watts, c.limit_watts, c.headroom_watts, c.percent), (3900.0, 1920.0, -1980.0, 203.1));
+        assert_eq!(
+            (c.load_watts, c.limit_watts, c.headroom_watts, c.percent),
+            (3900.0, 1920.0, -1980.0, 203.1)
+        );
         assert_eq!(c.verdict, Verdict::Over);
         let f = r.findings();
         assert_eq!(f[0].severity, Severity::Error);
-        assert!(f[0].message.contains("circuit `rack`") && f[0].message.contains("1980 W over"), "{}", f[0].message);
+        assert!(
+            f[0].message.contains("circuit `rack`") && f[0].message.contains("1980 W over"),
+            "{}",
+            f[0].message
+        );
     }
 
     #[test]
@@ -371,7 +453,10 @@ mod tests {
         // 3,900 W on 240 V × 30 A × 0.8 = 5,760 W: headroom 1,860 W, 67.7 % → ok.
         let r = check(&fixtures::two_a100_hosts(240, 30, None), None);
         let c = &r.circuits[0];
-        assert_eq!((c.load_watts, c.limit_watts, c.headroom_watts, c.percent), (3900.0, 5760.0, 1860.0, 67.7));
+        assert_eq!(
+            (c.load_watts, c.limit_watts, c.headroom_watts, c.percent),
+            (3900.0, 5760.0, 1860.0, 67.7)
+        );
         assert_eq!(c.verdict, Verdict::Ok);
         assert!(r.findings().iter().all(|f| f.severity == Severity::Ok));
     }
@@ -400,20 +485,34 @@ roles = ["compute"]
     fn base_and_psu_rules() {
         // No GPUs, no figures: the 250 W default base.
         let h = &host_inventory("").hosts[0];
-        assert_eq!((host_load(h, None).load_watts, host_load(h, None).basis), (250.0, LoadBasis::Table));
+        assert_eq!(
+            (host_load(h, None).load_watts, host_load(h, None).basis),
+            (250.0, LoadBasis::Table)
+        );
         // base_watts overrides the default: 2 × 450 W (RTX 4090) + 500 W = 1,400 W.
-        let h = &host_inventory("gpus = { model = \"rtx-4090\", count = 2 }\nbase_watts = 500").hosts[0];
+        let h = &host_inventory("gpus = { model = \"rtx-4090\", count = 2 }\nbase_watts = 500")
+            .hosts[0];
         assert_eq!(host_load(h, None).load_watts, 1400.0);
         // psu_watts alone is the whole figure: 1,600 W, GPUs not added.
-        let h = &host_inventory("gpus = { model = \"rtx-4090\", count = 2 }\npsu_watts = 1600").hosts[0];
+        let h = &host_inventory("gpus = { model = \"rtx-4090\", count = 2 }\npsu_watts = 1600")
+            .hosts[0];
         let l = host_load(h, None);
-        assert_eq!((l.load_watts, l.base_watts, l.basis), (1600.0, 0.0, LoadBasis::Psu));
+        assert_eq!(
+            (l.load_watts, l.base_watts, l.basis),
+            (1600.0, 0.0, LoadBasis::Psu)
+        );
         // Both: base + GPUs is budgeted, a PSU below it is a warning:
         // 4 × 450 W + 350 W = 2,150 W > 1,600 W.
-        let h = &host_inventory("gpus = { model = \"rtx-4090\", count = 4 }\nbase_watts = 350\npsu_watts = 1600").hosts[0];
+        let h = &host_inventory(
+            "gpus = { model = \"rtx-4090\", count = 4 }\nbase_watts = 350\npsu_watts = 1600",
+        )
+        .hosts[0];
         let l = host_load(h, None);
         assert_eq!(l.load_watts, 2150.0);
-        assert_eq!(l.notes, vec!["base + GPUs 2150 W exceed its 1600 W PSU rating"]);
+        assert_eq!(
+            l.notes,
+            vec!["base + GPUs 2150 W exceed its 1600 W PSU rating"]
+        );
     }
 
     #[test]
@@ -423,7 +522,10 @@ roles = ["compute"]
         // 2 × 350 W + 350 W = 1,050 W.
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].severity, Severity::Warning);
-        assert_eq!(f[0].message, "host `n` has no circuit: its 1050 W are not budgeted on any breaker");
+        assert_eq!(
+            f[0].message,
+            "host `n` has no circuit: its 1050 W are not budgeted on any breaker"
+        );
     }
 
     fn gpu(index: u32, name: &str, limit: Option<f64>, draw: Option<f64>) -> Gpu {
@@ -456,19 +558,28 @@ roles = ["compute"]
                 ..HostFacts::default()
             },
         );
-        facts.unreachable.insert("gpu2".into(), "connection timed out".into());
+        facts
+            .unreachable
+            .insert("gpu2".into(), "connection timed out".into());
         let r = check(&inv, Some(&facts));
         assert!(r.live);
         let g1 = &r.hosts[0];
-        assert_eq!((g1.gpu_watts, g1.load_watts, g1.basis), (1300.0, 1650.0, LoadBasis::Live));
+        assert_eq!(
+            (g1.gpu_watts, g1.load_watts, g1.basis),
+            (1300.0, 1650.0, LoadBasis::Live)
+        );
         assert_eq!(g1.live_limits_watts, vec![300.0, 300.0, 300.0]);
         assert_eq!(g1.draw_watts, Some(121.5));
-        assert_eq!((r.hosts[1].load_watts, r.hosts[1].basis), (1950.0, LoadBasis::Table));
+        assert_eq!(
+            (r.hosts[1].load_watts, r.hosts[1].basis),
+            (1950.0, LoadBasis::Table)
+        );
         assert_eq!(r.circuits[0].load_watts, 3600.0);
         assert_eq!(r.circuits[0].percent, 62.5);
         assert_eq!(r.circuits[0].draw_watts, Some(121.5));
         let f = r.findings();
         assert!(f.iter().any(|f| f.severity == Severity::Warning
-            && f.message == "host `gpu2`: no live figures (connection timed out): table figures used"));
+            && f.message
+                == "host `gpu2`: no live figures (connection timed out): table figures used"));
     }
 }
