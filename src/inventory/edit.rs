@@ -73,8 +73,16 @@ pub fn add_user(path: &Path, source: &str, user: &NewUser) -> Result<String, Edi
     if !text.ends_with('\n') {
         text.push('\n');
     }
-    Inventory::parse(path, &text)?;
-    Ok(text)
+    // The edited text is not on disk yet, so its line numbers would point nowhere:
+    // name the problems without them.
+    match Inventory::parse(path, &text) {
+        Ok(_) => Ok(text),
+        Err(InventoryError::Invalid { problems, .. }) => {
+            let problems: Vec<String> = problems.into_iter().map(|p| p.message).collect();
+            Err(refused(format!("cannot add user `{}`: {}", user.name, problems.join("; "))))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Write `text` to `path` atomically.
