@@ -35,5 +35,9 @@ pub fn template_context(inventory: &Inventory, host: &Host, facts: &ClusterFacts
         slurm => Value::from_serialize(&inventory.slurm),
         facts => Value::from_serialize(&facts.hosts),
         slurm_conf => Value::from_serialize(crate::modules::slurm::context(inventory, facts)),
+        nfs_exports => crate::modules::nfs::exports_file(inventory),
+        nfs_automounts => crate::shell::join(
+            inventory.nfs.iter().flat_map(|n| &n.exports).map(|e| crate::modules::nfs::automount_unit(&e.path)),
+        ),
     }
 }

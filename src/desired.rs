@@ -64,7 +64,7 @@ pub fn host_steps(inputs: &Inputs, host: &Host, facts: &ClusterFacts) -> Result<
     let ctx = context::template_context(inputs.inventory, host, facts);
     let renderer = Renderer { env: &env, ctx: &ctx, secrets: inputs.secrets, host };
     steps_for(inputs.inventory, inputs.playbooks, host)
-        .map(|step| expand(inputs.inventory, step, host, Some(&renderer)))
+        .map(|step| expand(inputs.inventory, step, host, Some(&renderer), facts.host(&host.name)))
         .collect()
 }
 
@@ -72,7 +72,7 @@ pub fn host_steps(inputs: &Inputs, host: &Host, facts: &ClusterFacts) -> Result<
 pub fn probe_request(inventory: &Inventory, playbooks: &Playbooks, host: &Host) -> ProbeRequest {
     let mut req = ProbeRequest::default();
     for step in steps_for(inventory, playbooks, host) {
-        let expanded = expand(inventory, step, host, None).expect("expansion without rendering cannot fail");
+        let expanded = expand(inventory, step, host, None, None).expect("expansion without rendering cannot fail");
         for r in &expanded.resources {
             r.probe(&mut req);
         }
@@ -109,10 +109,16 @@ fn mode(text: &str) -> u32 {
     u32::from_str_radix(text, 8).unwrap_or(0o644)
 }
 
-fn expand(inventory: &Inventory, step: &Step, host: &Host, renderer: Option<&Renderer>) -> Result<DesiredStep, DesiredError> {
+fn expand(
+    inventory: &Inventory,
+    step: &Step,
+    host: &Host,
+    renderer: Option<&Renderer>,
+    facts: Option<&crate::facts::HostFacts>,
+) -> Result<DesiredStep, DesiredError> {
     let mut resources = Vec::new();
     if let Some(module) = &step.module {
-        resources.extend(modules::resources(module, inventory, host));
+        resources.extend(modules::resources(module, inventory, host, facts));
     }
     resources.extend(step.packages.iter().map(|p| Resource::Package(p.clone())));
     resources.extend(step.directories.iter().map(|d| {
@@ -137,21 +143,24 @@ fn expand(inventory: &Inventory, step: &Step, host: &Host, renderer: Option<&Ren
     }
     resources.extend(step.services.iter().map(|s| Resource::Service(Service::new(&s.name, s.enabled, s.running))));
     resources.sort_by_key(Resource::order);
-    let handlers = step
-        .handlers
-        .iter()
-        .map(|h| Handler {
-            name: h.name.clone(),
-            watch: h.watch.clone(),
-            disruption: h.disruption.clone(),
-            action: match (&h.restart, &h.reload, &h.command) {
-                (Some(u), _, _) => HandlerAction::Restart(Service::new(u, true, true).unit),
-                (_, Some(u), _) => HandlerAction::Reload(Service::new(u, true, true).unit),
-                (_, _, Some(c)) => HandlerAction::Command(c.clone()),
-                _ => unreachable!("validated: one action per handler"),
-            },
-        })
-        .collect();
+    let mut handlers = Vec::new();
+    for h in &step.handlers {
+        let action = match (&h.restart, &h.reload, &h.command) {
+            (Some(u), _, _) => HandlerAction::Restart(Service::new(u, true, true).unit),
+            (_, Some(u), _) => HandlerAction::Reload(Service::new(u, true, true).unit),
+            // Commands are templates too (e.g. the automount units of the NFS shares).
+            (_, _, Some(c)) => HandlerAction::Command(match renderer {
+                Some(r) => r.env.render_str(c, r.ctx).map_err(|e| DesiredError::Template {
+                    host: host.name.clone(),
+                    template: format!("handler `{}`", h.name),
+                    message: format!("{e:#}"),
+                })?,
+                None => c.clone(),
+            }),
+            _ => unreachable!("validated: one action per handler"),
+        };
+        handlers.push(Handler { name: h.name.clone(), watch: h.watch.clone(), disruption: h.disruption.clone(), action });
+    }
     Ok(DesiredStep { name: step.name.clone(), resources, handlers })
 }
 

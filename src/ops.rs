@@ -238,7 +238,7 @@ mod tests {
             content: b"TOP-SECRET".to_vec(),
         };
         assert_eq!(format!("{op:?}"), "WriteFile(/etc/munge/munge.key, 10 bytes)");
-        assert!(!script("t", &[op.clone()]).contains("TOP-SECRET"));
+        assert!(!script("t", std::slice::from_ref(&op)).contains("TOP-SECRET"));
     }
 
     #[test]

@@ -18,19 +18,21 @@ pub const BUILTIN_PLAYBOOKS: &[(&str, &str)] = &[
     ("10-users.toml", include_str!("../playbooks/10-users.toml")),
     ("20-munge.toml", include_str!("../playbooks/20-munge.toml")),
     ("30-slurm.toml", include_str!("../playbooks/30-slurm.toml")),
+    ("40-nfs.toml", include_str!("../playbooks/40-nfs.toml")),
 ];
 
 pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
     ("slurm.conf.j2", include_str!("../templates/slurm.conf.j2")),
     ("gres.conf.j2", include_str!("../templates/gres.conf.j2")),
     ("cgroup.conf.j2", include_str!("../templates/cgroup.conf.j2")),
+    ("exports.j2", include_str!("../templates/exports.j2")),
 ];
 
 /// Disruption labels a file or handler may carry; `slurm.conf` classifies each change.
-pub const DISRUPTIONS: &[&str] = &["none", "reconfigure", "restart", "slurm.conf"];
+pub const DISRUPTIONS: &[&str] = &["none", "reconfigure", "remount", "restart", "slurm.conf"];
 
 /// Built-in modules a step may name.
-pub const MODULES: &[&str] = &["users"];
+pub const MODULES: &[&str] = &["users", "nfs"];
 
 #[derive(Debug, Error)]
 pub enum PlaybookError {
@@ -251,7 +253,8 @@ fn validate_step(file: &str, step: &Step, earlier: &[Step], templates: &BTreeMap
             return Err(bad(format!("handler `{}` needs exactly one of restart, reload, command", h.name)));
         }
         for w in &h.watch {
-            let managed = |s: &Step| s.files.iter().any(|f| &f.path == w) || s.directories.iter().any(|d| &d.path == w);
+            // A module may manage any path, so steps with one are trusted to.
+            let managed = |s: &Step| s.module.is_some() || s.files.iter().any(|f| &f.path == w) || s.directories.iter().any(|d| &d.path == w);
             if !managed(step) && !earlier.iter().any(managed) {
                 return Err(bad(format!("handler `{}` watches `{w}`, which no step up to this one manages", h.name)));
             }

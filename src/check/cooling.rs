@@ -122,7 +122,7 @@ impl CoolingReport {
         if !self.high_end_hosts.is_empty() {
             let n = self.high_end_hosts.len();
             let rule = format!(
-                "rule of thumb: one ton per two high-end GPU nodes; {n} high-end ({}) → {:.1} tons",
+                "rule of thumb: one ton per two high-end GPU nodes; {n} high-end ({}) -> {:.1} tons",
                 self.high_end_hosts.join(", "),
                 self.advisory_tons
             );

@@ -4,6 +4,7 @@
 
 mod adduser;
 mod apply;
+mod check;
 mod facts;
 mod plan;
 mod render;
@@ -44,6 +45,8 @@ pub enum Command {
     Facts(facts::FactsArgs),
     /// Render every managed file for each host into a directory.
     Render(render::RenderArgs),
+    /// Preflight checks: power, cooling, network, clock, uids
+    Check(check::CheckArgs),
 }
 
 /// Flags every command that reads the inventory shares.
@@ -154,6 +157,7 @@ pub async fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Adduser(a) => adduser::run(a).await,
         Command::Facts(a) => facts::run(a).await,
         Command::Render(a) => render::run(a).await,
+        Command::Check(a) => check::run(a).await,
     }
 }
 

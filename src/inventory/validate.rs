@@ -67,7 +67,7 @@ impl Checker<'_> {
     }
 
     /// Record a problem for each value seen twice; the message names both places.
-    fn unique<'v>(&mut self, what: &str, items: impl IntoIterator<Item = (String, Range<usize>)>) {
+    fn unique(&mut self, what: &str, items: impl IntoIterator<Item = (String, Range<usize>)>) {
         let mut seen: HashMap<String, Range<usize>> = HashMap::new();
         for (value, span) in items {
             if let Some(first) = seen.get(&value) {
@@ -237,9 +237,8 @@ fn check(c: &mut Checker, raw: RawInventory) -> Inventory {
     let groups = check_groups(c, &raw.groups, id_min);
     let users = check_users(c, &raw.users, &raw.groups, id_min);
 
-    let host_names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
     let user_names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
-    let nfs = raw.nfs.as_ref().map(|n| check_nfs(c, n, &host_names));
+    let nfs = raw.nfs.as_ref().map(|n| check_nfs(c, n, &hosts));
     let slurm = raw
         .slurm
         .as_ref()
@@ -508,10 +507,15 @@ fn check_users(c: &mut Checker, raw: &[S<RawUser>], raw_groups: &[S<RawGroup>], 
     users
 }
 
-fn check_nfs(c: &mut Checker, n: &S<RawNfs>, hosts: &[&str]) -> Nfs {
+fn check_nfs(c: &mut Checker, n: &S<RawNfs>, hosts: &[Host]) -> Nfs {
     let n = n.get_ref();
-    if !hosts.contains(&n.server.get_ref().as_str()) {
-        c.at(n.server.span(), format!("nfs server `{}` is not a declared host", n.server.get_ref()));
+    match hosts.iter().find(|h| &h.name == n.server.get_ref()) {
+        None => c.at(n.server.span(), format!("nfs server `{}` is not a declared host", n.server.get_ref())),
+        Some(h) if !h.has_role(Role::NfsServer) => c.at(
+            n.server.span(),
+            format!("nfs server `{}` does not have the `nfs-server` role", n.server.get_ref()),
+        ),
+        Some(_) => {}
     }
     if let Some(net) = &n.network {
         if !is_valid_cidr(net.get_ref()) {
@@ -738,7 +742,7 @@ fn check_cooling(c: &mut Checker, k: &S<RawCooling>) -> Cooling {
         }
     };
     if let Some(v) = k.capacity_btu_per_hour.as_ref().or(k.capacity_tons.as_ref()) {
-        if !(*v.get_ref() > 0.0) {
+        if v.get_ref().partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             c.at(v.span(), format!("cooling capacity `{}` must be positive", v.get_ref()));
         }
     }

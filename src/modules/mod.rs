@@ -1,6 +1,7 @@
 //! Built-in modules: resources and checks that Rust computes from the inventory,
 //! named by a playbook step's `module` key.
 
+pub mod nfs;
 pub mod slurm;
 pub mod users;
 
@@ -10,16 +11,27 @@ use crate::inventory::{Host, Inventory};
 use crate::resource::Resource;
 
 /// Resources of a built-in module for one host.
-pub fn resources(module: &str, inventory: &Inventory, host: &Host) -> Vec<Resource> {
+/// `facts` is `None` when only the probe request is being built.
+pub fn resources(module: &str, inventory: &Inventory, host: &Host, facts: Option<&HostFacts>) -> Vec<Resource> {
     match module {
         "users" => users::resources(inventory, host),
+        "nfs" => nfs::resources(inventory, host, facts),
         _ => Vec::new(),
     }
 }
 
 /// Extra facts modules need beyond their resources.
-pub fn probe_extras(_inventory: &Inventory, _host: &Host) -> ProbeRequest {
-    ProbeRequest::default()
+pub fn probe_extras(inventory: &Inventory, host: &Host) -> ProbeRequest {
+    let mut req = ProbeRequest::default();
+    if nfs::is_client(inventory, host) && inventory.home_on_nfs() {
+        req.commands.insert(nfs::HOME_ENTRIES.into(), nfs::HOME_ENTRIES_COMMAND.into());
+    }
+    req
+}
+
+/// Findings about one host shown with its plan (they do not block apply).
+pub fn host_warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+    nfs::warnings(inventory, host, facts)
 }
 
 /// Problems on a live host that make apply refuse to touch it.

@@ -138,6 +138,7 @@ pub fn plan(inputs: &Inputs, facts: &ClusterFacts, hosts: &[String]) -> Plan {
             };
             hp.conflicts = modules::conflicts(inventory, host, host_facts);
             hp.unmanaged = modules::unmanaged(inventory, host_facts);
+            hp.warnings = modules::host_warnings(inventory, host, host_facts);
             match desired::host_steps(inputs, host, facts) {
                 Ok(steps) => {
                     let mut changed_so_far: Vec<Change> = Vec::new();
