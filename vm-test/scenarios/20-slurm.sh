@@ -8,7 +8,9 @@ set -euo pipefail
 . "$VM_DIR/lib.sh"
 
 INV=$VM_STATE/slurm-inventory.toml
-cp "$VM_INVENTORY" "$INV"
+# Without [nfs]: this scenario is about Slurm (30-nfs.sh adds the shares).
+awk '/^\[nfs\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' "$VM_INVENTORY" > "$INV"
+grep -q '^\[slurm\]' "$INV" || fail "no [slurm] in the inventory"
 
 step "fresh closet -> apply"
 timer_start apply

@@ -10,6 +10,11 @@ set -euo pipefail
 INV=$VM_STATE/nfs-inventory.toml
 cp "$VM_INVENTORY" "$INV"
 
+step "plan warns that node1's local /home (homes made by 10-users.sh) would be hidden"
+rc=0; plan=$("$CLOSETCTL" plan -i "$INV" 2>&1) || rc=$?
+echo "$plan"
+assert_match "$plan" 'host node1'$'\n''  warning: local /home is not empty \(alice, bob\)' "warning for node1"
+
 step "apply with NFS"
 rc=0; out=$("$CLOSETCTL" apply -i "$INV" --yes 2>&1) || rc=$?
 echo "$out"
@@ -42,6 +47,6 @@ step "reboot node2: /home comes back without closetctl"
 vm_ssh node2 'systemctl reboot' || true
 sleep 5
 vm_wait_ssh node2 300
-assert_eq "hello" "$(vm_ssh node2 cat /home/alice/probe 2>/dev/null || vm_ssh node2 "su - alice -c 'cat /home/alice/probe'")" "probe readable after reboot"
+assert_eq "hello" "$(vm_ssh node2 "su - alice -c 'cat /home/alice/probe'")" "probe readable after reboot"
 rc=0; "$CLOSETCTL" plan -i "$INV" --detailed-exitcode >/dev/null || rc=$?
 assert_eq 0 "$rc" "plan still empty after the reboot"
