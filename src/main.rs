@@ -5,7 +5,11 @@ use clap::Parser;
 use closetctl::command::{self, Cli};
 
 fn main() {
-    let cli = Cli::parse();
+    // Usage errors exit 1, not clap's 2: exit 2 means "the plan has changes".
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        let _ = e.print();
+        std::process::exit(if e.use_stderr() { 1 } else { 0 });
+    });
     command::init_logging(cli.verbose, cli.quiet);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)

@@ -251,7 +251,6 @@ fn version() {
 }
 
 #[test]
-#[ignore = "bug: src/main.rs lets clap exit 2 on a usage error, which `plan --detailed-exitcode` documents as `changes`"]
 fn a_bad_flag_is_an_error_not_a_drift_signal() {
     let dir = dir_with(&[]);
     let r = run(
