@@ -130,7 +130,7 @@ pub fn offline_findings(inventory: &Inventory) -> Vec<Finding> {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// The schema version of the JSON form (docs/check-json.md).
-    pub version: u32,
+    pub schema_version: u32,
     /// The worst severity of all findings.
     pub severity: Severity,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -193,7 +193,7 @@ pub fn run(
         findings.extend(r.findings());
     }
     Report {
-        version: REPORT_VERSION,
+        schema_version: REPORT_VERSION,
         severity: worst(&findings),
         power,
         cooling,
@@ -204,9 +204,9 @@ pub fn run(
     }
 }
 
-/// Round a figure for display and JSON: whole watts, one decimal for percentages.
+/// Round a figure to one decimal for display and JSON (never `-0.0`).
 pub(crate) fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
+    (x * 10.0).round() / 10.0 + 0.0
 }
 
 #[cfg(test)]
@@ -278,6 +278,12 @@ mod tests {
         assert!(over[0].message.contains("3900 W"), "{}", over[0].message);
         assert_eq!(over[1].check, CheckKind::Cooling);
         assert_eq!(worst(&findings), Severity::Error);
+    }
+
+    #[test]
+    fn rounding_never_shows_negative_zero() {
+        assert_eq!(format!("{:+.1}", round1(-0.01)), "+0.0");
+        assert_eq!(round1(78.125), 78.1);
     }
 
     #[test]
