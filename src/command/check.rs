@@ -26,8 +26,8 @@ pub struct CheckArgs {
     pub which: Which,
     #[command(flatten)]
     pub inventory: InventoryArgs,
-    /// Contact the hosts for power: the GPUs' enforced power limits (nvidia-smi
-    /// power.limit) replace the table figures, and the current draw is shown.
+    /// Contact the hosts for power and cooling: the GPUs' enforced power limits
+    /// (nvidia-smi power.limit) replace the table figures; the current draw is shown.
     #[arg(long)]
     pub live: bool,
     /// Print the report as JSON (schema in docs/check-json.md).
