@@ -36,7 +36,7 @@ fn fixture() -> (Inventory, ClusterFacts) {
 
 fn rendered(inventory: &Inventory, facts: &ClusterFacts, host: &str, path: &str) -> String {
     let playbooks = Playbooks::load(None).unwrap();
-    let secrets: Secrets = [("munge.key".to_string(), vec![7u8; 1024])].into();
+    let secrets: Secrets = [("munge.key".to_string(), vec![7u8; 1024]), ("slurmdbd.password".to_string(), b"fixture-password".to_vec())].into();
     let inputs = Inputs { inventory, playbooks: &playbooks, secrets: &secrets };
     let steps = host_steps(&inputs, inventory.host(host).unwrap(), facts).unwrap();
     let file = steps.iter().flat_map(|s| &s.resources).find_map(|r| match r {

@@ -45,7 +45,20 @@ pub struct SlurmContext {
     pub partitions: Vec<PartitionLine>,
     pub def_mem_per_cpu: u64,
     pub options: Vec<(String, String)>,
+    /// Fair share: slurmdbd accounting and multifactor priority; `None` when off.
+    pub accounting: Option<AccountingConf>,
     pub warnings: Vec<String>,
+}
+
+/// The accounting lines of `slurm.conf` (from `[slurm.fair_share]`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccountingConf {
+    /// Where slurmdbd runs: the controller's address.
+    pub storage_host: String,
+    pub weight_fairshare: u32,
+    pub weight_age: u32,
+    pub weight_job_size: u32,
+    pub decay_half_life: String,
 }
 
 /// RealMemory a little below the live figure: 97 %, rounded down to 64 MiB, so a
@@ -179,6 +192,13 @@ pub fn context(inventory: &Inventory, facts: &ClusterFacts) -> Option<SlurmConte
         partitions,
         def_mem_per_cpu,
         options: slurm.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        accounting: slurm.fair_share.enabled.then(|| AccountingConf {
+            storage_host: controller.address.clone(),
+            weight_fairshare: slurm.fair_share.weight_fairshare,
+            weight_age: slurm.fair_share.weight_age,
+            weight_job_size: slurm.fair_share.weight_job_size,
+            decay_half_life: slurm.fair_share.decay_half_life.clone(),
+        }),
         warnings,
     })
 }

@@ -55,7 +55,25 @@ pub struct FakeState {
     pub broken_unit: Option<(String, String, String)>,
     /// Descriptions of every op carried out, in order.
     pub journal: Vec<String>,
+    /// MariaDB and slurmdbd: what `mysql`, `sacctmgr` and `squeue` answer.
+    pub slurmdb: FakeSlurmdb,
     next_pid: u32,
+}
+
+/// The accounting database as `sacctmgr -i` leaves it and `sacctmgr -nP show` prints it.
+#[derive(Debug, Clone, Default)]
+pub struct FakeSlurmdb {
+    /// `slurm_acct_db`, `slurm@localhost` and its grant exist (the setup script ran).
+    pub database: bool,
+    pub clusters: Vec<String>,
+    /// `(cluster, account, user)` -> share, in insertion order like sacctmgr's listing.
+    pub associations: Vec<((String, String, String), String)>,
+    /// User -> default account.
+    pub defaults: BTreeMap<String, String>,
+    /// Active jobs `(id, user, account)` as `squeue -h -o '%i %u %a'` prints them.
+    pub jobs: Vec<(u32, String, String)>,
+    /// Every `sacctmgr -i` command carried out.
+    pub commands: Vec<String>,
 }
 
 impl FakeState {
@@ -77,6 +95,7 @@ impl FakeState {
             epoch: 1_800_000_000.0,
             broken_unit: None,
             journal: Vec::new(),
+            slurmdb: FakeSlurmdb::default(),
             next_pid: 1000,
         };
         for (name, id) in [("root", 0), ("daemon", 1), ("sshd", 100), ("nobody", 65534)] {
@@ -91,10 +110,16 @@ impl FakeState {
             system_users: vec![("munge".into(), 104)],
             files: vec![("/etc/munge/munge.key".into(), b"debian-postinst-random-key".to_vec())],
         });
-        for p in ["slurmctld", "slurmd"] {
+        s.available.insert("mariadb-server".into(), PackageEffect {
+            units: vec!["mariadb.service".into()],
+            system_users: vec![("mysql".into(), 105)],
+            files: vec![],
+        });
+        for p in ["slurmctld", "slurmd", "slurmdbd"] {
             s.available.insert(p.into(), PackageEffect { units: vec![format!("{p}.service")], system_users: vec![("slurm".into(), 64030)], files: vec![] });
         }
-        for p in ["slurm-client", "dbus", "nfs-common", "nfs-kernel-server", "sudo"] {
+        s.available.insert("dbus".into(), PackageEffect { units: vec!["dbus.service".into()], ..PackageEffect::default() });
+        for p in ["slurm-client", "nfs-common", "nfs-kernel-server", "sudo"] {
             s.available.insert(p.into(), PackageEffect::default());
         }
         s
@@ -268,6 +293,11 @@ fn probe(s: &mut FakeState, script: &str) -> RemoteOutput {
     let _ = writeln!(o, "2: eth0    inet 192.0.2.10/24 brd 192.0.2.255 scope global eth0");
     sec(&mut o, "speeds");
     let _ = writeln!(o, "eth0 10000");
+    for (name, command) in probe_commands(script) {
+        if let Some((rc, out)) = fake_command(s, &command) {
+            let _ = writeln!(o, "{MARKER} command {name}\n{out}\n{MARKER} command-exit {name} {rc}");
+        }
+    }
     sec(&mut o, "lock");
     let lock = var(script, "LOCK").join(" ");
     let holder = s.files.get("/var/lib/closetctl/lock/holder").map(|f| String::from_utf8_lossy(&f.content).trim().to_string());
@@ -429,7 +459,7 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
             u.active = "active".into();
             u.main_pid = pid;
         }
-        "cc_command" => {}
+        "cc_command" => run_command(s, &a[0])?,
         other => return Err(format!("fake host: unknown operation {other}")),
     }
     Ok(())
@@ -441,6 +471,144 @@ fn check_broken(s: &FakeState, unit: &str) -> Result<(), String> {
         if u == unit && content.contains(needle.as_str()) {
             return Err(format!("{unit}: fatal: error in {path}"));
         }
+    }
+    Ok(())
+}
+
+/// The probe's extra commands: `(name, command)` from its `sec command` lines.
+fn probe_commands(script: &str) -> Vec<(String, String)> {
+    let mut lines = script.lines();
+    let mut out = Vec::new();
+    while let Some(l) = lines.next() {
+        let Some(name) = l.strip_prefix("sec command ") else { continue };
+        let Some(cmd) = lines.next().and_then(|c| c.strip_prefix("( ")).and_then(|c| c.split_once(" ) 2>/dev/null")) else { continue };
+        out.push((name.to_string(), cmd.0.to_string()));
+    }
+    out
+}
+
+fn active(s: &FakeState, unit: &str) -> bool {
+    s.units.get(unit).is_some_and(|u| u.active == "active")
+}
+
+/// Whether `sacctmgr` reaches slurmdbd: it runs, and slurm.conf points at it.
+fn slurmdbd_answers(s: &FakeState) -> bool {
+    let conf = s.files.get("/etc/slurm/slurm.conf").map(|f| String::from_utf8_lossy(&f.content).to_string()).unwrap_or_default();
+    s.slurmdb.database && active(s, "slurmdbd.service") && conf.contains("AccountingStorageType=accounting_storage/slurmdbd")
+}
+
+/// What the read-only accounting commands print: `(exit code, stdout)`; `None` for a
+/// command the fake does not know (its section is left out, as if not asked).
+fn fake_command(s: &FakeState, cmd: &str) -> Option<(i32, String)> {
+    let db = &s.slurmdb;
+    let refused = (1, "sacctmgr: error: Sending PersistInit msg: Connection refused".to_string());
+    if cmd.starts_with("mysql ") {
+        if !s.installed.contains_key("mariadb-server") {
+            return Some((127, String::new()));
+        }
+        let n = u8::from(db.database);
+        return Some((0, format!("{n}\t{n}\t{n}")));
+    }
+    if cmd.contains("sacctmgr -nP show cluster") {
+        return Some(if slurmdbd_answers(s) { (0, db.clusters.join("\n")) } else { refused });
+    }
+    if cmd.contains("sacctmgr -nP show assoc format=cluster,account,user,share") {
+        let rows: Vec<String> = db.associations.iter().map(|((c, a, u), share)| format!("{c}|{a}|{u}|{share}")).collect();
+        return Some(if slurmdbd_answers(s) { (0, rows.join("\n")) } else { refused });
+    }
+    if cmd.contains("sacctmgr -nP show user format=user,defaultaccount") {
+        let rows: Vec<String> = db.defaults.iter().map(|(u, a)| format!("{u}|{a}")).collect();
+        return Some(if slurmdbd_answers(s) { (0, rows.join("\n")) } else { refused });
+    }
+    if cmd.contains("squeue -h") {
+        if !active(s, "slurmctld.service") {
+            return Some((1, "slurm_load_jobs error: Unable to contact slurm controller (connect failure)".into()));
+        }
+        let rows: Vec<String> = db.jobs.iter().map(|(id, u, a)| format!("{id} {u} {a}")).collect();
+        return Some((0, rows.join("\n")));
+    }
+    None
+}
+
+/// `cc_command`: the database setup script and `sacctmgr -i` changes are carried out
+/// (each guarded command's `show ... | grep -q || add` is honoured by adding only
+/// what is missing); any other command does nothing.
+fn run_command(s: &mut FakeState, cmd: &str) -> Result<(), String> {
+    if cmd.contains("/usr/local/lib/closetctl/slurm-database.sh") {
+        if !active(s, "mariadb.service") {
+            return Err("MariaDB does not answer after 30s".into());
+        }
+        let conf = s.files.get("/etc/slurm/slurmdbd.conf").map(|f| String::from_utf8_lossy(&f.content).to_string()).unwrap_or_default();
+        if !conf.lines().any(|l| l.starts_with("StoragePass=") && l.len() > "StoragePass=".len()) {
+            return Err("no StoragePass in /etc/slurm/slurmdbd.conf".into());
+        }
+        s.slurmdb.database = true;
+        return Ok(());
+    }
+    let Some(at) = cmd.rfind("sacctmgr -i ") else { return Ok(()) };
+    if !slurmdbd_answers(s) {
+        return Err("sacctmgr: error: Problem talking to the database: Connection refused".into());
+    }
+    let action = cmd[at..].split(';').next().unwrap_or_default();
+    let words = shlex::split(action).ok_or_else(|| format!("fake sacctmgr: cannot parse {action}"))?;
+    s.slurmdb.commands.push(words[2..].join(" "));
+    let kv = |k: &str| words.iter().find_map(|w| w.strip_prefix(&format!("{k}="))).map(String::from);
+    let db = &mut s.slurmdb;
+    let has = |db: &FakeSlurmdb, key: &(String, String, String)| db.associations.iter().any(|(k, _)| k == key);
+    match (words[2].as_str(), words[3].as_str()) {
+        ("add", "cluster") => {
+            let c = words[4].clone();
+            if !db.clusters.contains(&c) {
+                db.clusters.push(c.clone());
+                db.associations.push(((c.clone(), "root".into(), String::new()), "1".into()));
+                db.associations.push(((c, "root".into(), "root".into()), "1".into()));
+                db.defaults.entry("root".into()).or_insert_with(|| "root".into());
+            }
+        }
+        ("add", "account") => {
+            let key = (kv("cluster").ok_or("no cluster")?, words[4].clone(), String::new());
+            if !has(db, &key) {
+                db.associations.push((key, kv("fairshare").unwrap_or_else(|| "1".into())));
+            }
+        }
+        ("add", "user") => {
+            let (user, account, cluster) = (words[4].clone(), kv("account").ok_or("no account")?, kv("cluster").ok_or("no cluster")?);
+            if !has(db, &(cluster.clone(), account.clone(), String::new())) {
+                return Err(format!(" The account '{account}' doesn't exist on cluster {cluster}"));
+            }
+            let key = (cluster, account.clone(), user.clone());
+            if !has(db, &key) {
+                if !db.defaults.contains_key(&user) {
+                    db.defaults.insert(user.clone(), kv("defaultaccount").unwrap_or(account));
+                }
+                db.associations.push((key, kv("fairshare").unwrap_or_else(|| "1".into())));
+            }
+        }
+        ("modify", what) => {
+            let name = kv("name").ok_or("no name")?;
+            if let Some(d) = kv("defaultaccount") {
+                db.defaults.insert(name.clone(), d);
+            }
+            if let Some(share) = kv("fairshare") {
+                let (account, user) = if what == "account" { (name, String::new()) } else { (kv("account").ok_or("no account")?, name) };
+                for ((c, a, u), sh) in db.associations.iter_mut() {
+                    if Some(c.clone()) == kv("cluster") && *a == account && *u == user {
+                        *sh = share.clone();
+                    }
+                }
+            }
+        }
+        ("remove", "user") => {
+            let (name, account, cluster) = (kv("name").ok_or("no name")?, kv("account"), kv("cluster"));
+            if let Some((_, jobs)) = db.jobs.iter().find(|(_, u, a)| *u == name && account.as_ref().is_none_or(|x| x == a)).map(|j| ((), j.0)) {
+                return Err(format!(" Error with request: Job(s) active, cancel job(s) before remove\n  JobID = {jobs}"));
+            }
+            db.associations.retain(|((c, a, u), _)| !(*u == name && cluster.as_ref().is_none_or(|x| x == c) && account.as_ref().is_none_or(|x| x == a)));
+            if !db.associations.iter().any(|((_, _, u), _)| *u == name) {
+                db.defaults.remove(&name);
+            }
+        }
+        _ => return Err(format!("fake sacctmgr: unsupported {action}")),
     }
     Ok(())
 }

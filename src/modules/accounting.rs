@@ -1,0 +1,456 @@
+//! The accounting module: Slurm fair share with slurmdbd and MariaDB on the controller,
+//! and the associations that fair share counts usage against, from the inventory.
+//!
+//! Two playbook modules live here: `accounting-database` (the MariaDB database and
+//! user slurmdbd stores into; runs before slurmctld starts) and
+//! `accounting-associations` (the cluster, one account per inventory group or declared
+//! `[[slurm.account]]`, each user associated with the accounts of their groups, the
+//! first group being the default account; runs after slurmctld).
+//!
+//! Associations slurmdbd has that the inventory does not want are removed when they
+//! belong to an inventory user or an inventory account; others (made by hand for
+//! people closetctl does not know) are left alone, like unmanaged accounts. Removing an
+//! association that still has active jobs is refused: the controller is in conflict,
+//! with the job ids named, until they finish or are cancelled.
+
+use crate::facts::HostFacts;
+use crate::inventory::{Host, Inventory};
+use crate::resource::{Accounting, Association, Resource, SlurmdbFacts};
+use std::collections::BTreeSet;
+
+/// Module names a playbook step may use.
+pub const DATABASE_MODULE: &str = "accounting-database";
+pub const ASSOCIATIONS_MODULE: &str = "accounting-associations";
+
+/// The file slurmdbd reads (with the database password; shown only as a fingerprint).
+pub const SLURMDBD_CONF: &str = "/etc/slurm/slurmdbd.conf";
+
+/// Shares of an account or user association when the inventory gives none.
+pub const DEFAULT_FAIRSHARE: u32 = 1;
+
+/// Whether fair share is on and `host` is the Slurm controller.
+pub fn applies(inventory: &Inventory, host: &Host) -> bool {
+    inventory
+        .slurm
+        .as_ref()
+        .is_some_and(|s| s.fair_share.enabled && s.controller == host.name)
+}
+
+/// What the inventory wants slurmdbd to hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    pub cluster: String,
+    /// `(account, fairshare)` in inventory order: declared accounts, then one per group.
+    pub accounts: Vec<(String, u32)>,
+    /// `(user, accounts)`: the first account is the user's default.
+    pub users: Vec<(String, Vec<String>)>,
+}
+
+impl Desired {
+    pub fn from_inventory(inventory: &Inventory) -> Option<Desired> {
+        let slurm = inventory.slurm.as_ref().filter(|s| s.fair_share.enabled)?;
+        let mut accounts: Vec<(String, u32)> = slurm
+            .accounts
+            .iter()
+            .map(|a| (a.name.clone(), a.fairshare.unwrap_or(DEFAULT_FAIRSHARE)))
+            .collect();
+        for g in &inventory.groups {
+            if !accounts.iter().any(|(a, _)| *a == g.name) {
+                accounts.push((g.name.clone(), DEFAULT_FAIRSHARE));
+            }
+        }
+        let is_account = |name: &str| accounts.iter().any(|(a, _)| a == name);
+        let mut users = Vec::new();
+        for u in &inventory.users {
+            let mut mine: Vec<String> =
+                u.groups.iter().filter(|g| is_account(g)).cloned().collect();
+            for a in slurm.accounts.iter().filter(|a| a.users.contains(&u.name)) {
+                if !mine.contains(&a.name) {
+                    mine.push(a.name.clone());
+                }
+            }
+            if !mine.is_empty() {
+                users.push((u.name.clone(), mine));
+            }
+        }
+        Some(Desired {
+            cluster: slurm.cluster_name.clone(),
+            accounts,
+            users,
+        })
+    }
+
+    fn wants(&self, account: &str, user: &str) -> bool {
+        self.users
+            .iter()
+            .any(|(u, accts)| u == user && accts.iter().any(|a| a == account))
+    }
+
+    /// Live user associations to remove: those of an inventory user or in an
+    /// inventory account that the inventory does not list (never `root`'s).
+    pub fn removals(&self, inventory: &Inventory, db: &SlurmdbFacts) -> Vec<Association> {
+        let managed_accounts: BTreeSet<&str> =
+            self.accounts.iter().map(|(a, _)| a.as_str()).collect();
+        db.user_associations(&self.cluster)
+            .into_iter()
+            .filter(|(a, u)| {
+                u != "root"
+                    && (inventory.user(u).is_some() || managed_accounts.contains(a.as_str()))
+            })
+            .filter(|(a, u)| !self.wants(a, u))
+            .map(|(account, user)| Association {
+                cluster: self.cluster.clone(),
+                last: !self.users.iter().any(|(u, _)| *u == user),
+                account,
+                user,
+                fairshare: DEFAULT_FAIRSHARE,
+                default: false,
+                remove: true,
+            })
+            .collect()
+    }
+}
+
+/// The resources of the `accounting-database` or `accounting-associations` module.
+pub fn resources(
+    module: &str,
+    inventory: &Inventory,
+    host: &Host,
+    facts: Option<&HostFacts>,
+) -> Vec<Resource> {
+    let Some(desired) = Desired::from_inventory(inventory).filter(|_| applies(inventory, host))
+    else {
+        return Vec::new();
+    };
+    if module == DATABASE_MODULE {
+        return vec![Resource::Accounting(Accounting::Database)];
+    }
+    let mut out = vec![Resource::Accounting(Accounting::Cluster {
+        name: desired.cluster.clone(),
+    })];
+    for (name, fairshare) in &desired.accounts {
+        out.push(Resource::Accounting(Accounting::Account {
+            cluster: desired.cluster.clone(),
+            name: name.clone(),
+            fairshare: *fairshare,
+        }));
+    }
+    // Default accounts first: a new user is created with its default, and a user's
+    // default moves before the association it leaves is removed.
+    for (user, accounts) in &desired.users {
+        for (i, account) in accounts.iter().enumerate() {
+            out.push(Resource::Accounting(Accounting::Association(Association {
+                cluster: desired.cluster.clone(),
+                account: account.clone(),
+                user: user.clone(),
+                fairshare: DEFAULT_FAIRSHARE,
+                default: i == 0,
+                remove: false,
+                last: false,
+            })));
+        }
+    }
+    if let Some(f) = facts {
+        let db = SlurmdbFacts::from_facts(f);
+        out.extend(
+            desired
+                .removals(inventory, &db)
+                .into_iter()
+                .map(|a| Resource::Accounting(Accounting::Association(a))),
+        );
+    }
+    out
+}
+
+/// Removals that would hit active jobs: apply refuses the controller, naming them.
+pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+    let Some(desired) = Desired::from_inventory(inventory).filter(|_| applies(inventory, host))
+    else {
+        return Vec::new();
+    };
+    let db = SlurmdbFacts::from_facts(facts);
+    desired
+        .removals(inventory, &db)
+        .iter()
+        .filter_map(|a| {
+            let jobs = db.jobs_of(&a.user, &a.account);
+            (!jobs.is_empty()).then(|| {
+                format!(
+                    "association {} is to be removed but {} has active jobs {} under it; wait for them to finish or `scancel {}`, then apply again",
+                    a.name(),
+                    a.user,
+                    jobs.join(", "),
+                    jobs.join(" ")
+                )
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::CommandOutput;
+    use crate::resource::association::{
+        ASSOCIATIONS_FACTS, CLUSTERS_FACTS, JOBS_FACTS, USERS_FACTS,
+    };
+    use crate::resource::Change;
+    use std::path::Path;
+
+    const INVENTORY: &str = r#"
+[cluster]
+name = "closet"
+
+[[host]]
+name = "head"
+address = "10.0.0.1"
+roles = ["controller"]
+
+[[host]]
+name = "node1"
+address = "10.0.0.2"
+roles = ["compute"]
+
+[[group]]
+name = "vision-lab"
+gid = 2001
+
+[[group]]
+name = "nlp-lab"
+gid = 2002
+
+[[user]]
+name = "alice"
+uid = 1001
+groups = ["vision-lab"]
+
+[[user]]
+name = "bob"
+uid = 1002
+groups = ["nlp-lab", "vision-lab"]
+
+[slurm]
+controller = "head"
+
+[[slurm.account]]
+name = "nlp-lab"
+fairshare = 30
+"#;
+
+    fn inventory(text: &str) -> Inventory {
+        Inventory::parse(Path::new("inventory.toml"), text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn out(stdout: &str, exit_code: i32) -> CommandOutput {
+        CommandOutput {
+            exit_code,
+            stdout: stdout.into(),
+        }
+    }
+
+    /// Facts as `sacctmgr -nP` prints them on a controller where carol left vision-lab
+    /// for the inventory, bob's default is wrong and nlp-lab still has 1 share.
+    fn live() -> HostFacts {
+        let mut f = HostFacts::default();
+        f.commands.insert(CLUSTERS_FACTS.into(), out("closet\n", 0));
+        f.commands.insert(
+            ASSOCIATIONS_FACTS.into(),
+            out(
+                "closet|root||1\ncloset|root|root|1\ncloset|vision-lab||1\ncloset|vision-lab|alice|1\ncloset|vision-lab|bob|1\n\
+                 closet|vision-lab|carol|1\ncloset|nlp-lab||1\ncloset|nlp-lab|bob|1\ncloset|guests||1\ncloset|guests|visitor|1\n\
+                 other|vision-lab|zed|1",
+                0,
+            ),
+        );
+        f.commands.insert(
+            USERS_FACTS.into(),
+            out(
+                "root|root\nalice|vision-lab\nbob|vision-lab\ncarol|vision-lab\nvisitor|guests",
+                0,
+            ),
+        );
+        f.commands.insert(JOBS_FACTS.into(), out("", 0));
+        f
+    }
+
+    fn changes(inv: &Inventory, facts: &HostFacts) -> Vec<Change> {
+        let head = inv.host("head").unwrap();
+        resources(ASSOCIATIONS_MODULE, inv, head, Some(facts))
+            .iter()
+            .filter_map(|r| r.diff(facts))
+            .collect()
+    }
+
+    fn lines(changes: &[Change]) -> Vec<String> {
+        changes
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}: {}",
+                    c.action.symbol(),
+                    c.resource(),
+                    c.details.join(", ")
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn accounts_from_groups_and_declarations_default_first() {
+        let inv = inventory(INVENTORY);
+        let d = Desired::from_inventory(&inv).unwrap();
+        assert_eq!(
+            d.accounts,
+            vec![("nlp-lab".to_string(), 30), ("vision-lab".to_string(), 1)]
+        );
+        assert_eq!(
+            d.users,
+            vec![
+                ("alice".to_string(), vec!["vision-lab".to_string()]),
+                (
+                    "bob".to_string(),
+                    vec!["nlp-lab".to_string(), "vision-lab".to_string()]
+                )
+            ]
+        );
+    }
+
+    #[test]
+    fn a_fresh_controller_adds_everything_even_when_sacctmgr_fails() {
+        let inv = inventory(INVENTORY);
+        let mut facts = HostFacts::default();
+        // slurmdbd not up yet: sacctmgr fails.
+        for name in [CLUSTERS_FACTS, ASSOCIATIONS_FACTS, USERS_FACTS] {
+            facts.commands.insert(
+                name.into(),
+                out(
+                    "sacctmgr: error: Problem talking to the database: Connection refused",
+                    1,
+                ),
+            );
+        }
+        assert_eq!(
+            lines(&changes(&inv, &facts)),
+            vec![
+                "+ slurm-cluster closet: register in slurmdbd",
+                "+ slurm-account nlp-lab: fairshare 30",
+                "+ slurm-account vision-lab: fairshare 1",
+                "+ association vision-lab/alice: fairshare 1, default account",
+                "+ association nlp-lab/bob: fairshare 1, default account",
+                "+ association vision-lab/bob: fairshare 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn associations_diff_against_sacctmgr_output() {
+        let inv = inventory(INVENTORY);
+        let c = changes(&inv, &live());
+        assert_eq!(
+            lines(&c),
+            vec![
+                "~ slurm-account nlp-lab: fairshare 1 -> 30",
+                "~ association nlp-lab/bob: default account vision-lab -> nlp-lab",
+                "~ association vision-lab/carol: remove (the inventory has no account for carol any more)",
+            ],
+            "root, guests/visitor (unmanaged) and the other cluster are left alone"
+        );
+        let ops: Vec<String> = c
+            .iter()
+            .flat_map(|c| &c.ops)
+            .map(|o| o.describe())
+            .collect();
+        assert_eq!(
+            ops,
+            vec![
+                "run `sacctmgr -i modify account where name='nlp-lab' cluster='closet' set fairshare=30`",
+                "run `sacctmgr -i modify user where name='bob' set defaultaccount='nlp-lab'`",
+                "run `if sacctmgr -nP show assoc where cluster='closet' user='carol' format=user | grep -q .; then sacctmgr -i remove user where name='carol' cluster='closet'; fi`",
+            ]
+        );
+    }
+
+    #[test]
+    fn leaving_one_of_two_accounts_removes_only_that_association() {
+        let text = INVENTORY.replace(
+            "groups = [\"nlp-lab\", \"vision-lab\"]",
+            "groups = [\"nlp-lab\"]",
+        );
+        let inv = inventory(&text);
+        let mut facts = live();
+        facts.commands.insert(
+            USERS_FACTS.into(),
+            out("alice|vision-lab\nbob|nlp-lab\ncarol|vision-lab", 0),
+        );
+        let c = changes(&inv, &facts);
+        let bob: Vec<&Change> = c.iter().filter(|c| c.name.ends_with("/bob")).collect();
+        assert_eq!(lines(&bob.iter().map(|c| (*c).clone()).collect::<Vec<_>>()), vec!["~ association vision-lab/bob: remove (the inventory no longer has bob in vision-lab)"]);
+        assert_eq!(
+            bob[0].ops[0].describe(),
+            "run `sacctmgr -i remove user where name='bob' account='vision-lab' cluster='closet'`"
+        );
+    }
+
+    #[test]
+    fn removing_an_association_with_active_jobs_is_refused_naming_them() {
+        let inv = inventory(INVENTORY);
+        let mut facts = live();
+        facts.commands.insert(
+            JOBS_FACTS.into(),
+            out(
+                "41 carol vision-lab\n42 alice vision-lab\n43 carol vision-lab\n",
+                0,
+            ),
+        );
+        let head = inv.host("head").unwrap();
+        assert_eq!(
+            conflicts(&inv, head, &facts),
+            vec!["association vision-lab/carol is to be removed but carol has active jobs 41, 43 under it; wait for them to finish or `scancel 41 43`, then apply again"]
+        );
+        facts
+            .commands
+            .insert(JOBS_FACTS.into(), out("42 alice vision-lab\n", 0));
+        assert!(conflicts(&inv, head, &facts).is_empty());
+        assert!(
+            crate::modules::conflicts(&inv, inv.host("node1").unwrap(), &facts).is_empty(),
+            "only the controller"
+        );
+    }
+
+    #[test]
+    fn converged_associations_are_no_change() {
+        let inv = inventory(INVENTORY);
+        let mut facts = HostFacts::default();
+        facts
+            .commands
+            .insert(CLUSTERS_FACTS.into(), out("closet", 0));
+        facts.commands.insert(
+            ASSOCIATIONS_FACTS.into(),
+            out("closet|root||1\ncloset|root|root|1\ncloset|nlp-lab||30\ncloset|nlp-lab|bob|1\ncloset|vision-lab||1\ncloset|vision-lab|alice|1\ncloset|vision-lab|bob|1", 0),
+        );
+        facts.commands.insert(
+            USERS_FACTS.into(),
+            out("root|root\nalice|vision-lab\nbob|nlp-lab", 0),
+        );
+        assert!(
+            changes(&inv, &facts).is_empty(),
+            "{:?}",
+            lines(&changes(&inv, &facts))
+        );
+    }
+
+    #[test]
+    fn nothing_without_fair_share_or_off_the_controller() {
+        let inv = inventory(&INVENTORY.replace(
+            "controller = \"head\"",
+            "controller = \"head\"\nfair_share = false",
+        ));
+        assert!(resources(DATABASE_MODULE, &inv, inv.host("head").unwrap(), None).is_empty());
+        let inv = inventory(INVENTORY);
+        assert!(resources(ASSOCIATIONS_MODULE, &inv, inv.host("node1").unwrap(), None).is_empty());
+        assert_eq!(
+            resources(DATABASE_MODULE, &inv, inv.host("head").unwrap(), None).len(),
+            1
+        );
+    }
+}
