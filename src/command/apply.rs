@@ -22,6 +22,9 @@ pub struct ApplyArgs {
     /// Do not ask before changing anything.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Apply even though `check power` or `check cooling` finds the closet over budget.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -90,6 +93,20 @@ fn empty_of(plan: &Plan) -> Plan {
 
 pub async fn run(args: ApplyArgs) -> Result<i32, CliError> {
     let loaded = Loaded::load(&args.inventory.inventory)?;
+    let over: Vec<String> = crate::check::offline_findings(&loaded.inventory)
+        .into_iter()
+        .filter(|f| f.severity == crate::check::Severity::Error)
+        .map(|f| f.message)
+        .collect();
+    if !over.is_empty() {
+        if !args.force {
+            return Err(CliError::Refused(format!(
+                "the closet is over its power or cooling budget:\n  {}\nFix the inventory or the closet, or pass --force to apply anyway",
+                over.join("\n  ")
+            )));
+        }
+        eprintln!("warning: applying with --force although the closet is over budget:\n  {}", over.join("\n  "));
+    }
     let connector = super::ssh_connector(&loaded.inventory)?;
     let style = render::Style { color: super::use_color() };
     let reporter = Reporter::start();

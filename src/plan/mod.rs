@@ -163,12 +163,13 @@ pub fn plan(inputs: &Inputs, facts: &ClusterFacts, hosts: &[String]) -> Plan {
             hp
         })
         .collect();
-    Plan {
-        schema_version: SCHEMA_VERSION,
-        cluster: inventory.cluster.name.clone(),
-        hosts: host_plans,
-        warnings: modules::warnings(inventory, facts),
-    }
+    let mut warnings: Vec<String> = crate::check::offline_findings(inventory)
+        .into_iter()
+        .filter(|f| f.severity != crate::check::Severity::Ok)
+        .map(|f| format!("preflight {} {}: {}", f.check.as_str(), f.severity.as_str(), f.message))
+        .collect();
+    warnings.extend(modules::warnings(inventory, facts));
+    Plan { schema_version: SCHEMA_VERSION, cluster: inventory.cluster.name.clone(), hosts: host_plans, warnings }
 }
 
 /// Plan one step; handlers see changes of this step and earlier ones on the host.
