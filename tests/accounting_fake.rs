@@ -73,14 +73,23 @@ impl Closet {
 }
 
 async fn plan(fake: &Arc<FakeCluster>, loaded: &Loaded) -> Plan {
-    plan_with(fake.clone(), loaded, &[], None, None).await.unwrap_or_else(|e| panic!("{e}")).0
+    plan_with(fake.clone(), loaded, &[], None, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0
 }
 
 async fn apply(fake: &Arc<FakeCluster>, loaded: &Loaded) -> closetctl::command::ApplyOutcome {
     let reporter = Reporter::start();
-    let outcome = apply_with(fake.clone(), loaded, &ApplyOptions::default(), &reporter, |_| true)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = apply_with(
+        fake.clone(),
+        loaded,
+        &ApplyOptions::default(),
+        &reporter,
+        |_| true,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     reporter.finish().await;
     outcome
 }
@@ -98,8 +107,20 @@ fn accounting_lines(plan: &Plan) -> Vec<String> {
         .flat_map(|s| {
             s.changes
                 .iter()
-                .map(|c| format!("{}: {} {}: {}", s.name, c.action.symbol(), c.resource(), c.details.join(", ")))
-                .chain(s.handlers.iter().map(|h| format!("{}: * {}", s.name, h.name)))
+                .map(|c| {
+                    format!(
+                        "{}: {} {}: {}",
+                        s.name,
+                        c.action.symbol(),
+                        c.resource(),
+                        c.details.join(", ")
+                    )
+                })
+                .chain(
+                    s.handlers
+                        .iter()
+                        .map(|h| format!("{}: * {}", s.name, h.name)),
+                )
                 .collect::<Vec<_>>()
         })
         .collect()
@@ -115,14 +136,20 @@ fn assert_no_password(closet: &Closet, fake: &FakeCluster, plan: &Plan) {
     for step in plan.hosts.iter().flat_map(|h| &h.steps) {
         for op in step.ops() {
             let debug = format!("{op:?} {}", op.describe());
-            assert!(!debug.contains(&password) && !debug.contains(&encoded), "password in {debug}");
+            assert!(
+                !debug.contains(&password) && !debug.contains(&encoded),
+                "password in {debug}"
+            );
         }
     }
     // Scripts travel on stdin; only `cc_command` lines become a command line (`sh -c`).
     for host in fake.hosts.values() {
         for script in host.scripts.lock().unwrap().iter() {
             for line in script.lines().filter(|l| l.contains("cc_command")) {
-                assert!(!line.contains(&password), "password on a command line: {line}");
+                assert!(
+                    !line.contains(&password),
+                    "password on a command line: {line}"
+                );
             }
         }
     }
@@ -157,14 +184,36 @@ async fn plan_apply_plan_is_empty_for_the_accounting_steps() {
         ]
     );
     let shown = text(&first);
-    assert!(shown.contains("+ file /etc/slurm/slurmdbd.conf: slurm:slurm 0600 [secret slurmdbd.password: sha256:"), "{shown}");
-    assert!(!shown.contains("+StoragePass="), "slurmdbd.conf is never shown as a diff:\n{shown}");
-    assert!(!accounting_lines(&first).is_empty() && first.hosts.iter().find(|h| h.host == "node1").unwrap().steps.iter().all(|s| !STEPS.contains(&s.name.as_str())));
+    assert!(
+        shown.contains(
+            "+ file /etc/slurm/slurmdbd.conf: slurm:slurm 0600 [secret slurmdbd.password: sha256:"
+        ),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("+StoragePass="),
+        "slurmdbd.conf is never shown as a diff:\n{shown}"
+    );
+    assert!(
+        !accounting_lines(&first).is_empty()
+            && first
+                .hosts
+                .iter()
+                .find(|h| h.host == "node1")
+                .unwrap()
+                .steps
+                .iter()
+                .all(|s| !STEPS.contains(&s.name.as_str()))
+    );
 
     let outcome = apply(&fake, &loaded).await;
     assert!(outcome.report.all_ok(), "{:?}", outcome.report);
     let after = outcome.after.clone().unwrap();
-    assert!(accounting_lines(&after).is_empty(), "{:?}", accounting_lines(&after));
+    assert!(
+        accounting_lines(&after).is_empty(),
+        "{:?}",
+        accounting_lines(&after)
+    );
     assert!(!after.has_changes(), "{}", text(&after));
     let again = plan(&fake, &loaded).await;
     assert!(!again.has_changes(), "{}", text(&again));
@@ -190,9 +239,17 @@ async fn plan_apply_plan_is_empty_for_the_accounting_steps() {
     });
     // The database is set up before slurmdbd starts, slurmdbd before slurmctld.
     let sent = fake.host("head").scripts.lock().unwrap().join("\n");
-    let at = |needle: &str| sent.find(needle).unwrap_or_else(|| panic!("{needle} not in\n{sent}"));
-    assert!(at("cc_command 'sh /usr/local/lib/closetctl/slurm-database.sh'") < at("cc_systemctl start 'slurmdbd.service'"));
-    assert!(at("cc_systemctl start 'slurmdbd.service'") < at("cc_systemctl start 'slurmctld.service'"));
+    let at = |needle: &str| {
+        sent.find(needle)
+            .unwrap_or_else(|| panic!("{needle} not in\n{sent}"))
+    };
+    assert!(
+        at("cc_command 'sh /usr/local/lib/closetctl/slurm-database.sh'")
+            < at("cc_systemctl start 'slurmdbd.service'")
+    );
+    assert!(
+        at("cc_systemctl start 'slurmdbd.service'") < at("cc_systemctl start 'slurmctld.service'")
+    );
     assert!(at("cc_systemctl start 'slurmctld.service'") < at("sacctmgr -i add cluster"));
 }
 
@@ -217,8 +274,16 @@ async fn a_new_user_is_associated_and_a_busy_association_is_not_removed() {
     assert!(accounting_lines(&plan(&fake, &loaded).await).is_empty());
 
     // carol leaves nlp-lab while a job of hers runs under it: refused, ids named.
-    fake.host("head").with(|s| s.slurmdb.jobs = vec![(57, "carol".into(), "nlp-lab".into()), (58, "bob".into(), "nlp-lab".into())]);
-    closet.set(&with_carol.replace("groups = [\"vision-lab\", \"nlp-lab\"]", "groups = [\"vision-lab\"]"));
+    fake.host("head").with(|s| {
+        s.slurmdb.jobs = vec![
+            (57, "carol".into(), "nlp-lab".into()),
+            (58, "bob".into(), "nlp-lab".into()),
+        ]
+    });
+    closet.set(&with_carol.replace(
+        "groups = [\"vision-lab\", \"nlp-lab\"]",
+        "groups = [\"vision-lab\"]",
+    ));
     let loaded = closet.load();
     let p = plan(&fake, &loaded).await;
     let head = p.hosts.iter().find(|h| h.host == "head").unwrap();
@@ -229,13 +294,24 @@ async fn a_new_user_is_associated_and_a_busy_association_is_not_removed() {
     );
     let outcome = apply(&fake, &loaded).await;
     assert!(!outcome.success());
-    assert!(fake.host("head").with(|s| s.slurmdb.associations.iter().any(|((_, a, u), _)| a == "nlp-lab" && u == "carol")));
+    assert!(fake.host("head").with(|s| s
+        .slurmdb
+        .associations
+        .iter()
+        .any(|((_, a, u), _)| a == "nlp-lab" && u == "carol")));
 
     // The job ended: the association goes, carol keeps vision-lab as her default.
-    fake.host("head").with(|s| s.slurmdb.jobs.retain(|(id, _, _)| *id != 57));
+    fake.host("head")
+        .with(|s| s.slurmdb.jobs.retain(|(id, _, _)| *id != 57));
     assert!(apply(&fake, &loaded).await.success());
     fake.host("head").with(|s| {
-        let carol: Vec<&str> = s.slurmdb.associations.iter().filter(|((_, _, u), _)| u == "carol").map(|((_, a, _), _)| a.as_str()).collect();
+        let carol: Vec<&str> = s
+            .slurmdb
+            .associations
+            .iter()
+            .filter(|((_, _, u), _)| u == "carol")
+            .map(|((_, a, _), _)| a.as_str())
+            .collect();
         assert_eq!(carol, vec!["vision-lab"]);
         assert_eq!(s.slurmdb.defaults["carol"], "vision-lab");
     });
@@ -244,16 +320,34 @@ async fn a_new_user_is_associated_and_a_busy_association_is_not_removed() {
 
 #[tokio::test]
 async fn fair_share_off_has_no_accounting_steps() {
-    let closet = Closet::new(&INVENTORY.replace("controller = \"head\"\n", "controller = \"head\"\nfair_share = false\n"));
+    let closet = Closet::new(&INVENTORY.replace(
+        "controller = \"head\"\n",
+        "controller = \"head\"\nfair_share = false\n",
+    ));
     let loaded = closet.load();
     let fake = Arc::new(FakeCluster::debian(&["head", "node1"]));
     let p = plan(&fake, &loaded).await;
     assert!(accounting_lines(&p).is_empty());
-    assert!(!closet.dir.path().join("secrets/slurmdbd.password").exists(), "no password made when fair share is off");
+    assert!(
+        !closet.dir.path().join("secrets/slurmdbd.password").exists(),
+        "no password made when fair share is off"
+    );
     let outcome = apply(&fake, &loaded).await;
-    assert!(outcome.success(), "{:?}\n{}", outcome.report, outcome.after.as_ref().map(text).unwrap_or_default());
-    let conf = fake.host("head").with(|s| String::from_utf8(s.files["/etc/slurm/slurm.conf"].content.clone()).unwrap());
-    for key in ["AccountingStorage", "PriorityType", "PriorityWeight", "PriorityDecayHalfLife"] {
+    assert!(
+        outcome.success(),
+        "{:?}\n{}",
+        outcome.report,
+        outcome.after.as_ref().map(text).unwrap_or_default()
+    );
+    let conf = fake
+        .host("head")
+        .with(|s| String::from_utf8(s.files["/etc/slurm/slurm.conf"].content.clone()).unwrap());
+    for key in [
+        "AccountingStorage",
+        "PriorityType",
+        "PriorityWeight",
+        "PriorityDecayHalfLife",
+    ] {
         assert!(!conf.contains(key), "{key} in\n{conf}");
     }
 }
