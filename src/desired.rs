@@ -118,7 +118,7 @@ fn expand(
 ) -> Result<DesiredStep, DesiredError> {
     let mut resources = Vec::new();
     if let Some(module) = &step.module {
-        resources.extend(modules::resources(module, inventory, host, facts));
+        resources.extend(modules::resources(module, inventory, host, facts, renderer.map(|r| r.secrets)));
     }
     resources.extend(step.packages.iter().map(|p| Resource::Package(p.clone())));
     resources.extend(step.directories.iter().map(|d| {

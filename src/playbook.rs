@@ -19,6 +19,7 @@ pub const BUILTIN_PLAYBOOKS: &[(&str, &str)] = &[
     ("20-munge.toml", include_str!("../playbooks/20-munge.toml")),
     ("30-slurm.toml", include_str!("../playbooks/30-slurm.toml")),
     ("40-nfs.toml", include_str!("../playbooks/40-nfs.toml")),
+    ("50-tailscale.toml", include_str!("../playbooks/50-tailscale.toml")),
 ];
 
 pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
@@ -32,7 +33,7 @@ pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
 pub const DISRUPTIONS: &[&str] = &["none", "reconfigure", "remount", "restart", "slurm.conf"];
 
 /// Built-in modules a step may name.
-pub const MODULES: &[&str] = &["users", "nfs"];
+pub const MODULES: &[&str] = &["users", "nfs", "tailscale"];
 
 #[derive(Debug, Error)]
 pub enum PlaybookError {

@@ -2,6 +2,8 @@
 //! directory beside the inventory (0700, files 0600). A missing secret that closetctl
 //! knows how to make is generated from the OS's random source; an existing one is never
 //! replaced. Rotating is deliberate: move the file away and apply (see README).
+//! A secret closetctl never makes (the Tailscale auth key) may instead come from an
+//! explicit file or an environment variable named in the inventory ([`load_external`]).
 
 use crate::desired::Secrets;
 use std::io::Write;
@@ -24,6 +26,10 @@ pub enum SecretError {
     TooOpen { name: String, path: PathBuf, mode: u32 },
     #[error("secret `{name}` ({path}) is empty")]
     Empty { name: String, path: PathBuf },
+    #[error("secret `{name}` is missing: environment variable `{var}` is not set or empty")]
+    MissingEnv { name: String, var: String },
+    #[error("secret `{name}` is needed but has no source: {hint}")]
+    NoSource { name: String, hint: String },
 }
 
 /// How to make a secret closetctl knows, or `None`.
@@ -74,6 +80,42 @@ pub fn load(dir: &Path, names: &[String]) -> Result<Secrets, SecretError> {
     Ok(secrets)
 }
 
+/// Load a secret from an explicit file (checked like the secrets directory's: present,
+/// 0600 or stricter, not empty) or, without a file, from the environment variable `env`.
+/// Surrounding whitespace (a trailing newline) is trimmed.
+pub fn load_external(name: &str, file: Option<&Path>, env: Option<&str>) -> Result<Vec<u8>, SecretError> {
+    let bytes = match (file, env) {
+        (Some(path), _) => {
+            let path = path.to_path_buf();
+            let io = |source| SecretError::Io { name: name.to_string(), path: path.clone(), source };
+            if !path.exists() {
+                return Err(SecretError::Missing { name: name.to_string(), path });
+            }
+            let mode = std::fs::metadata(&path).map_err(io)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(SecretError::TooOpen { name: name.to_string(), path, mode });
+            }
+            let bytes = std::fs::read(&path).map_err(io)?;
+            let trimmed = bytes.trim_ascii().to_vec();
+            if trimmed.is_empty() {
+                return Err(SecretError::Empty { name: name.to_string(), path });
+            }
+            trimmed
+        }
+        (None, Some(var)) => {
+            let value = std::env::var_os(var).map(|v| v.as_encoded_bytes().trim_ascii().to_vec()).unwrap_or_default();
+            if value.is_empty() {
+                return Err(SecretError::MissingEnv { name: name.to_string(), var: var.to_string() });
+            }
+            value
+        }
+        (None, None) => {
+            return Err(SecretError::NoSource { name: name.to_string(), hint: "give a file or an environment variable".into() })
+        }
+    };
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +141,20 @@ mod tests {
         std::fs::set_permissions(dir.path().join("x.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = load(dir.path(), &["x.key".into()]).unwrap_err();
         assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn an_external_secret_comes_from_a_private_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ts.key");
+        let err = load_external("tailscale.key", Some(&path), None).unwrap_err();
+        assert!(err.to_string().contains("is missing: put it in"), "{err}");
+        std::fs::write(&path, "tskey-auth-x\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(load_external("tailscale.key", Some(&path), None), Err(SecretError::TooOpen { .. })));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(load_external("tailscale.key", Some(&path), None).unwrap(), b"tskey-auth-x");
+        let err = load_external("tailscale.key", None, Some("CLOSETCTL_TEST_SURELY_UNSET_VAR")).unwrap_err();
+        assert!(err.to_string().contains("CLOSETCTL_TEST_SURELY_UNSET_VAR"), "{err}");
     }
 }

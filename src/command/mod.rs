@@ -5,9 +5,11 @@
 mod adduser;
 mod apply;
 mod check;
+mod export;
 mod facts;
 mod plan;
 mod render;
+pub mod tailscale;
 
 pub use apply::{apply_with, ApplyOptions, ApplyOutcome};
 pub use plan::plan_with;
@@ -47,6 +49,10 @@ pub enum Command {
     Render(render::RenderArgs),
     /// Preflight checks: power, cooling, network, clock, uids
     Check(check::CheckArgs),
+    /// Tailscale: the tailnet policy rendered from the inventory (print or push).
+    Tailscale(tailscale::TailscaleArgs),
+    /// Export the cluster for other tools (a SkyPilot SSH node pool).
+    Export(export::ExportArgs),
 }
 
 /// Flags every command that reads the inventory shares.
@@ -113,7 +119,16 @@ impl Loaded {
         let extra = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
         let playbooks = Playbooks::load(Some(extra))?;
         let names = crate::desired::secrets_needed(&inventory, &playbooks);
-        let secrets = crate::secrets::load(&inventory.cluster.secrets_dir, &names)?;
+        let mut secrets = crate::secrets::load(&inventory.cluster.secrets_dir, &names)?;
+        // The Tailscale auth key: from its own file or variable, only when the step runs.
+        if let Some(ts) = inventory.tailscale.as_ref().filter(|_| crate::modules::tailscale::step_applies(&inventory, &playbooks)) {
+            let name = crate::resource::tailscale::SECRET_NAME;
+            let key = crate::secrets::load_external(name, ts.auth_key_file.as_deref(), ts.auth_key_env.as_deref()).map_err(|e| match e {
+                SecretError::NoSource { name, .. } => SecretError::NoSource { name, hint: "set `auth_key_file` (a 0600 file) or `auth_key_env` in [tailscale]".into() },
+                other => other,
+            })?;
+            secrets.insert(name.to_string(), key);
+        }
         Ok(Loaded { inventory, playbooks, secrets })
     }
 
@@ -158,6 +173,8 @@ pub async fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Facts(a) => facts::run(a).await,
         Command::Render(a) => render::run(a).await,
         Command::Check(a) => check::run(a).await,
+        Command::Tailscale(a) => tailscale::run(a).await,
+        Command::Export(a) => export::run(a).await,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod nfs;
 pub mod slurm;
+pub mod tailscale;
 pub mod users;
 
 use crate::facts::probe::ProbeRequest;
@@ -11,9 +12,10 @@ use crate::inventory::{Host, Inventory};
 use crate::resource::Resource;
 
 /// Resources of a built-in module for one host.
-/// `facts` is `None` when only the probe request is being built.
-pub fn resources(module: &str, inventory: &Inventory, host: &Host, facts: Option<&HostFacts>) -> Vec<Resource> {
+/// `facts` is `None` when only the probe request is being built; `secrets` too.
+pub fn resources(module: &str, inventory: &Inventory, host: &Host, facts: Option<&HostFacts>, secrets: Option<&crate::desired::Secrets>) -> Vec<Resource> {
     match module {
+        tailscale::MODULE => tailscale::resources(inventory, host, secrets),
         "users" => users::resources(inventory, host),
         "nfs" => nfs::resources(inventory, host, facts),
         _ => Vec::new(),
@@ -31,7 +33,9 @@ pub fn probe_extras(inventory: &Inventory, host: &Host) -> ProbeRequest {
 
 /// Findings about one host shown with its plan (they do not block apply).
 pub fn host_warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
-    nfs::warnings(inventory, host, facts)
+    let mut out = nfs::warnings(inventory, host, facts);
+    out.extend(tailscale::warnings(inventory, host, facts));
+    out
 }
 
 /// Problems on a live host that make apply refuse to touch it.
@@ -45,7 +49,9 @@ pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<S
 
 /// Cluster-wide findings to show above the plan.
 pub fn warnings(inventory: &Inventory, facts: &crate::facts::ClusterFacts) -> Vec<String> {
-    slurm::context(inventory, facts).map(|c| c.warnings).unwrap_or_default()
+    let mut out = slurm::context(inventory, facts).map(|c| c.warnings).unwrap_or_default();
+    out.extend(tailscale::cluster_warnings(inventory));
+    out
 }
 
 /// The disruption label of a file change: fixed in the playbook, or classified.

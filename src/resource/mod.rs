@@ -10,11 +10,13 @@ mod file;
 mod group;
 mod package;
 mod service;
+pub mod tailscale;
 mod user;
 
 pub use directory::Directory;
 pub use file::{fingerprint, File};
 pub use service::Service;
+pub use tailscale::{Tailscale, TailscaleNode};
 pub use user::UserAccount;
 
 use crate::facts::probe::ProbeRequest;
@@ -31,6 +33,8 @@ pub enum Resource {
     Directory(Directory),
     File(File),
     Service(Service),
+    /// The Tailscale client and the node's enrollment.
+    Tailscale(Tailscale),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -42,6 +46,7 @@ pub enum ResourceKind {
     Directory,
     File,
     Service,
+    Tailscale,
 }
 
 impl ResourceKind {
@@ -53,6 +58,7 @@ impl ResourceKind {
             ResourceKind::Directory => "directory",
             ResourceKind::File => "file",
             ResourceKind::Service => "service",
+            ResourceKind::Tailscale => "tailscale",
         }
     }
 }
@@ -126,6 +132,8 @@ impl Resource {
             Resource::Directory(_) => ResourceKind::Directory,
             Resource::File(_) => ResourceKind::File,
             Resource::Service(_) => ResourceKind::Service,
+            Resource::Tailscale(Tailscale::Install) => ResourceKind::Package,
+            Resource::Tailscale(Tailscale::Node(_)) => ResourceKind::Tailscale,
         }
     }
 
@@ -138,6 +146,7 @@ impl Resource {
             Resource::Directory(_) => 3,
             Resource::File(_) => 4,
             Resource::Service(_) => 5,
+            Resource::Tailscale(t) => t.order(),
         }
     }
 
@@ -160,6 +169,7 @@ impl Resource {
             Resource::Service(s) => {
                 req.units.insert(s.unit.clone());
             }
+            Resource::Tailscale(t) => t.probe(req),
         }
     }
 
@@ -171,6 +181,7 @@ impl Resource {
             Resource::Directory(d) => d.diff(facts),
             Resource::File(f) => f.diff(facts),
             Resource::Service(s) => s.diff(facts),
+            Resource::Tailscale(t) => t.diff(facts),
         }
     }
 }
