@@ -40,6 +40,14 @@ fn with(extra: &str) -> String {
     format!("{HEAD}{extra}")
 }
 
+/// `with`, the head also being the NFS server.
+fn with_nfs(extra: &str) -> String {
+    with(extra).replace(
+        "roles = [\"controller\", \"compute\"]",
+        "roles = [\"controller\", \"compute\", \"nfs-server\"]",
+    )
+}
+
 #[test]
 fn toml_syntax_error_points_at_the_unterminated_string() {
     let text = "[cluster]\nname = \"closet\n";
@@ -327,8 +335,17 @@ fn nfs_server_not_a_host() {
 }
 
 #[test]
+fn nfs_server_without_the_nfs_server_role() {
+    let text = with("\n[nfs]\nserver = \"head\"\n");
+    assert_eq!(
+        error(&text),
+        expect(&["10:10: nfs server `head` does not have the `nfs-server` role"])
+    );
+}
+
+#[test]
 fn nfs_network_not_a_cidr() {
-    let text = with("\n[nfs]\nserver = \"head\"\nnetwork = \"10.0.0.0/33\"\n");
+    let text = with_nfs("\n[nfs]\nserver = \"head\"\nnetwork = \"10.0.0.0/33\"\n");
     assert_eq!(
         error(&text),
         expect(&["11:11: nfs network `10.0.0.0/33` is not a CIDR like 10.0.0.0/24"])
@@ -337,7 +354,7 @@ fn nfs_network_not_a_cidr() {
 
 #[test]
 fn nfs_export_path_relative() {
-    let text = with("\n[nfs]\nserver = \"head\"\nexports = [{ path = \"datasets\" }]\n");
+    let text = with_nfs("\n[nfs]\nserver = \"head\"\nexports = [{ path = \"datasets\" }]\n");
     assert_eq!(
         error(&text),
         expect(&["11:21: nfs export path `datasets` is not an absolute path"])

@@ -124,8 +124,10 @@ async fn apply(fake: &Arc<FakeCluster>, loaded: &Loaded) -> closetctl::command::
     outcome
 }
 
-/// The plan with only the `users` step, so steps added later do not change snapshots.
+/// The plan with only the `users` step and no cluster-wide warnings (preflight has its
+/// own tests), so steps and checks added later do not change these snapshots.
 fn users_only(mut plan: Plan) -> Plan {
+    plan.warnings.clear();
     for h in &mut plan.hosts {
         h.steps.retain(|s| s.name == "users");
     }
@@ -811,4 +813,44 @@ async fn a_lab_step_with_a_builtin_steps_name_is_refused_or_applied() {
     let outcome = apply(&fake, &loaded).await;
     assert!(outcome.success(), "{:?}", outcome.report);
     assert!(fake.host("head").with(|s| s.installed.contains_key("sudo")));
+}
+
+#[tokio::test]
+async fn a_new_file_that_breaks_a_running_service_is_removed_again() {
+    // munged already runs; the lab adds /etc/lab.conf for the first time, and that
+    // content breaks it. The real script records `.absent` and restores by removing
+    // the file; the fake must do the same.
+    let closet = lab_closet("mode = BROKEN\n");
+    let fake = cluster();
+    for host in HOSTS {
+        fake.host(host).with(|s| {
+            closetctl::transport::fake::preinstall(s, &["munge"]);
+            s.units.insert(
+                "munge.service".into(),
+                closetctl::facts::UnitState {
+                    load: "loaded".into(),
+                    active: "active".into(),
+                    enabled: "enabled".into(),
+                    main_pid: 77,
+                },
+            );
+            s.broken_unit = Some((
+                "munge.service".into(),
+                "/etc/lab.conf".into(),
+                "BROKEN".into(),
+            ));
+        });
+    }
+    let outcome = apply(&fake, &closet.load()).await;
+    for host in HOSTS {
+        assert!(
+            matches!(&outcome.report.hosts[host], HostOutcome::Failed { step, .. } if step == "lab"),
+            "{host}"
+        );
+        assert_eq!(
+            file_text(&fake, host, "/etc/lab.conf"),
+            None,
+            "{host}: the new file was not removed"
+        );
+    }
 }

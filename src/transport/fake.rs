@@ -413,8 +413,17 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
         "cc_write" => {
             owner_exists(s, &a[1], &a[2])?;
             let content = base64::engine::general_purpose::STANDARD.decode(&a[4]).map_err(|e| e.to_string())?;
-            if let Some(old) = s.files.get(&a[0]).cloned() {
-                s.files.insert(format!("/var/lib/closetctl/backup{}", a[0]), old);
+            // As cc_backup: keep the previous file, or mark that there was none.
+            let (backup, absent) = (format!("/var/lib/closetctl/backup{}", a[0]), format!("/var/lib/closetctl/backup{}.absent", a[0]));
+            match s.files.get(&a[0]).cloned() {
+                Some(old) => {
+                    s.files.insert(backup, old);
+                    s.files.remove(&absent);
+                }
+                None => {
+                    s.files.remove(&backup);
+                    s.files.insert(absent, FakeFile { kind: FileKind::File, mode: 0o644, owner: "root".into(), group: "root".into(), content: Vec::new() });
+                }
             }
             s.files.insert(a[0].clone(), FakeFile { kind: FileKind::File, mode: mode(&a[3])?, owner: a[1].clone(), group: a[2].clone(), content });
         }
@@ -448,9 +457,12 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
             s.next_pid += 1;
             let pid = s.next_pid;
             if let Err(e) = check_broken(s, unit) {
+                // As cc_restore: the previous content, or no file if there was none.
                 for p in &a[1..] {
                     if let Some(b) = s.files.get(&format!("/var/lib/closetctl/backup{p}")).cloned() {
                         s.files.insert(p.clone(), b);
+                    } else if s.files.contains_key(&format!("/var/lib/closetctl/backup{p}.absent")) {
+                        s.files.remove(p);
                     }
                 }
                 return Err(format!("{unit} did not come back; its last log lines:\n{e}"));
