@@ -22,7 +22,10 @@ struct Request {
 
 impl Request {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -59,23 +62,41 @@ fn read_request(stream: &mut std::net::TcpStream) -> Option<Request> {
         let (k, v) = h.split_once(':')?;
         headers.push((k.trim().to_string(), v.trim().to_string()));
     }
-    let len: usize = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
     let mut body = vec![0; len];
     reader.read_exact(&mut body).ok()?;
-    Some(Request { method, path, headers, body: String::from_utf8_lossy(&body).into_owned() })
+    Some(Request {
+        method,
+        path,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
 }
 
 fn respond(state: &Mutex<ApiState>, req: &Request) -> (u16, Vec<(String, String)>, String) {
     let mut s = state.lock().unwrap();
     s.requests.push(req.clone());
-    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{API_KEY}:")));
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{API_KEY}:"))
+    );
     if req.header("Authorization") != Some(auth.as_str()) {
         return (401, vec![], r#"{"message":"API token invalid"}"#.into());
     }
     let etag = |v: u32| vec![("ETag".to_string(), format!("\"v{v}\""))];
     match (req.method.as_str(), req.path.as_str()) {
         ("POST", "/api/v2/tailnet/-/acl/validate") => match &s.reject {
-            Some((needle, message)) if req.body.contains(needle.as_str()) => (200, vec![], format!(r#"{{"message":"{message}","data":[{{"user":"","errors":["{message}"]}}]}}"#)),
+            Some((needle, message)) if req.body.contains(needle.as_str()) => (
+                200,
+                vec![],
+                format!(
+                    r#"{{"message":"{message}","data":[{{"user":"","errors":["{message}"]}}]}}"#
+                ),
+            ),
             _ => (200, vec![], "{}".into()),
         },
         ("GET", "/api/v2/tailnet/-/acl") => {
@@ -88,7 +109,11 @@ fn respond(state: &Mutex<ApiState>, req: &Request) -> (u16, Vec<(String, String)
         }
         ("POST", "/api/v2/tailnet/-/acl") => {
             if req.header("If-Match") != Some(format!("\"v{}\"", s.version).as_str()) {
-                return (412, vec![], r#"{"message":"precondition failed, invalid old hash"}"#.into());
+                return (
+                    412,
+                    vec![],
+                    r#"{"message":"precondition failed, invalid old hash"}"#.into(),
+                );
             }
             s.policy = req.body.clone();
             s.version += 1;
@@ -107,7 +132,9 @@ impl Api {
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
-                let Some(req) = read_request(&mut stream) else { continue };
+                let Some(req) = read_request(&mut stream) else {
+                    continue;
+                };
                 let (status, headers, body) = respond(&shared, &req);
                 let mut head = format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
                 for (k, v) in headers {
@@ -120,7 +147,13 @@ impl Api {
     }
 
     fn requests(&self) -> Vec<(String, String)> {
-        self.state.lock().unwrap().requests.iter().map(|r| (r.method.clone(), r.path.clone())).collect()
+        self.state
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .map(|r| (r.method.clone(), r.path.clone()))
+            .collect()
     }
 
     fn policy(&self) -> String {
@@ -183,20 +216,33 @@ fn closetctl(dir: &tempfile::TempDir, args: &[&str]) -> (i32, String, String) {
         .env_remove("ALL_PROXY")
         .output()
         .unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
     for text in [&stdout, &stderr] {
-        assert!(!text.contains(API_KEY) && !text.contains("SECRET-closetctl"), "the API key leaked:\n{text}");
+        assert!(
+            !text.contains(API_KEY) && !text.contains("SECRET-closetctl"),
+            "the API key leaked:\n{text}"
+        );
     }
     (out.status.code().unwrap_or(-1), stdout, stderr)
 }
 
 #[test]
 fn push_validates_reads_the_etag_and_replaces_with_if_match() {
-    let api = Api::start(ApiState { policy: "// the tailnet's default\n{}\n".into(), version: 7, ..ApiState::default() });
+    let api = Api::start(ApiState {
+        policy: "// the tailnet's default\n{}\n".into(),
+        version: 7,
+        ..ApiState::default()
+    });
     let dir = closet(api.port);
     let (code, rendered, _) = closetctl(&dir, &["tailscale", "policy"]);
     assert_eq!(code, 0);
-    assert!(api.requests().is_empty(), "printing the policy contacts nothing");
+    assert!(
+        api.requests().is_empty(),
+        "printing the policy contacts nothing"
+    );
     let (code, stdout, stderr) = closetctl(&dir, &["tailscale", "policy", "--push"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("Validated and pushed"), "{stdout}");
@@ -204,10 +250,18 @@ fn push_validates_reads_the_etag_and_replaces_with_if_match() {
     assert_eq!(posted.header("If-Match"), Some("\"v7\""));
     assert_eq!(
         api.requests(),
-        [("POST", "/api/v2/tailnet/-/acl/validate"), ("GET", "/api/v2/tailnet/-/acl"), ("POST", "/api/v2/tailnet/-/acl")]
-            .map(|(m, p)| (m.to_string(), p.to_string()))
+        [
+            ("POST", "/api/v2/tailnet/-/acl/validate"),
+            ("GET", "/api/v2/tailnet/-/acl"),
+            ("POST", "/api/v2/tailnet/-/acl")
+        ]
+        .map(|(m, p)| (m.to_string(), p.to_string()))
     );
-    assert_eq!(api.policy(), rendered, "the tailnet now has exactly the printed policy");
+    assert_eq!(
+        api.policy(),
+        rendered,
+        "the tailnet now has exactly the printed policy"
+    );
     assert!(rendered.contains("\"group:students\"") && rendered.contains("\"tag:login\""));
 
     // Again: validated, read, already the same, nothing replaced.
@@ -222,27 +276,54 @@ fn an_invalid_policy_is_refused_at_validation_and_nothing_changes() {
     let api = Api::start(ApiState {
         policy: "{}".into(),
         version: 1,
-        reject: Some(("group:students".into(), "group:students: unknown user alice@example.edu".into())),
+        reject: Some((
+            "group:students".into(),
+            "group:students: unknown user alice@example.edu".into(),
+        )),
         ..ApiState::default()
     });
     let dir = closet(api.port);
     let (code, stdout, stderr) = closetctl(&dir, &["tailscale", "policy", "--push"]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
-    assert!(stderr.contains("not valid") && stderr.contains("unknown user alice@example.edu"), "{stderr}");
-    assert_eq!(api.requests(), [("POST".to_string(), "/api/v2/tailnet/-/acl/validate".to_string())]);
+    assert!(
+        stderr.contains("not valid") && stderr.contains("unknown user alice@example.edu"),
+        "{stderr}"
+    );
+    assert_eq!(
+        api.requests(),
+        [(
+            "POST".to_string(),
+            "/api/v2/tailnet/-/acl/validate".to_string()
+        )]
+    );
     assert_eq!(api.policy(), "{}");
 }
 
 #[test]
 fn a_concurrent_edit_in_the_console_is_never_clobbered() {
-    let api = Api::start(ApiState { policy: "{}".into(), version: 3, edit_after_get: true, ..ApiState::default() });
+    let api = Api::start(ApiState {
+        policy: "{}".into(),
+        version: 3,
+        edit_after_get: true,
+        ..ApiState::default()
+    });
     let dir = closet(api.port);
     let (code, stdout, stderr) = closetctl(&dir, &["tailscale", "policy", "--push"]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
-    assert!(stderr.contains("changed since closetctl read it") && stderr.contains("nothing was changed"), "{stderr}");
-    assert_eq!(api.policy(), "// edited in the admin console\n{\"grants\": []}\n");
+    assert!(
+        stderr.contains("changed since closetctl read it")
+            && stderr.contains("nothing was changed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        api.policy(),
+        "// edited in the admin console\n{\"grants\": []}\n"
+    );
     let posted = api.state.lock().unwrap().requests.last().cloned().unwrap();
-    assert_eq!((posted.method.as_str(), posted.header("If-Match")), ("POST", Some("\"v3\"")));
+    assert_eq!(
+        (posted.method.as_str(), posted.header("If-Match")),
+        ("POST", Some("\"v3\""))
+    );
 }
 
 #[test]
@@ -252,7 +333,10 @@ fn a_missing_or_wrong_api_key_is_a_clear_error_without_the_key() {
     std::fs::remove_file(dir.path().join("api.key")).unwrap();
     let (code, _, stderr) = closetctl(&dir, &["tailscale", "policy", "--push"]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("API key") && stderr.contains("api.key"), "{stderr}");
+    assert!(
+        stderr.contains("API key") && stderr.contains("api.key"),
+        "{stderr}"
+    );
     assert!(api.requests().is_empty());
     {
         use std::os::unix::fs::PermissionsExt;
