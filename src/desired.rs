@@ -127,7 +127,14 @@ fn expand(
     for f in &step.files {
         let content = match (renderer, &f.template, &f.secret) {
             (None, _, _) => Vec::new(),
-            (Some(r), Some(t), _) => render(r, t)?.into_bytes(),
+            (Some(r), Some(t), None) => render(r, t)?.into_bytes(),
+            // A template holding a secret (slurmdbd.conf's password): rendered with it as
+            // `secret`, and the file is secret content (fingerprints only in plans).
+            (Some(r), Some(t), Some(s)) => {
+                let value = r.secrets.get(s).ok_or_else(|| DesiredError::MissingSecret { name: s.clone() })?;
+                let ctx = minijinja::context! { secret => String::from_utf8_lossy(value), ..r.ctx.clone() };
+                render_with(r, t, &ctx)?.into_bytes()
+            }
             (Some(r), None, Some(s)) => r.secrets.get(s).cloned().ok_or_else(|| DesiredError::MissingSecret { name: s.clone() })?,
             (Some(_), None, None) => Vec::new(),
         };
@@ -165,6 +172,10 @@ fn expand(
 }
 
 fn render(r: &Renderer, template: &str) -> Result<String, DesiredError> {
+    render_with(r, template, r.ctx)
+}
+
+fn render_with(r: &Renderer, template: &str, ctx: &minijinja::Value) -> Result<String, DesiredError> {
     let err = |e: minijinja::Error| DesiredError::Template { host: r.host.name.clone(), template: template.to_string(), message: format!("{e:#}") };
-    r.env.get_template(template).map_err(err)?.render(r.ctx).map_err(err)
+    r.env.get_template(template).map_err(err)?.render(ctx).map_err(err)
 }

@@ -17,7 +17,9 @@ use thiserror::Error;
 pub const BUILTIN_PLAYBOOKS: &[(&str, &str)] = &[
     ("10-users.toml", include_str!("../playbooks/10-users.toml")),
     ("20-munge.toml", include_str!("../playbooks/20-munge.toml")),
+    ("25-accounting.toml", include_str!("../playbooks/25-accounting.toml")),
     ("30-slurm.toml", include_str!("../playbooks/30-slurm.toml")),
+    ("35-associations.toml", include_str!("../playbooks/35-associations.toml")),
     ("40-nfs.toml", include_str!("../playbooks/40-nfs.toml")),
     ("50-tailscale.toml", include_str!("../playbooks/50-tailscale.toml")),
 ];
@@ -27,13 +29,16 @@ pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
     ("gres.conf.j2", include_str!("../templates/gres.conf.j2")),
     ("cgroup.conf.j2", include_str!("../templates/cgroup.conf.j2")),
     ("exports.j2", include_str!("../templates/exports.j2")),
+    ("slurmdbd.conf.j2", include_str!("../templates/slurmdbd.conf.j2")),
+    ("mariadb-closetctl.cnf.j2", include_str!("../templates/mariadb-closetctl.cnf.j2")),
+    ("mariadb-slurm-database.sh.j2", include_str!("../templates/mariadb-slurm-database.sh.j2")),
 ];
 
 /// Disruption labels a file or handler may carry; `slurm.conf` classifies each change.
 pub const DISRUPTIONS: &[&str] = &["none", "reconfigure", "remount", "restart", "slurm.conf"];
 
 /// Built-in modules a step may name.
-pub const MODULES: &[&str] = &["users", "nfs", "tailscale"];
+pub const MODULES: &[&str] = &["users", "nfs", "accounting-database", "accounting-associations", "tailscale"];
 
 #[derive(Debug, Error)]
 pub enum PlaybookError {
@@ -96,7 +101,8 @@ pub struct FileSpec {
     pub path: String,
     /// A minijinja template name (`slurm.conf.j2`).
     pub template: Option<String>,
-    /// A secret name from the secrets directory (`munge.key`).
+    /// A secret name from the secrets directory (`munge.key`). With `template`, the
+    /// template sees it as `secret` and the rendered file is secret content.
     pub secret: Option<String>,
     #[serde(default = "root")]
     pub owner: String,
@@ -238,9 +244,10 @@ fn validate_step(file: &str, step: &Step, earlier: &[Step], templates: &BTreeMap
             }
         }
         match (&f.template, &f.secret) {
-            (Some(t), None) if !templates.contains_key(t) => return Err(bad(format!("`{}`: no template `{t}`", f.path))),
-            (Some(_), None) | (None, Some(_)) => {}
-            _ => return Err(bad(format!("`{}`: give exactly one of `template` or `secret`", f.path))),
+            (Some(t), _) if !templates.contains_key(t) => return Err(bad(format!("`{}`: no template `{t}`", f.path))),
+            // Both: a template that uses the secret as `secret`; the result is secret too.
+            (Some(_), _) | (None, Some(_)) => {}
+            (None, None) => return Err(bad(format!("`{}`: give `template` or `secret` (or both)", f.path))),
         }
     }
     for s in &step.services {

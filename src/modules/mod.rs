@@ -1,6 +1,7 @@
 //! Built-in modules: resources and checks that Rust computes from the inventory,
 //! named by a playbook step's `module` key.
 
+pub mod accounting;
 pub mod nfs;
 pub mod slurm;
 pub mod tailscale;
@@ -18,6 +19,7 @@ pub fn resources(module: &str, inventory: &Inventory, host: &Host, facts: Option
         tailscale::MODULE => tailscale::resources(inventory, host, secrets),
         "users" => users::resources(inventory, host),
         "nfs" => nfs::resources(inventory, host, facts),
+        accounting::DATABASE_MODULE | accounting::ASSOCIATIONS_MODULE => accounting::resources(module, inventory, host, facts),
         _ => Vec::new(),
     }
 }
@@ -43,6 +45,7 @@ pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<S
     let mut out = users::conflicts(inventory, facts);
     if inventory.slurm.is_some() {
         out.extend(slurm::gpu_conflicts(host, facts));
+        out.extend(accounting::conflicts(inventory, host, facts));
     }
     out
 }

@@ -5,6 +5,7 @@
 //! a change carries what the plan shows (details, a unified diff, a secret's fingerprint)
 //! and the [`Op`]s apply runs. Nothing here does I/O.
 
+pub mod association;
 mod directory;
 mod file;
 mod group;
@@ -13,6 +14,7 @@ mod service;
 pub mod tailscale;
 mod user;
 
+pub use association::{Accounting, Association, SlurmdbFacts};
 pub use directory::Directory;
 pub use file::{fingerprint, File};
 pub use service::Service;
@@ -35,6 +37,8 @@ pub enum Resource {
     Service(Service),
     /// The Tailscale client and the node's enrollment.
     Tailscale(Tailscale),
+    /// Slurm accounting on the controller: database, cluster, accounts, associations.
+    Accounting(Accounting),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -47,6 +51,10 @@ pub enum ResourceKind {
     File,
     Service,
     Tailscale,
+    Database,
+    SlurmCluster,
+    SlurmAccount,
+    Association,
 }
 
 impl ResourceKind {
@@ -59,6 +67,10 @@ impl ResourceKind {
             ResourceKind::File => "file",
             ResourceKind::Service => "service",
             ResourceKind::Tailscale => "tailscale",
+            ResourceKind::Database => "database",
+            ResourceKind::SlurmCluster => "slurm-cluster",
+            ResourceKind::SlurmAccount => "slurm-account",
+            ResourceKind::Association => "association",
         }
     }
 }
@@ -134,6 +146,7 @@ impl Resource {
             Resource::Service(_) => ResourceKind::Service,
             Resource::Tailscale(Tailscale::Install) => ResourceKind::Package,
             Resource::Tailscale(Tailscale::Node(_)) => ResourceKind::Tailscale,
+            Resource::Accounting(a) => a.kind(),
         }
     }
 
@@ -147,6 +160,8 @@ impl Resource {
             Resource::File(_) => 4,
             Resource::Service(_) => 5,
             Resource::Tailscale(t) => t.order(),
+            // After the services: MariaDB and slurmdbd must be up.
+            Resource::Accounting(_) => 6,
         }
     }
 
@@ -170,6 +185,7 @@ impl Resource {
                 req.units.insert(s.unit.clone());
             }
             Resource::Tailscale(t) => t.probe(req),
+            Resource::Accounting(a) => a.probe(req),
         }
     }
 
@@ -182,6 +198,7 @@ impl Resource {
             Resource::File(f) => f.diff(facts),
             Resource::Service(s) => s.diff(facts),
             Resource::Tailscale(t) => t.diff(facts),
+            Resource::Accounting(a) => a.diff(facts),
         }
     }
 }
