@@ -24,10 +24,11 @@ pub fn environment(playbooks: &Playbooks) -> Environment<'_> {
     env
 }
 
-pub fn template_context(inventory: &Inventory, host: &Host, facts: &ClusterFacts) -> Value {
+/// The part of the context every host shares; built once per plan (it holds every
+/// host's facts, so building it per host would make planning quadratic).
+pub fn shared_context(inventory: &Inventory, facts: &ClusterFacts) -> Value {
     context! {
         cluster => Value::from_serialize(&inventory.cluster),
-        host => Value::from_serialize(host),
         hosts => Value::from_serialize(&inventory.hosts),
         users => Value::from_serialize(&inventory.users),
         groups => Value::from_serialize(inventory.managed_groups()),
@@ -40,4 +41,9 @@ pub fn template_context(inventory: &Inventory, host: &Host, facts: &ClusterFacts
             inventory.nfs.iter().flat_map(|n| &n.exports).map(|e| crate::modules::nfs::automount_unit(&e.path)),
         ),
     }
+}
+
+/// The context for one host: the shared part plus `host`.
+pub fn host_context(shared: &Value, host: &Host) -> Value {
+    context! { host => Value::from_serialize(host), ..shared.clone() }
 }

@@ -18,7 +18,11 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum DesiredError {
     #[error("host `{host}`: template `{template}` failed: {message}")]
-    Template { host: String, template: String, message: String },
+    Template {
+        host: String,
+        template: String,
+        message: String,
+    },
     #[error("secret `{name}` is needed but was not loaded")]
     MissingSecret { name: String },
 }
@@ -58,21 +62,62 @@ pub struct Inputs<'a> {
     pub secrets: &'a Secrets,
 }
 
-/// The steps that apply to `host`, fully rendered against `facts`.
-pub fn host_steps(inputs: &Inputs, host: &Host, facts: &ClusterFacts) -> Result<Vec<DesiredStep>, DesiredError> {
-    let env = context::environment(inputs.playbooks);
-    let ctx = context::template_context(inputs.inventory, host, facts);
-    let renderer = Renderer { env: &env, ctx: &ctx, secrets: inputs.secrets, host };
-    steps_for(inputs.inventory, inputs.playbooks, host)
-        .map(|step| expand(inputs.inventory, step, host, Some(&renderer), facts.host(&host.name)))
-        .collect()
+/// The steps that apply to `host`, fully rendered against `facts`. To plan many
+/// hosts, build one [`Desired`] and ask it per host.
+pub fn host_steps(
+    inputs: &Inputs,
+    host: &Host,
+    facts: &ClusterFacts,
+) -> Result<Vec<DesiredStep>, DesiredError> {
+    Desired::new(inputs, facts).host_steps(host)
+}
+
+/// The template environment and the shared context, built once for every host.
+pub struct Desired<'a> {
+    inputs: &'a Inputs<'a>,
+    facts: &'a ClusterFacts,
+    env: minijinja::Environment<'a>,
+    shared: minijinja::Value,
+}
+
+impl<'a> Desired<'a> {
+    pub fn new(inputs: &'a Inputs<'a>, facts: &'a ClusterFacts) -> Desired<'a> {
+        Desired {
+            inputs,
+            facts,
+            env: context::environment(inputs.playbooks),
+            shared: context::shared_context(inputs.inventory, facts),
+        }
+    }
+
+    pub fn host_steps(&self, host: &Host) -> Result<Vec<DesiredStep>, DesiredError> {
+        let ctx = context::host_context(&self.shared, host);
+        let renderer = Renderer {
+            env: &self.env,
+            ctx: &ctx,
+            secrets: self.inputs.secrets,
+            host,
+        };
+        steps_for(self.inputs.inventory, self.inputs.playbooks, host)
+            .map(|step| {
+                expand(
+                    self.inputs.inventory,
+                    step,
+                    host,
+                    Some(&renderer),
+                    self.facts.host(&host.name),
+                )
+            })
+            .collect()
+    }
 }
 
 /// What the probe must gather on `host` for a plan.
 pub fn probe_request(inventory: &Inventory, playbooks: &Playbooks, host: &Host) -> ProbeRequest {
     let mut req = ProbeRequest::default();
     for step in steps_for(inventory, playbooks, host) {
-        let expanded = expand(inventory, step, host, None, None).expect("expansion without rendering cannot fail");
+        let expanded = expand(inventory, step, host, None, None)
+            .expect("expansion without rendering cannot fail");
         for r in &expanded.resources {
             r.probe(&mut req);
         }
@@ -94,8 +139,15 @@ pub fn secrets_needed(inventory: &Inventory, playbooks: &Playbooks) -> Vec<Strin
     names
 }
 
-fn steps_for<'p>(inventory: &'p Inventory, playbooks: &'p Playbooks, host: &'p Host) -> impl Iterator<Item = &'p Step> + 'p {
-    playbooks.steps.iter().filter(move |s| s.applies_to(inventory, host))
+fn steps_for<'p>(
+    inventory: &'p Inventory,
+    playbooks: &'p Playbooks,
+    host: &'p Host,
+) -> impl Iterator<Item = &'p Step> + 'p {
+    playbooks
+        .steps
+        .iter()
+        .filter(move |s| s.applies_to(inventory, host))
 }
 
 struct Renderer<'a> {
@@ -118,11 +170,22 @@ fn expand(
 ) -> Result<DesiredStep, DesiredError> {
     let mut resources = Vec::new();
     if let Some(module) = &step.module {
-        resources.extend(modules::resources(module, inventory, host, facts, renderer.map(|r| r.secrets)));
+        resources.extend(modules::resources(
+            module,
+            inventory,
+            host,
+            facts,
+            renderer.map(|r| r.secrets),
+        ));
     }
     resources.extend(step.packages.iter().map(|p| Resource::Package(p.clone())));
     resources.extend(step.directories.iter().map(|d| {
-        Resource::Directory(Directory { path: d.path.clone(), owner: d.owner.clone(), group: d.group.clone(), mode: mode(&d.mode) })
+        Resource::Directory(Directory {
+            path: d.path.clone(),
+            owner: d.owner.clone(),
+            group: d.group.clone(),
+            mode: mode(&d.mode),
+        })
     }));
     for f in &step.files {
         let content = match (renderer, &f.template, &f.secret) {
@@ -131,11 +194,18 @@ fn expand(
             // A template holding a secret (slurmdbd.conf's password): rendered with it as
             // `secret`, and the file is secret content (fingerprints only in plans).
             (Some(r), Some(t), Some(s)) => {
-                let value = r.secrets.get(s).ok_or_else(|| DesiredError::MissingSecret { name: s.clone() })?;
+                let value = r
+                    .secrets
+                    .get(s)
+                    .ok_or_else(|| DesiredError::MissingSecret { name: s.clone() })?;
                 let ctx = minijinja::context! { secret => String::from_utf8_lossy(value), ..r.ctx.clone() };
                 render_with(r, t, &ctx)?.into_bytes()
             }
-            (Some(r), None, Some(s)) => r.secrets.get(s).cloned().ok_or_else(|| DesiredError::MissingSecret { name: s.clone() })?,
+            (Some(r), None, Some(s)) => r
+                .secrets
+                .get(s)
+                .cloned()
+                .ok_or_else(|| DesiredError::MissingSecret { name: s.clone() })?,
             (Some(_), None, None) => Vec::new(),
         };
         resources.push(Resource::File(File {
@@ -148,7 +218,11 @@ fn expand(
             disruption: f.disruption.clone(),
         }));
     }
-    resources.extend(step.services.iter().map(|s| Resource::Service(Service::new(&s.name, s.enabled, s.running))));
+    resources.extend(
+        step.services
+            .iter()
+            .map(|s| Resource::Service(Service::new(&s.name, s.enabled, s.running))),
+    );
     resources.sort_by_key(Resource::order);
     let mut handlers = Vec::new();
     for h in &step.handlers {
@@ -157,25 +231,49 @@ fn expand(
             (_, Some(u), _) => HandlerAction::Reload(Service::new(u, true, true).unit),
             // Commands are templates too (e.g. the automount units of the NFS shares).
             (_, _, Some(c)) => HandlerAction::Command(match renderer {
-                Some(r) => r.env.render_str(c, r.ctx).map_err(|e| DesiredError::Template {
-                    host: host.name.clone(),
-                    template: format!("handler `{}`", h.name),
-                    message: format!("{e:#}"),
-                })?,
+                Some(r) => r
+                    .env
+                    .render_str(c, r.ctx)
+                    .map_err(|e| DesiredError::Template {
+                        host: host.name.clone(),
+                        template: format!("handler `{}`", h.name),
+                        message: format!("{e:#}"),
+                    })?,
                 None => c.clone(),
             }),
             _ => unreachable!("validated: one action per handler"),
         };
-        handlers.push(Handler { name: h.name.clone(), watch: h.watch.clone(), disruption: h.disruption.clone(), action });
+        handlers.push(Handler {
+            name: h.name.clone(),
+            watch: h.watch.clone(),
+            disruption: h.disruption.clone(),
+            action,
+        });
     }
-    Ok(DesiredStep { name: step.name.clone(), resources, handlers })
+    Ok(DesiredStep {
+        name: step.name.clone(),
+        resources,
+        handlers,
+    })
 }
 
 fn render(r: &Renderer, template: &str) -> Result<String, DesiredError> {
     render_with(r, template, r.ctx)
 }
 
-fn render_with(r: &Renderer, template: &str, ctx: &minijinja::Value) -> Result<String, DesiredError> {
-    let err = |e: minijinja::Error| DesiredError::Template { host: r.host.name.clone(), template: template.to_string(), message: format!("{e:#}") };
-    r.env.get_template(template).map_err(err)?.render(ctx).map_err(err)
+fn render_with(
+    r: &Renderer,
+    template: &str,
+    ctx: &minijinja::Value,
+) -> Result<String, DesiredError> {
+    let err = |e: minijinja::Error| DesiredError::Template {
+        host: r.host.name.clone(),
+        template: template.to_string(),
+        message: format!("{e:#}"),
+    };
+    r.env
+        .get_template(template)
+        .map_err(err)?
+        .render(ctx)
+        .map_err(err)
 }

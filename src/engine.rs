@@ -23,11 +23,28 @@ use tokio::task::JoinSet;
 /// What the engine reports while it works.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    FactsGathered { host: String, millis: u128 },
-    HostUnreachable { host: String, error: String },
-    StepStarted { host: String, step: String, operations: usize },
-    StepFinished { host: String, step: String },
-    HostFailed { host: String, step: String, error: String },
+    FactsGathered {
+        host: String,
+        millis: u128,
+    },
+    HostUnreachable {
+        host: String,
+        error: String,
+    },
+    StepStarted {
+        host: String,
+        step: String,
+        operations: usize,
+    },
+    StepFinished {
+        host: String,
+        step: String,
+    },
+    HostFailed {
+        host: String,
+        step: String,
+        error: String,
+    },
 }
 
 pub type Events = UnboundedSender<Event>;
@@ -64,10 +81,17 @@ where
             let result = async {
                 let conn = connector.connect(&host).await.map_err(|e| e.to_string())?;
                 let sent = now();
-                let out = conn.run(probe::script(&request)).await.map_err(|e| e.to_string())?;
+                let out = conn
+                    .run(probe::script(&request))
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let received = now();
                 if !out.success() && !out.stdout.contains(probe::MARKER) {
-                    return Err(format!("the probe failed (exit {}): {}", out.status, last_lines(&out.stderr, 5)));
+                    return Err(format!(
+                        "the probe failed (exit {}): {}",
+                        out.status,
+                        last_lines(&out.stderr, 5)
+                    ));
                 }
                 let mut facts = probe::parse(&out.stdout, &request).map_err(|e| e.to_string())?;
                 facts.time.local_epoch = (sent + received) / 2.0;
@@ -77,18 +101,32 @@ where
             (host.name, result, started.elapsed().as_millis())
         });
     }
-    let mut connections = Connections { hosts: BTreeMap::new() };
+    let mut connections = Connections {
+        hosts: BTreeMap::new(),
+    };
     let mut facts = ClusterFacts::default();
     while let Some(joined) = set.join_next().await {
         let (name, result, millis) = joined.expect("probe task panicked");
         match result {
             Ok((conn, host_facts)) => {
-                emit(&events, Event::FactsGathered { host: name.clone(), millis });
+                emit(
+                    &events,
+                    Event::FactsGathered {
+                        host: name.clone(),
+                        millis,
+                    },
+                );
                 connections.hosts.insert(name.clone(), Arc::new(conn));
                 facts.hosts.insert(name, host_facts);
             }
             Err(error) => {
-                emit(&events, Event::HostUnreachable { host: name.clone(), error: error.clone() });
+                emit(
+                    &events,
+                    Event::HostUnreachable {
+                        host: name.clone(),
+                        error: error.clone(),
+                    },
+                );
                 facts.unreachable.insert(name, error);
             }
         }
@@ -97,7 +135,9 @@ where
 }
 
 fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// The last `n` non-empty lines of some output.
@@ -127,7 +167,9 @@ pub struct ApplyReport {
 
 impl ApplyReport {
     pub fn all_ok(&self) -> bool {
-        self.hosts.values().all(|o| matches!(o, HostOutcome::Converged { .. } | HostOutcome::Unchanged))
+        self.hosts
+            .values()
+            .all(|o| matches!(o, HostOutcome::Converged { .. } | HostOutcome::Unchanged))
     }
 }
 
@@ -142,37 +184,74 @@ pub async fn apply<T: Transport>(
     for hp in &plan.hosts {
         let outcome = match hp.status {
             HostStatus::Ready if hp.change_count() == 0 => HostOutcome::Unchanged,
-            HostStatus::Ready => HostOutcome::Converged { changes: hp.change_count() },
-            HostStatus::Unreachable => HostOutcome::Skipped { reason: format!("unreachable: {}", hp.error.clone().unwrap_or_default()) },
-            HostStatus::Conflict => HostOutcome::Skipped { reason: format!("conflicts: {}", hp.conflicts.join("; ")) },
-            HostStatus::Locked | HostStatus::Error => HostOutcome::Skipped { reason: hp.error.clone().unwrap_or_default() },
+            HostStatus::Ready => HostOutcome::Converged {
+                changes: hp.change_count(),
+            },
+            HostStatus::Unreachable => HostOutcome::Skipped {
+                reason: format!("unreachable: {}", hp.error.clone().unwrap_or_default()),
+            },
+            HostStatus::Conflict => HostOutcome::Skipped {
+                reason: format!("conflicts: {}", hp.conflicts.join("; ")),
+            },
+            HostStatus::Locked | HostStatus::Error => HostOutcome::Skipped {
+                reason: hp.error.clone().unwrap_or_default(),
+            },
         };
         report.hosts.insert(hp.host.clone(), outcome);
     }
     for step in step_order {
         let mut set = JoinSet::new();
         for hp in &plan.hosts {
-            if !matches!(report.hosts.get(&hp.host), Some(HostOutcome::Converged { .. })) {
+            if !matches!(
+                report.hosts.get(&hp.host),
+                Some(HostOutcome::Converged { .. })
+            ) {
                 continue;
             }
-            let Some(sp) = hp.steps.iter().find(|s| &s.name == step) else { continue };
-            let Some(conn) = connections.hosts.get(&hp.host).cloned() else { continue };
+            let Some(sp) = hp.steps.iter().find(|s| &s.name == step) else {
+                continue;
+            };
+            let Some(conn) = connections.hosts.get(&hp.host).cloned() else {
+                continue;
+            };
             let ops = sp.ops();
             let script = ops::script(&format!("step {step} on {}", hp.host), &ops);
             let (host, step, events) = (hp.host.clone(), step.clone(), events.clone());
             set.spawn(async move {
-                emit(&events, Event::StepStarted { host: host.clone(), step: step.clone(), operations: ops.len() });
+                emit(
+                    &events,
+                    Event::StepStarted {
+                        host: host.clone(),
+                        step: step.clone(),
+                        operations: ops.len(),
+                    },
+                );
                 let result = match conn.run(script).await {
                     Ok(out) if out.success() => Ok(()),
                     Ok(out) => {
-                        let what = ops::failed_op(&out.stdout).and_then(|i| ops.get(i)).map_or("the step".to_string(), |op| op.describe());
+                        let what = ops::failed_op(&out.stdout)
+                            .and_then(|i| ops.get(i))
+                            .map_or("the step".to_string(), |op| op.describe());
                         Err(format!("{what} failed: {}", last_lines(&out.stderr, 15)))
                     }
                     Err(e) => Err(e.to_string()),
                 };
                 match &result {
-                    Ok(()) => emit(&events, Event::StepFinished { host: host.clone(), step: step.clone() }),
-                    Err(error) => emit(&events, Event::HostFailed { host: host.clone(), step: step.clone(), error: error.clone() }),
+                    Ok(()) => emit(
+                        &events,
+                        Event::StepFinished {
+                            host: host.clone(),
+                            step: step.clone(),
+                        },
+                    ),
+                    Err(error) => emit(
+                        &events,
+                        Event::HostFailed {
+                            host: host.clone(),
+                            step: step.clone(),
+                            error: error.clone(),
+                        },
+                    ),
                 }
                 (host, step, result)
             });
@@ -180,7 +259,9 @@ pub async fn apply<T: Transport>(
         while let Some(joined) = set.join_next().await {
             let (host, step, result) = joined.expect("apply task panicked");
             if let Err(error) = result {
-                report.hosts.insert(host, HostOutcome::Failed { step, error });
+                report
+                    .hosts
+                    .insert(host, HostOutcome::Failed { step, error });
             }
         }
     }
@@ -201,9 +282,17 @@ pub async fn unlock<T: Transport>(facts: &ClusterFacts, connections: &Connection
 
 /// Who holds the apply lock: user, machine, process and start time (UTC).
 pub fn lock_holder() -> String {
-    let user = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "root".into());
-    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "unknown".into());
-    format!("{user}@{machine} (closetctl pid {}) since {}", std::process::id(), utc_timestamp(now() as i64))
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "root".into());
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    format!(
+        "{user}@{machine} (closetctl pid {}) since {}",
+        std::process::id(),
+        utc_timestamp(now() as i64)
+    )
 }
 
 /// `2026-11-29T23:40:00Z` from epoch seconds (civil-from-days, no time zone data needed).
@@ -219,7 +308,12 @@ pub fn utc_timestamp(epoch: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 #[cfg(test)]

@@ -17,8 +17,18 @@ pub struct GpuModel {
     pub max_watts: u32,
 }
 
-const fn m(key: &'static str, smi_name: &'static str, gres_type: &'static str, max_watts: u32) -> GpuModel {
-    GpuModel { key, smi_name, gres_type, max_watts }
+const fn m(
+    key: &'static str,
+    smi_name: &'static str,
+    gres_type: &'static str,
+    max_watts: u32,
+) -> GpuModel {
+    GpuModel {
+        key,
+        smi_name,
+        gres_type,
+        max_watts,
+    }
 }
 
 /// The table. Board powers from NVIDIA's data sheets (see docs/reference).
@@ -32,7 +42,12 @@ pub const MODELS: &[GpuModel] = &[
     m("h100-nvl", "NVIDIA H100 NVL", "h100", 400),
     m("l40s", "NVIDIA L40S", "l40s", 350),
     m("l40", "NVIDIA L40", "l40", 300),
-    m("rtx-6000-ada", "NVIDIA RTX 6000 Ada Generation", "rtx6000ada", 300),
+    m(
+        "rtx-6000-ada",
+        "NVIDIA RTX 6000 Ada Generation",
+        "rtx6000ada",
+        300,
+    ),
     m("rtx-a6000", "NVIDIA RTX A6000", "rtxa6000", 300),
     m("rtx-4090", "NVIDIA GeForce RTX 4090", "rtx4090", 450),
     m("rtx-3090", "NVIDIA GeForce RTX 3090", "rtx3090", 350),
@@ -86,14 +101,23 @@ mod tests {
             ("NVIDIA GeForce RTX 4090", "rtx4090", "rtx-4090", 450),
             ("NVIDIA H100 80GB HBM3", "h100", "h100-sxm", 700),
             ("NVIDIA L40S", "l40s", "l40s", 350),
-            ("NVIDIA RTX 6000 Ada Generation", "rtx6000ada", "rtx-6000-ada", 300),
+            (
+                "NVIDIA RTX 6000 Ada Generation",
+                "rtx6000ada",
+                "rtx-6000-ada",
+                300,
+            ),
             ("Tesla V100-SXM2-32GB", "v100", "v100-sxm2", 300),
             ("Tesla V100-PCIE-32GB", "v100", "v100-pcie", 250),
             ("NVIDIA A100-PCIE-40GB", "a100", "a100-pcie-40gb", 250),
         ];
         for (smi, gres, key, watts) in cases {
             let m = model_by_smi_name(smi).unwrap_or_else(|| panic!("{smi} missing"));
-            assert_eq!((m.gres_type, m.key, m.max_watts), (gres, key, watts), "{smi}");
+            assert_eq!(
+                (m.gres_type, m.key, m.max_watts),
+                (gres, key, watts),
+                "{smi}"
+            );
             assert_eq!(gres_type_for_smi_name(smi), gres);
         }
     }

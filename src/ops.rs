@@ -115,7 +115,16 @@ impl Op {
         match self {
             Op::InstallPackages(p) => format!("cc_install {}", join(p)),
             Op::GroupAdd { name, gid } => format!("cc_groupadd {} {gid}", quote(name)),
-            Op::UserAdd { name, uid, gid, groups, shell, home, comment, create_home } => format!(
+            Op::UserAdd {
+                name,
+                uid,
+                gid,
+                groups,
+                shell,
+                home,
+                comment,
+                create_home,
+            } => format!(
                 "cc_useradd {} {uid} {gid} {} {} {} {} {}",
                 quote(name),
                 quote(&groups.join(",")),
@@ -124,7 +133,14 @@ impl Op {
                 quote(comment),
                 if *create_home { "1" } else { "0" }
             ),
-            Op::UserMod { name, gid, groups, shell, home, comment } => format!(
+            Op::UserMod {
+                name,
+                gid,
+                groups,
+                shell,
+                home,
+                comment,
+            } => format!(
                 "cc_usermod {} {gid} {} {} {} {}",
                 quote(name),
                 quote(&groups.join(",")),
@@ -132,10 +148,27 @@ impl Op {
                 quote(home),
                 quote(comment)
             ),
-            Op::Directory { path, owner, group, mode: m } => {
-                format!("cc_dir {} {} {} {}", quote(path), quote(owner), quote(group), mode(m))
+            Op::Directory {
+                path,
+                owner,
+                group,
+                mode: m,
+            } => {
+                format!(
+                    "cc_dir {} {} {} {}",
+                    quote(path),
+                    quote(owner),
+                    quote(group),
+                    mode(m)
+                )
             }
-            Op::WriteFile { path, owner, group, mode: m, content } => format!(
+            Op::WriteFile {
+                path,
+                owner,
+                group,
+                mode: m,
+                content,
+            } => format!(
                 "cc_write {} {} {} {} {}",
                 quote(path),
                 quote(owner),
@@ -143,15 +176,28 @@ impl Op {
                 mode(m),
                 quote(&base64::engine::general_purpose::STANDARD.encode(content))
             ),
-            Op::SetAttributes { path, owner, group, mode: m } => {
-                format!("cc_attr {} {} {} {}", quote(path), quote(owner), quote(group), mode(m))
+            Op::SetAttributes {
+                path,
+                owner,
+                group,
+                mode: m,
+            } => {
+                format!(
+                    "cc_attr {} {} {} {}",
+                    quote(path),
+                    quote(owner),
+                    quote(group),
+                    mode(m)
+                )
             }
             Op::Enable(u) => format!("cc_systemctl enable {}", quote(u)),
             Op::Disable(u) => format!("cc_systemctl disable {}", quote(u)),
             Op::Start(u) => format!("cc_systemctl start {}", quote(u)),
             Op::Stop(u) => format!("cc_systemctl stop {}", quote(u)),
             Op::Reload(u) => format!("cc_systemctl reload {}", quote(u)),
-            Op::Restart { unit, restore } => format!("cc_restart {} {}", quote(unit), join(restore)),
+            Op::Restart { unit, restore } => {
+                format!("cc_restart {} {}", quote(unit), join(restore))
+            }
             Op::Command(c) => format!("cc_command {}", quote(c)),
         }
     }
@@ -162,9 +208,9 @@ export LC_ALL=C DEBIAN_FRONTEND=noninteractive
 B=/var/lib/closetctl/backup
 cc_op() { n=$1; shift; if "$@"; then printf '@@closetctl ok %s\n' "$n"; else printf '@@closetctl failed %s\n' "$n"; exit 1; fi; }
 cc_install() {
-  apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" >/dev/null 2>/tmp/closetctl-apt.err && return 0
+  apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" >/dev/null 2>/tmp/closetctl-apt.err && return 0
   apt-get update -q >/dev/null 2>&1
-  apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" >/dev/null || { cat /tmp/closetctl-apt.err >&2; return 1; }
+  apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" >/dev/null || { cat /tmp/closetctl-apt.err >&2; return 1; }
 }
 cc_groupadd() { groupadd -g "$2" "$1"; }
 cc_useradd() {
@@ -237,7 +283,10 @@ mod tests {
             mode: 0o400,
             content: b"TOP-SECRET".to_vec(),
         };
-        assert_eq!(format!("{op:?}"), "WriteFile(/etc/munge/munge.key, 10 bytes)");
+        assert_eq!(
+            format!("{op:?}"),
+            "WriteFile(/etc/munge/munge.key, 10 bytes)"
+        );
         assert!(!script("t", std::slice::from_ref(&op)).contains("TOP-SECRET"));
     }
 
@@ -252,21 +301,54 @@ mod tests {
         };
         let (user, group) = (me("-un"), me("-gn"));
         let ops = [
-            Op::WriteFile { path: target.into(), owner: user.clone(), group: group.clone(), mode: 0o640, content: b"it's\nhere\n".to_vec() },
-            Op::Command(format!("test \"$(cat {target})\" = \"$(printf 'it'\"'\"'s\\nhere')\"")),
+            Op::WriteFile {
+                path: target.into(),
+                owner: user.clone(),
+                group: group.clone(),
+                mode: 0o640,
+                content: b"it's\nhere\n".to_vec(),
+            },
+            Op::Command(format!(
+                "test \"$(cat {target})\" = \"$(printf 'it'\"'\"'s\\nhere')\""
+            )),
         ];
         // Point the backup directory into the temp dir so the test touches nothing else.
-        let text = script("test", &ops).replace("B=/var/lib/closetctl/backup", &format!("B={}/backup", dir.path().display()));
-        let out = std::process::Command::new("sh").arg("-c").arg(&text).output().unwrap();
+        let text = script("test", &ops).replace(
+            "B=/var/lib/closetctl/backup",
+            &format!("B={}/backup", dir.path().display()),
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&text)
+            .output()
+            .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(failed_op(&stdout), None);
         assert_eq!(std::fs::read_to_string(target).unwrap(), "it's\nhere\n");
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(target).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(
+            std::fs::metadata(target).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
         assert!(dir.path().join(format!("backup{target}.absent")).exists());
-        let failing = script("t", &[Op::Command("true".into()), Op::Command("false".into()), Op::Command("true".into())]);
-        let out = std::process::Command::new("sh").arg("-c").arg(&failing).output().unwrap();
+        let failing = script(
+            "t",
+            &[
+                Op::Command("true".into()),
+                Op::Command("false".into()),
+                Op::Command("true".into()),
+            ],
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&failing)
+            .output()
+            .unwrap();
         assert!(!out.status.success());
         assert_eq!(failed_op(&String::from_utf8_lossy(&out.stdout)), Some(1));
     }

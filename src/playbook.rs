@@ -17,28 +17,55 @@ use thiserror::Error;
 pub const BUILTIN_PLAYBOOKS: &[(&str, &str)] = &[
     ("10-users.toml", include_str!("../playbooks/10-users.toml")),
     ("20-munge.toml", include_str!("../playbooks/20-munge.toml")),
-    ("25-accounting.toml", include_str!("../playbooks/25-accounting.toml")),
+    (
+        "25-accounting.toml",
+        include_str!("../playbooks/25-accounting.toml"),
+    ),
     ("30-slurm.toml", include_str!("../playbooks/30-slurm.toml")),
-    ("35-associations.toml", include_str!("../playbooks/35-associations.toml")),
+    (
+        "35-associations.toml",
+        include_str!("../playbooks/35-associations.toml"),
+    ),
     ("40-nfs.toml", include_str!("../playbooks/40-nfs.toml")),
-    ("50-tailscale.toml", include_str!("../playbooks/50-tailscale.toml")),
+    (
+        "50-tailscale.toml",
+        include_str!("../playbooks/50-tailscale.toml"),
+    ),
 ];
 
 pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
     ("slurm.conf.j2", include_str!("../templates/slurm.conf.j2")),
     ("gres.conf.j2", include_str!("../templates/gres.conf.j2")),
-    ("cgroup.conf.j2", include_str!("../templates/cgroup.conf.j2")),
+    (
+        "cgroup.conf.j2",
+        include_str!("../templates/cgroup.conf.j2"),
+    ),
     ("exports.j2", include_str!("../templates/exports.j2")),
-    ("slurmdbd.conf.j2", include_str!("../templates/slurmdbd.conf.j2")),
-    ("mariadb-closetctl.cnf.j2", include_str!("../templates/mariadb-closetctl.cnf.j2")),
-    ("mariadb-slurm-database.sh.j2", include_str!("../templates/mariadb-slurm-database.sh.j2")),
+    (
+        "slurmdbd.conf.j2",
+        include_str!("../templates/slurmdbd.conf.j2"),
+    ),
+    (
+        "mariadb-closetctl.cnf.j2",
+        include_str!("../templates/mariadb-closetctl.cnf.j2"),
+    ),
+    (
+        "mariadb-slurm-database.sh.j2",
+        include_str!("../templates/mariadb-slurm-database.sh.j2"),
+    ),
 ];
 
 /// Disruption labels a file or handler may carry; `slurm.conf` classifies each change.
 pub const DISRUPTIONS: &[&str] = &["none", "reconfigure", "remount", "restart", "slurm.conf"];
 
 /// Built-in modules a step may name.
-pub const MODULES: &[&str] = &["users", "nfs", "accounting-database", "accounting-associations", "tailscale"];
+pub const MODULES: &[&str] = &[
+    "users",
+    "nfs",
+    "accounting-database",
+    "accounting-associations",
+    "tailscale",
+];
 
 #[derive(Debug, Error)]
 pub enum PlaybookError {
@@ -179,6 +206,12 @@ impl Playbooks {
                 message: e.to_string(),
             })?;
             for step in file.steps {
+                if steps.iter().any(|s: &Step| s.name == step.name) {
+                    return Err(PlaybookError::Invalid {
+                        path: name.clone(),
+                        message: format!("step `{}`: another playbook already has a step of that name; step names must be unique", step.name),
+                    });
+                }
                 validate_step(name, &step, &steps, &templates)?;
                 steps.push(step);
             }
@@ -187,7 +220,11 @@ impl Playbooks {
     }
 }
 
-fn read_dir_into(dir: &Path, ext: &str, into: &mut BTreeMap<String, String>) -> Result<(), PlaybookError> {
+fn read_dir_into(
+    dir: &Path,
+    ext: &str,
+    into: &mut BTreeMap<String, String>,
+) -> Result<(), PlaybookError> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
@@ -204,8 +241,16 @@ fn read_dir_into(dir: &Path, ext: &str, into: &mut BTreeMap<String, String>) -> 
     Ok(())
 }
 
-fn validate_step(file: &str, step: &Step, earlier: &[Step], templates: &BTreeMap<String, String>) -> Result<(), PlaybookError> {
-    let bad = |message: String| PlaybookError::Invalid { path: file.to_string(), message: format!("step `{}`: {message}", step.name) };
+fn validate_step(
+    file: &str,
+    step: &Step,
+    earlier: &[Step],
+    templates: &BTreeMap<String, String>,
+) -> Result<(), PlaybookError> {
+    let bad = |message: String| PlaybookError::Invalid {
+        path: file.to_string(),
+        message: format!("step `{}`: {message}", step.name),
+    };
     for r in step.roles.iter().chain(&step.except_roles) {
         if r != "all" && Role::parse(r).is_none() {
             return Err(bad(format!("unknown role `{r}`")));
@@ -222,19 +267,38 @@ fn validate_step(file: &str, step: &Step, earlier: &[Step], templates: &BTreeMap
         }
     }
     for p in &step.packages {
-        if p.is_empty() || !p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c)) {
+        if p.is_empty()
+            || !p
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
+        {
             return Err(bad(format!("`{p}` is not a Debian package name")));
         }
     }
-    let paths = step.directories.iter().map(|d| &d.path).chain(step.files.iter().map(|f| &f.path));
+    let paths = step
+        .directories
+        .iter()
+        .map(|d| &d.path)
+        .chain(step.files.iter().map(|f| &f.path));
     for p in paths {
-        if !p.starts_with('/') || !p.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+@".contains(c)) {
+        if !p.starts_with('/')
+            || !p
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/._-+@".contains(c))
+        {
             return Err(bad(format!("path `{p}` must be absolute and plain")));
         }
     }
-    for (mode, what) in step.directories.iter().map(|d| (&d.mode, &d.path)).chain(step.files.iter().map(|f| (&f.mode, &f.path))) {
+    for (mode, what) in step
+        .directories
+        .iter()
+        .map(|d| (&d.mode, &d.path))
+        .chain(step.files.iter().map(|f| (&f.mode, &f.path)))
+    {
         if !crate::inventory::validate_mode(mode) {
-            return Err(bad(format!("`{what}`: mode `{mode}` is not octal like `0644`")));
+            return Err(bad(format!(
+                "`{what}`: mode `{mode}` is not octal like `0644`"
+            )));
         }
     }
     for f in &step.files {
@@ -244,32 +308,59 @@ fn validate_step(file: &str, step: &Step, earlier: &[Step], templates: &BTreeMap
             }
         }
         match (&f.template, &f.secret) {
-            (Some(t), _) if !templates.contains_key(t) => return Err(bad(format!("`{}`: no template `{t}`", f.path))),
+            (Some(t), _) if !templates.contains_key(t) => {
+                return Err(bad(format!("`{}`: no template `{t}`", f.path)))
+            }
             // Both: a template that uses the secret as `secret`; the result is secret too.
             (Some(_), _) | (None, Some(_)) => {}
-            (None, None) => return Err(bad(format!("`{}`: give `template` or `secret` (or both)", f.path))),
+            (None, None) => {
+                return Err(bad(format!(
+                    "`{}`: give `template` or `secret` (or both)",
+                    f.path
+                )))
+            }
         }
     }
     for s in &step.services {
-        if !s.name.chars().all(|c| c.is_ascii_alphanumeric() || "@._-".contains(c)) {
+        if !s
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@._-".contains(c))
+        {
             return Err(bad(format!("`{}` is not a unit name", s.name)));
         }
     }
     for h in &step.handlers {
-        let actions = [&h.restart, &h.reload, &h.command].iter().filter(|a| a.is_some()).count();
+        let actions = [&h.restart, &h.reload, &h.command]
+            .iter()
+            .filter(|a| a.is_some())
+            .count();
         if actions != 1 {
-            return Err(bad(format!("handler `{}` needs exactly one of restart, reload, command", h.name)));
+            return Err(bad(format!(
+                "handler `{}` needs exactly one of restart, reload, command",
+                h.name
+            )));
         }
         for w in &h.watch {
             // A module may manage any path, so steps with one are trusted to.
-            let managed = |s: &Step| s.module.is_some() || s.files.iter().any(|f| &f.path == w) || s.directories.iter().any(|d| &d.path == w);
+            let managed = |s: &Step| {
+                s.module.is_some()
+                    || s.files.iter().any(|f| &f.path == w)
+                    || s.directories.iter().any(|d| &d.path == w)
+            };
             if !managed(step) && !earlier.iter().any(managed) {
-                return Err(bad(format!("handler `{}` watches `{w}`, which no step up to this one manages", h.name)));
+                return Err(bad(format!(
+                    "handler `{}` watches `{w}`, which no step up to this one manages",
+                    h.name
+                )));
             }
         }
         if let Some(d) = &h.disruption {
             if !DISRUPTIONS.contains(&d.as_str()) {
-                return Err(bad(format!("handler `{}`: unknown disruption `{d}`", h.name)));
+                return Err(bad(format!(
+                    "handler `{}`: unknown disruption `{d}`",
+                    h.name
+                )));
             }
         }
     }
@@ -280,14 +371,19 @@ impl Step {
     /// Whether this step runs on `host` of `inventory`.
     pub fn applies_to(&self, inventory: &Inventory, host: &crate::inventory::Host) -> bool {
         let matches = |roles: &[String]| {
-            roles.iter().any(|r| r == "all" || Role::parse(r).is_some_and(|role| host.has_role(role)))
+            roles
+                .iter()
+                .any(|r| r == "all" || Role::parse(r).is_some_and(|role| host.has_role(role)))
         };
         let when = match self.when.as_deref() {
             None => true,
             Some("nfs") => inventory.nfs.is_some(),
             Some("slurm") => inventory.slurm.is_some(),
             Some("tailscale") => inventory.tailscale.is_some(),
-            Some("fair_share") => inventory.slurm.as_ref().is_some_and(|s| s.fair_share.enabled),
+            Some("fair_share") => inventory
+                .slurm
+                .as_ref()
+                .is_some_and(|s| s.fair_share.enabled),
             Some(_) => false,
         };
         when && matches(&self.roles) && !matches(&self.except_roles)
@@ -314,6 +410,9 @@ mod tests {
         )
         .unwrap();
         let err = Playbooks::load(Some(dir.path())).unwrap_err().to_string();
-        assert_eq!(err, "playbook `50-lab.toml`: step `lab`: unknown role `wizard`");
+        assert_eq!(
+            err,
+            "playbook `50-lab.toml`: step `lab`: unknown role `wizard`"
+        );
     }
 }

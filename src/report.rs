@@ -17,19 +17,27 @@ impl Reporter {
     /// Start rendering events in the background.
     pub fn start() -> Reporter {
         let (tx, mut rx) = unbounded_channel::<Event>();
-        let fancy = std::io::stderr().is_terminal() && std::env::var_os("CLOSETCTL_PLAIN").is_none();
+        let fancy =
+            std::io::stderr().is_terminal() && std::env::var_os("CLOSETCTL_PLAIN").is_none();
         let task = tokio::spawn(async move {
             let multi = MultiProgress::new();
             let mut bars: BTreeMap<String, ProgressBar> = BTreeMap::new();
             while let Some(event) = rx.recv().await {
                 if fancy {
                     let host = match &event {
-                        Event::StepStarted { host, .. } | Event::StepFinished { host, .. } | Event::HostFailed { host, .. } => host.clone(),
-                        Event::FactsGathered { host, .. } | Event::HostUnreachable { host, .. } => host.clone(),
+                        Event::StepStarted { host, .. }
+                        | Event::StepFinished { host, .. }
+                        | Event::HostFailed { host, .. } => host.clone(),
+                        Event::FactsGathered { host, .. } | Event::HostUnreachable { host, .. } => {
+                            host.clone()
+                        }
                     };
                     let bar = bars.entry(host.clone()).or_insert_with(|| {
                         let b = multi.add(ProgressBar::new_spinner());
-                        b.set_style(ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}").expect("valid template"));
+                        b.set_style(
+                            ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}")
+                                .expect("valid template"),
+                        );
                         b.set_prefix(host);
                         b.enable_steady_tick(std::time::Duration::from_millis(120));
                         b
@@ -67,10 +75,17 @@ pub fn line(event: &Event) -> String {
     match event {
         Event::FactsGathered { host, millis } => format!("{host}: facts gathered in {millis} ms"),
         Event::HostUnreachable { host, error } => format!("{host}: unreachable: {error}"),
-        Event::StepStarted { host, step, operations } => format!("{host}: step {step}: running {operations} operations"),
+        Event::StepStarted {
+            host,
+            step,
+            operations,
+        } => format!("{host}: step {step}: running {operations} operations"),
         Event::StepFinished { host, step } => format!("{host}: step {step}: done"),
         Event::HostFailed { host, step, error } => {
-            format!("{host}: step {step}: FAILED: {}", error.lines().next().unwrap_or(""))
+            format!(
+                "{host}: step {step}: FAILED: {}",
+                error.lines().next().unwrap_or("")
+            )
         }
     }
 }

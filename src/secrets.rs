@@ -22,8 +22,14 @@ pub enum SecretError {
     },
     #[error("secret `{name}` is missing: put it in `{path}` (mode 0600)")]
     Missing { name: String, path: PathBuf },
-    #[error("secret `{name}` ({path}) is readable by others (mode {mode:04o}); run `chmod 600 {path}`")]
-    TooOpen { name: String, path: PathBuf, mode: u32 },
+    #[error(
+        "secret `{name}` ({path}) is readable by others (mode {mode:04o}); run `chmod 600 {path}`"
+    )]
+    TooOpen {
+        name: String,
+        path: PathBuf,
+        mode: u32,
+    },
     #[error("secret `{name}` ({path}) is empty")]
     Empty { name: String, path: PathBuf },
     #[error("secret `{name}` is missing: environment variable `{var}` is not set or empty")]
@@ -55,25 +61,44 @@ pub fn load(dir: &Path, names: &[String]) -> Result<Secrets, SecretError> {
     let mut secrets = Secrets::new();
     for name in names {
         let path = dir.join(name);
-        let io = |source| SecretError::Io { name: name.clone(), path: path.clone(), source };
+        let io = |source| SecretError::Io {
+            name: name.clone(),
+            path: path.clone(),
+            source,
+        };
         if !path.exists() {
             let Some(bytes) = generate(name) else {
-                return Err(SecretError::Missing { name: name.clone(), path });
+                return Err(SecretError::Missing {
+                    name: name.clone(),
+                    path,
+                });
             };
             std::fs::create_dir_all(dir).map_err(io)?;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
-            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io)?;
             f.write_all(&bytes).map_err(io)?;
             f.sync_all().map_err(io)?;
             tracing::info!(secret = %name, path = %path.display(), "generated a new secret");
         }
         let mode = std::fs::metadata(&path).map_err(io)?.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            return Err(SecretError::TooOpen { name: name.clone(), path, mode });
+            return Err(SecretError::TooOpen {
+                name: name.clone(),
+                path,
+                mode,
+            });
         }
         let bytes = std::fs::read(&path).map_err(io)?;
         if bytes.is_empty() {
-            return Err(SecretError::Empty { name: name.clone(), path });
+            return Err(SecretError::Empty {
+                name: name.clone(),
+                path,
+            });
         }
         secrets.insert(name.clone(), bytes);
     }
@@ -83,34 +108,60 @@ pub fn load(dir: &Path, names: &[String]) -> Result<Secrets, SecretError> {
 /// Load a secret from an explicit file (checked like the secrets directory's: present,
 /// 0600 or stricter, not empty) or, without a file, from the environment variable `env`.
 /// Surrounding whitespace (a trailing newline) is trimmed.
-pub fn load_external(name: &str, file: Option<&Path>, env: Option<&str>) -> Result<Vec<u8>, SecretError> {
+pub fn load_external(
+    name: &str,
+    file: Option<&Path>,
+    env: Option<&str>,
+) -> Result<Vec<u8>, SecretError> {
     let bytes = match (file, env) {
         (Some(path), _) => {
             let path = path.to_path_buf();
-            let io = |source| SecretError::Io { name: name.to_string(), path: path.clone(), source };
+            let io = |source| SecretError::Io {
+                name: name.to_string(),
+                path: path.clone(),
+                source,
+            };
             if !path.exists() {
-                return Err(SecretError::Missing { name: name.to_string(), path });
+                return Err(SecretError::Missing {
+                    name: name.to_string(),
+                    path,
+                });
             }
             let mode = std::fs::metadata(&path).map_err(io)?.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                return Err(SecretError::TooOpen { name: name.to_string(), path, mode });
+                return Err(SecretError::TooOpen {
+                    name: name.to_string(),
+                    path,
+                    mode,
+                });
             }
             let bytes = std::fs::read(&path).map_err(io)?;
             let trimmed = bytes.trim_ascii().to_vec();
             if trimmed.is_empty() {
-                return Err(SecretError::Empty { name: name.to_string(), path });
+                return Err(SecretError::Empty {
+                    name: name.to_string(),
+                    path,
+                });
             }
             trimmed
         }
         (None, Some(var)) => {
-            let value = std::env::var_os(var).map(|v| v.as_encoded_bytes().trim_ascii().to_vec()).unwrap_or_default();
+            let value = std::env::var_os(var)
+                .map(|v| v.as_encoded_bytes().trim_ascii().to_vec())
+                .unwrap_or_default();
             if value.is_empty() {
-                return Err(SecretError::MissingEnv { name: name.to_string(), var: var.to_string() });
+                return Err(SecretError::MissingEnv {
+                    name: name.to_string(),
+                    var: var.to_string(),
+                });
             }
             value
         }
         (None, None) => {
-            return Err(SecretError::NoSource { name: name.to_string(), hint: "give a file or an environment variable".into() })
+            return Err(SecretError::NoSource {
+                name: name.to_string(),
+                hint: "give a file or an environment variable".into(),
+            })
         }
     };
     Ok(bytes)
@@ -126,7 +177,11 @@ mod tests {
         let sdir = dir.path().join("secrets");
         let first = load(&sdir, &["munge.key".into()]).unwrap();
         assert_eq!(first["munge.key"].len(), 1024);
-        let mode = std::fs::metadata(sdir.join("munge.key")).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(sdir.join("munge.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
         let again = load(&sdir, &["munge.key".into()]).unwrap();
         assert_eq!(first, again);
@@ -138,7 +193,11 @@ mod tests {
         let err = load(dir.path(), &["tailscale.key".into()]).unwrap_err();
         assert!(err.to_string().contains("is missing"), "{err}");
         std::fs::write(dir.path().join("x.key"), "k").unwrap();
-        std::fs::set_permissions(dir.path().join("x.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("x.key"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
         let err = load(dir.path(), &["x.key".into()]).unwrap_err();
         assert!(err.to_string().contains("chmod 600"), "{err}");
     }
@@ -151,10 +210,24 @@ mod tests {
         assert!(err.to_string().contains("is missing: put it in"), "{err}");
         std::fs::write(&path, "tskey-auth-x\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(load_external("tailscale.key", Some(&path), None), Err(SecretError::TooOpen { .. })));
+        assert!(matches!(
+            load_external("tailscale.key", Some(&path), None),
+            Err(SecretError::TooOpen { .. })
+        ));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(load_external("tailscale.key", Some(&path), None).unwrap(), b"tskey-auth-x");
-        let err = load_external("tailscale.key", None, Some("CLOSETCTL_TEST_SURELY_UNSET_VAR")).unwrap_err();
-        assert!(err.to_string().contains("CLOSETCTL_TEST_SURELY_UNSET_VAR"), "{err}");
+        assert_eq!(
+            load_external("tailscale.key", Some(&path), None).unwrap(),
+            b"tskey-auth-x"
+        );
+        let err = load_external(
+            "tailscale.key",
+            None,
+            Some("CLOSETCTL_TEST_SURELY_UNSET_VAR"),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("CLOSETCTL_TEST_SURELY_UNSET_VAR"),
+            "{err}"
+        );
     }
 }

@@ -24,7 +24,11 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
-    words.into_iter().map(|w| quote(w.as_ref())).collect::<Vec<_>>().join(" ")
+    words
+        .into_iter()
+        .map(|w| quote(w.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -33,9 +37,22 @@ mod tests {
 
     #[test]
     fn quoting_survives_a_real_shell() {
-        let nasty = ["plain", "two words", "it's", "$(rm -rf /)", "`x`", "a\nb", "", "\\'\""];
+        let nasty = [
+            "plain",
+            "two words",
+            "it's",
+            "$(rm -rf /)",
+            "`x`",
+            "a\nb",
+            "",
+            "\\'\"",
+        ];
         let script = format!("for a in {}; do printf '[%s]' \"$a\"; done", join(nasty));
-        let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
         let expected: String = nasty.iter().map(|w| format!("[{w}]")).collect();
         assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
     }

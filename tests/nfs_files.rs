@@ -16,14 +16,19 @@ fn exports_are_limited_to_the_cluster_network() {
 
 #[test]
 fn without_a_network_exports_name_each_client() {
-    let text = std::fs::read_to_string("inventory.example.toml").unwrap().replace("network = \"100.64.0.0/10\"", "");
+    let text = std::fs::read_to_string("inventory.example.toml")
+        .unwrap()
+        .replace("network = \"100.64.0.0/10\"", "");
     let inv = Inventory::parse(Path::new("inventory.example.toml"), &text).unwrap();
     let exports = nfs::exports_file(&inv);
     assert!(
         exports.contains("/home gpu1.closet.example(rw,sync,no_subtree_check,root_squash) gpu2.closet.example(rw,sync,no_subtree_check,root_squash)\n"),
         "{exports}"
     );
-    assert!(!exports.contains("head.closet.example"), "the server does not export to itself");
+    assert!(
+        !exports.contains("head.closet.example"),
+        "the server does not export to itself"
+    );
 }
 
 #[test]
@@ -32,5 +37,8 @@ fn fstab_block_keeps_foreign_lines_in_place() {
     let once = nfs::replace_block(fstab, &nfs::fstab_block(&example()));
     insta::assert_snapshot!("fstab_with_block", once);
     assert!(once.starts_with(fstab));
-    assert_eq!(nfs::replace_block(&once, &nfs::fstab_block(&example())), once);
+    assert_eq!(
+        nfs::replace_block(&once, &nfs::fstab_block(&example())),
+        once
+    );
 }

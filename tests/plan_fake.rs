@@ -797,13 +797,15 @@ packages = ["sudo"]
 "#;
 
 #[tokio::test]
-#[ignore = "bug: playbook::Playbooks::load accepts two steps with the same name; engine::apply then runs the first one twice and never the second"]
 async fn a_lab_step_with_a_builtin_steps_name_is_refused_or_applied() {
     let closet = Closet::new(&[("playbooks/50-dup.toml", DUPLICATE_STEP)]);
     let loaded = match Loaded::load(&closet.path()) {
-        // Refusing the duplicate name is a fine answer.
+        // Refusing the duplicate name is the answer.
         Err(e) => {
-            assert!(e.to_string().contains("`users`"), "{e}");
+            assert_eq!(
+                e.to_string(),
+                "playbook `50-dup.toml`: step `users`: another playbook already has a step of that name; step names must be unique"
+            );
             return;
         }
         Ok(loaded) => loaded,

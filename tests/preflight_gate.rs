@@ -61,5 +61,8 @@ fn apply_refuses_an_over_budget_closet_without_force() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with("error: the closet is over its power or cooling budget:\n  circuit `wall` (gpu1, gpu2) is over budget"), "{stderr}");
     assert!(stderr.contains("pass --force to apply anyway"), "{stderr}");
-    assert!(String::from_utf8_lossy(&out.stdout).is_empty(), "nothing planned or applied");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).is_empty(),
+        "nothing planned or applied"
+    );
 }

@@ -12,13 +12,24 @@ use std::path::Path;
 
 fn gpus(name: &str, n: u32, mem: u64, watts: f64) -> Vec<Gpu> {
     (0..n)
-        .map(|index| Gpu { index, name: name.into(), memory_mib: Some(mem), power_limit_watts: Some(watts), power_draw_watts: Some(60.0) })
+        .map(|index| Gpu {
+            index,
+            name: name.into(),
+            memory_mib: Some(mem),
+            power_limit_watts: Some(watts),
+            power_draw_watts: Some(60.0),
+        })
         .collect()
 }
 
 fn host(cpus: u32, sockets: u32, cores: u32, threads: u32, mem: u64, gpus: Vec<Gpu>) -> HostFacts {
     HostFacts {
-        cpu: CpuTopology { cpus, sockets, cores_per_socket: cores, threads_per_core: threads },
+        cpu: CpuTopology {
+            cpus,
+            sockets,
+            cores_per_socket: cores,
+            threads_per_core: threads,
+        },
         memory_mib: mem,
         gpus,
         ..HostFacts::default()
@@ -28,21 +39,59 @@ fn host(cpus: u32, sockets: u32, cores: u32, threads: u32, mem: u64, gpus: Vec<G
 fn fixture() -> (Inventory, ClusterFacts) {
     let inventory = Inventory::load(Path::new("inventory.example.toml")).unwrap();
     let mut facts = ClusterFacts::default();
-    facts.hosts.insert("head".into(), host(8, 1, 4, 2, 31_848, vec![]));
-    facts.hosts.insert("gpu1".into(), host(128, 2, 32, 2, 1_031_820, gpus("NVIDIA A100-SXM4-80GB", 4, 81920, 400.0)));
-    facts.hosts.insert("gpu2".into(), host(32, 1, 16, 2, 128_610, gpus("NVIDIA GeForce RTX 4090", 2, 24564, 450.0)));
+    facts
+        .hosts
+        .insert("head".into(), host(8, 1, 4, 2, 31_848, vec![]));
+    facts.hosts.insert(
+        "gpu1".into(),
+        host(
+            128,
+            2,
+            32,
+            2,
+            1_031_820,
+            gpus("NVIDIA A100-SXM4-80GB", 4, 81920, 400.0),
+        ),
+    );
+    facts.hosts.insert(
+        "gpu2".into(),
+        host(
+            32,
+            1,
+            16,
+            2,
+            128_610,
+            gpus("NVIDIA GeForce RTX 4090", 2, 24564, 450.0),
+        ),
+    );
     (inventory, facts)
 }
 
 fn rendered(inventory: &Inventory, facts: &ClusterFacts, host: &str, path: &str) -> String {
     let playbooks = Playbooks::load(None).unwrap();
-    let secrets: Secrets = [("munge.key".to_string(), vec![7u8; 1024]), ("slurmdbd.password".to_string(), b"fixture-password".to_vec())].into();
-    let inputs = Inputs { inventory, playbooks: &playbooks, secrets: &secrets };
+    let secrets: Secrets = [
+        ("munge.key".to_string(), vec![7u8; 1024]),
+        (
+            "slurmdbd.password".to_string(),
+            b"fixture-password".to_vec(),
+        ),
+    ]
+    .into();
+    let inputs = Inputs {
+        inventory,
+        playbooks: &playbooks,
+        secrets: &secrets,
+    };
     let steps = host_steps(&inputs, inventory.host(host).unwrap(), facts).unwrap();
-    let file = steps.iter().flat_map(|s| &s.resources).find_map(|r| match r {
-        Resource::File(f) if f.path == path => Some(String::from_utf8(f.content.clone()).unwrap()),
-        _ => None,
-    });
+    let file = steps
+        .iter()
+        .flat_map(|s| &s.resources)
+        .find_map(|r| match r {
+            Resource::File(f) if f.path == path => {
+                Some(String::from_utf8(f.content.clone()).unwrap())
+            }
+            _ => None,
+        });
     file.unwrap_or_else(|| panic!("{host} has no {path}"))
 }
 
@@ -51,16 +100,28 @@ fn slurm_conf_for_the_example_closet() {
     let (inventory, facts) = fixture();
     let conf = rendered(&inventory, &facts, "gpu1", "/etc/slurm/slurm.conf");
     // The same bytes on every Slurm host.
-    assert_eq!(conf, rendered(&inventory, &facts, "head", "/etc/slurm/slurm.conf"));
-    assert_eq!(conf, rendered(&inventory, &facts, "gpu2", "/etc/slurm/slurm.conf"));
+    assert_eq!(
+        conf,
+        rendered(&inventory, &facts, "head", "/etc/slurm/slurm.conf")
+    );
+    assert_eq!(
+        conf,
+        rendered(&inventory, &facts, "gpu2", "/etc/slurm/slurm.conf")
+    );
     insta::assert_snapshot!("slurm_conf", conf);
 }
 
 #[test]
 fn gres_conf_and_cgroup_conf_for_the_example_closet() {
     let (inventory, facts) = fixture();
-    insta::assert_snapshot!("gres_conf", rendered(&inventory, &facts, "head", "/etc/slurm/gres.conf"));
-    insta::assert_snapshot!("cgroup_conf", rendered(&inventory, &facts, "gpu2", "/etc/slurm/cgroup.conf"));
+    insta::assert_snapshot!(
+        "gres_conf",
+        rendered(&inventory, &facts, "head", "/etc/slurm/gres.conf")
+    );
+    insta::assert_snapshot!(
+        "cgroup_conf",
+        rendered(&inventory, &facts, "gpu2", "/etc/slurm/cgroup.conf")
+    );
 }
 
 #[test]
@@ -75,7 +136,12 @@ fn a_host_reporting_fewer_gpus_than_declared_is_a_conflict() {
     );
     // The node line follows the live hardware, not the inventory.
     let ctx = slurm::context(&inventory, &facts).unwrap();
-    assert!(ctx.nodes.iter().any(|n| n.name == "gpu1" && n.gres == "gpu:a100:2"), "{ctx:?}");
+    assert!(
+        ctx.nodes
+            .iter()
+            .any(|n| n.name == "gpu1" && n.gres == "gpu:a100:2"),
+        "{ctx:?}"
+    );
     let gpu2 = inventory.host("gpu2").unwrap();
     assert!(modules::conflicts(&inventory, gpu2, &facts.hosts["gpu2"]).is_empty());
 }
@@ -95,12 +161,20 @@ fn an_unreachable_node_keeps_its_current_line_or_is_left_out() {
     head.files.insert(
         slurm::SLURM_CONF.into(),
         closetctl::facts::FileState {
-            kind: closetctl::facts::FileKind::File, mode: 0o644, owner: "root".into(), group: "root".into(),
-            size: before.len() as u64, sha256: None, content: Some(before.clone()),
+            kind: closetctl::facts::FileKind::File,
+            mode: 0o644,
+            owner: "root".into(),
+            group: "root".into(),
+            size: before.len() as u64,
+            sha256: None,
+            content: Some(before.clone()),
         },
     );
     facts.hosts.insert("head".into(), head);
-    assert_eq!(rendered(&inventory, &facts, "head", "/etc/slurm/slurm.conf"), before);
+    assert_eq!(
+        rendered(&inventory, &facts, "head", "/etc/slurm/slurm.conf"),
+        before
+    );
     let _ = gpu2;
 }
 
@@ -108,7 +182,9 @@ fn an_unreachable_node_keeps_its_current_line_or_is_left_out() {
 fn partition_edits_are_labelled_reconfigure_and_hardware_edits_restart() {
     let (inventory, facts) = fixture();
     let before = rendered(&inventory, &facts, "head", "/etc/slurm/slurm.conf");
-    let text = std::fs::read_to_string("inventory.example.toml").unwrap().replace("max_time = \"7-00:00:00\"", "max_time = \"2-00:00:00\"");
+    let text = std::fs::read_to_string("inventory.example.toml")
+        .unwrap()
+        .replace("max_time = \"7-00:00:00\"", "max_time = \"2-00:00:00\"");
     let edited = Inventory::parse(Path::new("inventory.example.toml"), &text).unwrap();
     let after = rendered(&edited, &facts, "head", "/etc/slurm/slurm.conf");
     assert_ne!(before, after);

@@ -44,9 +44,14 @@ pub fn live_conflicts(facts: &ClusterFacts, name: &str, uid: u32) -> Vec<String>
     let mut out = Vec::new();
     for (host, f) in &facts.hosts {
         if let Some(e) = f.users.get(name) {
-            out.push(format!("host `{host}` already has a user `{name}` (uid {})", e.uid));
+            out.push(format!(
+                "host `{host}` already has a user `{name}` (uid {})",
+                e.uid
+            ));
         } else if let Some((holder, _)) = f.users.iter().find(|(_, e)| e.uid == uid) {
-            out.push(format!("host `{host}`: uid {uid} is held by user `{holder}`"));
+            out.push(format!(
+                "host `{host}`: uid {uid} is held by user `{holder}`"
+            ));
         }
     }
     out
@@ -54,24 +59,47 @@ pub fn live_conflicts(facts: &ClusterFacts, name: &str, uid: u32) -> Vec<String>
 
 pub async fn run(args: AdduserArgs) -> Result<i32, CliError> {
     let path = args.inventory.inventory.clone();
-    let source = std::fs::read_to_string(&path).map_err(|source| crate::inventory::InventoryError::Read { path: path.clone(), source })?;
-    let user = NewUser { name: args.name.clone(), uid: args.uid, gid: args.gid, groups: args.groups, ssh_keys: args.ssh_keys };
+    let source = std::fs::read_to_string(&path).map_err(|source| {
+        crate::inventory::InventoryError::Read {
+            path: path.clone(),
+            source,
+        }
+    })?;
+    let user = NewUser {
+        name: args.name.clone(),
+        uid: args.uid,
+        gid: args.gid,
+        groups: args.groups,
+        ssh_keys: args.ssh_keys,
+    };
     let text = edit::add_user(&path, &source, &user)?;
     if !args.offline {
         let loaded = Loaded::load(&path)?;
         let connector = super::ssh_connector(&loaded.inventory)?;
         let requests = BTreeMap::new();
-        let (_, facts) = crate::engine::gather(connector, &loaded.inventory.hosts, requests, None).await;
+        let (_, facts) =
+            crate::engine::gather(connector, &loaded.inventory.hosts, requests, None).await;
         let conflicts = live_conflicts(&facts, &user.name, user.uid);
         if !conflicts.is_empty() {
-            return Err(CliError::Refused(format!("not added: {}", conflicts.join("; "))));
+            return Err(CliError::Refused(format!(
+                "not added: {}",
+                conflicts.join("; ")
+            )));
         }
         for (host, why) in &facts.unreachable {
             eprintln!("warning: could not check host `{host}` ({why}); check it before apply");
         }
     }
     edit::write_atomically(&path, &text)?;
-    println!("Added user `{}` (uid {}) to {}.", user.name, user.uid, path.display());
-    println!("Next: `closetctl plan -i {0}` to review, then `closetctl apply -i {0}`.", path.display());
+    println!(
+        "Added user `{}` (uid {}) to {}.",
+        user.name,
+        user.uid,
+        path.display()
+    );
+    println!(
+        "Next: `closetctl plan -i {0}` to review, then `closetctl apply -i {0}`.",
+        path.display()
+    );
     Ok(0)
 }

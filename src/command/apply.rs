@@ -46,7 +46,9 @@ pub struct ApplyOutcome {
 
 impl ApplyOutcome {
     pub fn success(&self) -> bool {
-        self.report.all_ok() && self.after.as_ref().is_none_or(|p| !p.has_changes()) && self.verification.iter().all(|f| f.ok)
+        self.report.all_ok()
+            && self.after.as_ref().is_none_or(|p| !p.has_changes())
+            && self.verification.iter().all(|f| f.ok)
     }
 }
 
@@ -62,24 +64,50 @@ pub async fn apply_with<C: Connector + 'static>(
     confirm: impl FnOnce(&Plan) -> bool,
 ) -> Result<ApplyOutcome, CliError> {
     let holder = engine::lock_holder();
-    let (plan, facts, connections) = super::plan_with(connector.clone(), loaded, &options.hosts, Some(holder), None).await?;
+    let (plan, facts, connections) = super::plan_with(
+        connector.clone(),
+        loaded,
+        &options.hosts,
+        Some(holder),
+        None,
+    )
+    .await?;
     if !plan.has_changes() || !confirm(&plan) {
         engine::unlock(&facts, &connections).await;
         let report = engine::apply(&empty_of(&plan), &[], &connections, None).await;
-        return Ok(ApplyOutcome { plan, report, after: None, verification: Vec::new() });
+        return Ok(ApplyOutcome {
+            plan,
+            report,
+            after: None,
+            verification: Vec::new(),
+        });
     }
-    let report = engine::apply(&plan, &loaded.step_order(), &connections, Some(reporter.sender())).await;
+    let report = engine::apply(
+        &plan,
+        &loaded.step_order(),
+        &connections,
+        Some(reporter.sender()),
+    )
+    .await;
     engine::unlock(&facts, &connections).await;
     drop(connections);
-    let (after, after_facts, connections) = super::plan_with(connector, loaded, &options.hosts, None, None).await?;
+    let (after, after_facts, connections) =
+        super::plan_with(connector, loaded, &options.hosts, None, None).await?;
     let mut verification = Vec::new();
     if options.verify {
         verification.extend(verify::munge(&loaded.inventory, &connections).await);
         if let Some(ctx) = crate::modules::slurm::context(&loaded.inventory, &after_facts) {
-            verification.extend(verify::slurm(&ctx, &loaded.inventory, &connections, NODE_WAIT_SECONDS).await);
+            verification.extend(
+                verify::slurm(&ctx, &loaded.inventory, &connections, NODE_WAIT_SECONDS).await,
+            );
         }
     }
-    Ok(ApplyOutcome { plan, report, after: Some(after), verification })
+    Ok(ApplyOutcome {
+        plan,
+        report,
+        after: Some(after),
+        verification,
+    })
 }
 
 /// The plan with its steps removed, to report outcomes without running anything.
@@ -105,13 +133,21 @@ pub async fn run(args: ApplyArgs) -> Result<i32, CliError> {
                 over.join("\n  ")
             )));
         }
-        eprintln!("warning: applying with --force although the closet is over budget:\n  {}", over.join("\n  "));
+        eprintln!(
+            "warning: applying with --force although the closet is over budget:\n  {}",
+            over.join("\n  ")
+        );
     }
     let connector = super::ssh_connector(&loaded.inventory)?;
-    let style = render::Style { color: super::use_color() };
+    let style = render::Style {
+        color: super::use_color(),
+    };
     let reporter = Reporter::start();
     let yes = args.yes;
-    let options = ApplyOptions { hosts: args.hosts.hosts, verify: true };
+    let options = ApplyOptions {
+        hosts: args.hosts.hosts,
+        verify: true,
+    };
     let mut declined = false;
     let outcome = apply_with(connector, &loaded, &options, &reporter, |plan| {
         print!("{}", render::text(plan, style));
@@ -154,18 +190,29 @@ pub fn summary(outcome: &ApplyOutcome) -> String {
     let mut s = String::from("Apply summary:\n");
     for (host, o) in &outcome.report.hosts {
         let line = match o {
-            HostOutcome::Converged { changes } => format!("  {host}: converged ({changes} changes)"),
+            HostOutcome::Converged { changes } => {
+                format!("  {host}: converged ({changes} changes)")
+            }
             HostOutcome::Unchanged => format!("  {host}: unchanged"),
-            HostOutcome::Failed { step, error } => format!("  {host}: FAILED in step {step}: {}", error.replace('\n', "\n      ")),
+            HostOutcome::Failed { step, error } => format!(
+                "  {host}: FAILED in step {step}: {}",
+                error.replace('\n', "\n      ")
+            ),
             HostOutcome::Skipped { reason } => format!("  {host}: SKIPPED: {reason}"),
         };
         s.push_str(&line);
         s.push('\n');
     }
     if let Some(after) = &outcome.after {
-        let ready = after.hosts.iter().filter(|h| h.status == crate::plan::HostStatus::Ready && h.change_count() > 0);
+        let ready = after
+            .hosts
+            .iter()
+            .filter(|h| h.status == crate::plan::HostStatus::Ready && h.change_count() > 0);
         for h in ready {
-            if matches!(outcome.report.hosts.get(&h.host), Some(HostOutcome::Converged { .. })) {
+            if matches!(
+                outcome.report.hosts.get(&h.host),
+                Some(HostOutcome::Converged { .. })
+            ) {
                 s.push_str(&format!("  {}: still differs after apply ({} changes); run `closetctl plan --host {}`\n", h.host, h.change_count(), h.host));
             }
         }
@@ -173,10 +220,20 @@ pub fn summary(outcome: &ApplyOutcome) -> String {
     if !outcome.verification.is_empty() {
         s.push_str("Verification:\n");
         for f in &outcome.verification {
-            s.push_str(&format!("  {} {}: {}\n", if f.ok { "ok  " } else { "FAIL" }, f.check, f.detail));
+            s.push_str(&format!(
+                "  {} {}: {}\n",
+                if f.ok { "ok  " } else { "FAIL" },
+                f.check,
+                f.detail
+            ));
         }
     }
-    let failed = outcome.report.hosts.values().filter(|o| !matches!(o, HostOutcome::Converged { .. } | HostOutcome::Unchanged)).count();
+    let failed = outcome
+        .report
+        .hosts
+        .values()
+        .filter(|o| !matches!(o, HostOutcome::Converged { .. } | HostOutcome::Unchanged))
+        .count();
     if failed == 0 {
         s.push_str("All hosts converged.");
     } else {

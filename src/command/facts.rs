@@ -18,13 +18,19 @@ pub struct FactsArgs {
 pub async fn run(args: FactsArgs) -> Result<i32, CliError> {
     let loaded = Loaded::load(&args.inventory.inventory)?;
     let connector = super::ssh_connector(&loaded.inventory)?;
-    let (_, mut facts, _) = super::plan_with(connector, &loaded, &args.hosts.hosts, None, None).await?;
+    let (_, mut facts, _) =
+        super::plan_with(connector, &loaded, &args.hosts.hosts, None, None).await?;
     if !args.hosts.hosts.is_empty() {
         facts.hosts.retain(|h, _| args.hosts.hosts.contains(h));
-        facts.unreachable.retain(|h, _| args.hosts.hosts.contains(h));
+        facts
+            .unreachable
+            .retain(|h, _| args.hosts.hosts.contains(h));
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&facts).expect("facts serialize"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&facts).expect("facts serialize")
+        );
     } else {
         for (name, f) in &facts.hosts {
             print!("{}", summary(name, f));
@@ -69,13 +75,25 @@ fn summary(name: &str, f: &HostFacts) -> String {
             "  link      {} {} ({})\n",
             l.interface,
             l.address,
-            l.speed_mbps.map_or("speed unknown".to_string(), |m| format!("{m} Mb/s"))
+            l.speed_mbps
+                .map_or("speed unknown".to_string(), |m| format!("{m} Mb/s"))
         )),
         None => s.push_str("  link      unknown\n"),
     }
-    s.push_str(&format!("  accounts  {} users, {} groups\n", f.users.len(), f.groups.len()));
+    s.push_str(&format!(
+        "  accounts  {} users, {} groups\n",
+        f.users.len(),
+        f.groups.len()
+    ));
     for (p, st) in &f.packages {
-        s.push_str(&format!("  package   {p} {}\n", if st.installed { st.version.as_str() } else { "not installed" }));
+        s.push_str(&format!(
+            "  package   {p} {}\n",
+            if st.installed {
+                st.version.as_str()
+            } else {
+                "not installed"
+            }
+        ));
     }
     for (u, st) in &f.units {
         s.push_str(&format!("  unit      {u} {} {}\n", st.active, st.enabled));

@@ -23,7 +23,11 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 #[derive(Debug, Parser)]
-#[command(name = "closetctl", version, about = "Turn a few GPU machines in a closet into one Slurm cluster, from one inventory file")]
+#[command(
+    name = "closetctl",
+    version,
+    about = "Turn a few GPU machines in a closet into one Slurm cluster, from one inventory file"
+)]
 pub struct Cli {
     /// More log output on stderr (repeat for more); CLOSETCTL_LOG sets a filter.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -59,7 +63,12 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct InventoryArgs {
     /// The inventory file.
-    #[arg(short = 'i', long = "inventory", env = "CLOSETCTL_INVENTORY", default_value = "inventory.toml")]
+    #[arg(
+        short = 'i',
+        long = "inventory",
+        env = "CLOSETCTL_INVENTORY",
+        default_value = "inventory.toml"
+    )]
     pub inventory: PathBuf,
 }
 
@@ -116,24 +125,48 @@ pub struct Loaded {
 impl Loaded {
     pub fn load(path: &std::path::Path) -> Result<Loaded, CliError> {
         let inventory = Inventory::load(path)?;
-        let extra = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        let extra = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
         let playbooks = Playbooks::load(Some(extra))?;
         let names = crate::desired::secrets_needed(&inventory, &playbooks);
         let mut secrets = crate::secrets::load(&inventory.cluster.secrets_dir, &names)?;
         // The Tailscale auth key: from its own file or variable, only when the step runs.
-        if let Some(ts) = inventory.tailscale.as_ref().filter(|_| crate::modules::tailscale::step_applies(&inventory, &playbooks)) {
+        if let Some(ts) = inventory
+            .tailscale
+            .as_ref()
+            .filter(|_| crate::modules::tailscale::step_applies(&inventory, &playbooks))
+        {
             let name = crate::resource::tailscale::SECRET_NAME;
-            let key = crate::secrets::load_external(name, ts.auth_key_file.as_deref(), ts.auth_key_env.as_deref()).map_err(|e| match e {
-                SecretError::NoSource { name, .. } => SecretError::NoSource { name, hint: "set `auth_key_file` (a 0600 file) or `auth_key_env` in [tailscale]".into() },
+            let key = crate::secrets::load_external(
+                name,
+                ts.auth_key_file.as_deref(),
+                ts.auth_key_env.as_deref(),
+            )
+            .map_err(|e| match e {
+                SecretError::NoSource { name, .. } => SecretError::NoSource {
+                    name,
+                    hint: "set `auth_key_file` (a 0600 file) or `auth_key_env` in [tailscale]"
+                        .into(),
+                },
                 other => other,
             })?;
             secrets.insert(name.to_string(), key);
         }
-        Ok(Loaded { inventory, playbooks, secrets })
+        Ok(Loaded {
+            inventory,
+            playbooks,
+            secrets,
+        })
     }
 
     pub fn inputs(&self) -> Inputs<'_> {
-        Inputs { inventory: &self.inventory, playbooks: &self.playbooks, secrets: &self.secrets }
+        Inputs {
+            inventory: &self.inventory,
+            playbooks: &self.playbooks,
+            secrets: &self.secrets,
+        }
     }
 
     /// The selected hosts (all when `names` is empty); unknown names are errors.
@@ -143,12 +176,22 @@ impl Loaded {
                 return Err(CliError::UnknownHost(n.clone()));
             }
         }
-        Ok(self.inventory.hosts.iter().filter(|h| names.is_empty() || names.contains(&h.name)).cloned().collect())
+        Ok(self
+            .inventory
+            .hosts
+            .iter()
+            .filter(|h| names.is_empty() || names.contains(&h.name))
+            .cloned()
+            .collect())
     }
 
     /// The step names in run order.
     pub fn step_order(&self) -> Vec<String> {
-        self.playbooks.steps.iter().map(|s| s.name.clone()).collect()
+        self.playbooks
+            .steps
+            .iter()
+            .map(|s| s.name.clone())
+            .collect()
     }
 }
 
@@ -160,8 +203,13 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         (false, 1) => "info",
         (false, _) => "debug",
     };
-    let filter = EnvFilter::try_from_env("CLOSETCTL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let filter =
+        EnvFilter::try_from_env("CLOSETCTL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 /// Run one parsed command line; the result is the exit code.
@@ -184,8 +232,13 @@ pub fn use_color() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
 }
 
-pub fn ssh_connector(inventory: &Inventory) -> Result<std::sync::Arc<crate::transport::ssh::SshConnector>, CliError> {
+pub fn ssh_connector(
+    inventory: &Inventory,
+) -> Result<std::sync::Arc<crate::transport::ssh::SshConnector>, CliError> {
     crate::transport::ssh::SshConnector::new(&inventory.ssh)
         .map(std::sync::Arc::new)
-        .map_err(|source| CliError::Io { what: "cannot prepare the ssh configuration".into(), source })
+        .map_err(|source| CliError::Io {
+            what: "cannot prepare the ssh configuration".into(),
+            source,
+        })
 }

@@ -48,7 +48,8 @@ pub async fn plan_with<C: Connector + 'static>(
             (h.name.clone(), req)
         })
         .collect();
-    let (connections, facts) = engine::gather(connector, &loaded.inventory.hosts, requests, events).await;
+    let (connections, facts) =
+        engine::gather(connector, &loaded.inventory.hosts, requests, events).await;
     let plan = plan::plan(&loaded.inputs(), &facts, hosts);
     Ok((plan, facts, connections))
 }
@@ -60,7 +61,15 @@ pub async fn run(args: PlanArgs) -> Result<i32, CliError> {
     if args.json {
         println!("{}", render::json(&plan));
     } else {
-        print!("{}", render::text(&plan, render::Style { color: super::use_color() }));
+        print!(
+            "{}",
+            render::text(
+                &plan,
+                render::Style {
+                    color: super::use_color()
+                }
+            )
+        );
     }
     Ok(exit_code(&plan, args.detailed_exitcode))
 }

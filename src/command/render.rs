@@ -28,13 +28,22 @@ pub async fn run(args: RenderArgs) -> Result<i32, CliError> {
         for step in host_steps(&loaded.inputs(), &host, &facts)? {
             for r in &step.resources {
                 let Resource::File(f) = r else { continue };
-                let target = args.out.join(&host.name).join(f.path.trim_start_matches('/'));
+                let target = args
+                    .out
+                    .join(&host.name)
+                    .join(f.path.trim_start_matches('/'));
                 let content = match &f.secret {
-                    Some(name) => format!("secret {name}: {}\n", fingerprint(&f.content)).into_bytes(),
+                    Some(name) => {
+                        format!("secret {name}: {}\n", fingerprint(&f.content)).into_bytes()
+                    }
                     None => f.content.clone(),
                 };
-                let io = |source| CliError::Io { what: format!("cannot write `{}`", target.display()), source };
-                std::fs::create_dir_all(target.parent().expect("joined path has a parent")).map_err(io)?;
+                let io = |source| CliError::Io {
+                    what: format!("cannot write `{}`", target.display()),
+                    source,
+                };
+                std::fs::create_dir_all(target.parent().expect("joined path has a parent"))
+                    .map_err(io)?;
                 std::fs::write(&target, content).map_err(io)?;
                 written += 1;
             }

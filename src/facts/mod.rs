@@ -93,7 +93,10 @@ impl UnitState {
         self.active == "active" || self.active == "reloading" || self.active == "activating"
     }
     pub fn is_enabled(&self) -> bool {
-        matches!(self.enabled.as_str(), "enabled" | "enabled-runtime" | "static" | "alias" | "indirect" | "generated")
+        matches!(
+            self.enabled.as_str(),
+            "enabled" | "enabled-runtime" | "static" | "alias" | "indirect" | "generated"
+        )
     }
 }
 

@@ -100,7 +100,10 @@ pub fn script(req: &ProbeRequest) -> String {
     s.push_str(&format!("UNITS={}\n", join(&req.units)));
     s.push_str(&format!("FILES={}\n", join(&req.files)));
     s.push_str(&format!("SECRETS={}\n", join(&req.secret_files)));
-    s.push_str(&format!("LOCK={}\n", quote(req.lock.as_deref().unwrap_or(""))));
+    s.push_str(&format!(
+        "LOCK={}\n",
+        quote(req.lock.as_deref().unwrap_or(""))
+    ));
     s.push_str(BODY);
     for (name, command) in &req.commands {
         // Commands come from closetctl's own code and playbooks, never from the inventory.
@@ -133,7 +136,10 @@ fn malformed(section: &str, detail: impl Into<String>) -> ProbeError {
 
 type Section<'a> = (Vec<&'a str>, String);
 
-fn section<'s, 'a>(secs: &'s [Section<'a>], name: &'static str) -> Result<&'s Section<'a>, ProbeError> {
+fn section<'s, 'a>(
+    secs: &'s [Section<'a>],
+    name: &'static str,
+) -> Result<&'s Section<'a>, ProbeError> {
     secs.iter()
         .find(|(h, _)| h.first() == Some(&name))
         .ok_or(ProbeError::MissingSection(name))
@@ -164,7 +170,10 @@ pub fn parse(out: &str, req: &ProbeRequest) -> Result<HostFacts, ProbeError> {
     let mut offset = 0usize;
     for path in &content.0[1..] {
         let Some(file) = f.files.get_mut(*path) else {
-            return Err(malformed("content", format!("`{path}` was not in the stat section")));
+            return Err(malformed(
+                "content",
+                format!("`{path}` was not in the stat section"),
+            ));
         };
         let end = offset + file.size as usize;
         let bytes = blob
@@ -206,7 +215,11 @@ pub fn parse(out: &str, req: &ProbeRequest) -> Result<HostFacts, ProbeError> {
         Some("acquired") => f.lock_acquired = true,
         Some("held") => {
             let holder = lock_lines.collect::<Vec<_>>().join(" ");
-            f.lock_holder = Some(if holder.trim().is_empty() { "unknown holder".into() } else { holder.trim().into() });
+            f.lock_holder = Some(if holder.trim().is_empty() {
+                "unknown holder".into()
+            } else {
+                holder.trim().into()
+            });
         }
         _ => {}
     }
@@ -426,7 +439,14 @@ fn parse_link(ssh: &str, addrs: &str, speeds: &str) -> Option<Link> {
         if name != interface {
             return None;
         }
-        Some(speed.trim().parse::<i64>().ok().filter(|s| *s > 0).map(|s| s as u32))
+        Some(
+            speed
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|s| *s > 0)
+                .map(|s| s as u32),
+        )
     })?;
     Some(Link {
         interface,
@@ -448,7 +468,10 @@ mod tests {
         };
         let s = script(&req);
         assert!(s.contains("PACKAGES='munge slurmd'\n"), "{s}");
-        assert!(s.contains(r#"LOCK='alice@laptop since '"'"'now'"'"''"#), "{s}");
+        assert!(
+            s.contains(r#"LOCK='alice@laptop since '"'"'now'"'"''"#),
+            "{s}"
+        );
     }
 
     #[test]
@@ -502,7 +525,12 @@ mod tests {
                 speed_mbps: Some(10000)
             }
         );
-        let unknown = parse_link("a 1 10.0.0.2 22", "2: eth0    inet 10.0.0.2/24", "eth0 -1\n").unwrap();
+        let unknown = parse_link(
+            "a 1 10.0.0.2 22",
+            "2: eth0    inet 10.0.0.2/24",
+            "eth0 -1\n",
+        )
+        .unwrap();
         assert_eq!(unknown.speed_mbps, None);
     }
 
@@ -512,7 +540,12 @@ mod tests {
         let req = ProbeRequest {
             packages: ["dpkg".to_string(), "no-such-package-xyz".to_string()].into(),
             units: ["no-such-unit-xyz.service".to_string()].into(),
-            files: ["/etc/hostname".to_string(), "/etc".to_string(), "/nonexistent".to_string()].into(),
+            files: [
+                "/etc/hostname".to_string(),
+                "/etc".to_string(),
+                "/nonexistent".to_string(),
+            ]
+            .into(),
             commands: [("echo".to_string(), "echo hello".to_string())].into(),
             ..Default::default()
         };

@@ -163,9 +163,8 @@ fn is_valid_address(s: &str) -> bool {
 }
 
 fn is_valid_tag(s: &str) -> bool {
-    s.strip_prefix("tag:").is_some_and(|t| {
-        !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-    })
+    s.strip_prefix("tag:")
+        .is_some_and(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
 }
 
 fn is_valid_ssh_key(s: &str) -> bool {
@@ -183,15 +182,20 @@ fn is_valid_ssh_key(s: &str) -> bool {
 /// A conservative character set for option strings that end up in config files.
 fn is_safe_option_text(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "=,:._-/+[]@".contains(c))
 }
 
 pub(super) fn parse_and_validate(path: &Path, source: &str) -> Result<Inventory, Vec<Problem>> {
     let base_dir = path
         .parent()
-        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
         .unwrap_or(Path::new("."))
         .to_path_buf();
     let base_dir = std::path::absolute(&base_dir).unwrap_or(base_dir);
@@ -224,7 +228,13 @@ fn check(c: &mut Checker, raw: RawInventory) -> Inventory {
     let id_min = rc.id_min.as_ref().map_or(1000, |v| *v.get_ref());
     if let Some(v) = &rc.id_min {
         if *v.get_ref() < 500 {
-            c.at(v.span(), format!("id_min `{}` would reach into system accounts (below 500)", v.get_ref()));
+            c.at(
+                v.span(),
+                format!(
+                    "id_min `{}` would reach into system accounts (below 500)",
+                    v.get_ref()
+                ),
+            );
         }
     }
     let secrets_dir = c.local_path(rc.secrets_dir.as_ref().map_or("secrets", |s| s.get_ref()));
@@ -279,7 +289,10 @@ fn check_ssh(c: &mut Checker, s: &RawSsh) -> Ssh {
     let timeout = s.connect_timeout.as_ref().map_or(10, |t| *t.get_ref());
     if let Some(t) = &s.connect_timeout {
         if *t.get_ref() == 0 {
-            c.at(t.span(), "connect_timeout `0` would wait forever; give seconds, e.g. 10");
+            c.at(
+                t.span(),
+                "connect_timeout `0` would wait forever; give seconds, e.g. 10",
+            );
         }
     }
     Ssh {
@@ -301,14 +314,23 @@ fn check_circuits(c: &mut Checker, power: &RawPower) -> Vec<Circuit> {
         let volts = *r.volts.get_ref();
         let amps = *r.amps.get_ref();
         if !(90..=600).contains(&volts) {
-            c.at(r.volts.span(), format!("circuit `{name}`: volts `{volts}` is not a mains voltage (90..600)"));
+            c.at(
+                r.volts.span(),
+                format!("circuit `{name}`: volts `{volts}` is not a mains voltage (90..600)"),
+            );
         }
         if amps == 0 || amps > 400 {
-            c.at(r.amps.span(), format!("circuit `{name}`: amps `{amps}` must be between 1 and 400"));
+            c.at(
+                r.amps.span(),
+                format!("circuit `{name}`: amps `{amps}` must be between 1 and 400"),
+            );
         }
         if let Some(p) = &r.phase {
             if ![1, 3].contains(p.get_ref()) {
-                c.at(p.span(), format!("circuit `{name}`: phase `{}` must be 1 or 3", p.get_ref()));
+                c.at(
+                    p.span(),
+                    format!("circuit `{name}`: phase `{}` must be 1 or 3", p.get_ref()),
+                );
             }
         }
         out.push(Circuit {
@@ -320,14 +342,20 @@ fn check_circuits(c: &mut Checker, power: &RawPower) -> Vec<Circuit> {
     }
     c.unique(
         "circuit name",
-        power.circuits.iter().map(|x| (x.get_ref().name.get_ref().clone(), x.get_ref().name.span())),
+        power
+            .circuits
+            .iter()
+            .map(|x| (x.get_ref().name.get_ref().clone(), x.get_ref().name.span())),
     );
     out
 }
 
 fn check_hosts(c: &mut Checker, raw: &[S<RawHost>], circuits: &[String]) -> Vec<Host> {
     if raw.is_empty() {
-        c.at(0..0, "no `[[host]]` is declared; an inventory needs at least one host");
+        c.at(
+            0..0,
+            "no `[[host]]` is declared; an inventory needs at least one host",
+        );
     }
     let mut hosts = Vec::new();
     for rh in raw {
@@ -337,21 +365,28 @@ fn check_hosts(c: &mut Checker, raw: &[S<RawHost>], circuits: &[String]) -> Vec<
         if !is_valid_address(&address) {
             c.at(
                 h.address.span(),
-                format!("host `{name}`: address `{address}` is neither an IP address nor a DNS name"),
+                format!(
+                    "host `{name}`: address `{address}` is neither an IP address nor a DNS name"
+                ),
             );
         }
         let mut roles = Vec::new();
         for r in &h.roles {
             match Role::parse(r.get_ref()) {
-                Some(role) if roles.contains(&role) => {
-                    c.at(r.span(), format!("host `{name}`: role `{}` is listed twice", r.get_ref()))
-                }
+                Some(role) if roles.contains(&role) => c.at(
+                    r.span(),
+                    format!("host `{name}`: role `{}` is listed twice", r.get_ref()),
+                ),
                 Some(role) => roles.push(role),
                 None => {
                     let known: Vec<&str> = Role::ALL.iter().map(|(n, _)| *n).collect();
                     c.at(
                         r.span(),
-                        format!("host `{name}`: unknown role `{}` (known: {})", r.get_ref(), known.join(", ")),
+                        format!(
+                            "host `{name}`: unknown role `{}` (known: {})",
+                            r.get_ref(),
+                            known.join(", ")
+                        ),
                     )
                 }
             }
@@ -362,12 +397,18 @@ fn check_hosts(c: &mut Checker, raw: &[S<RawHost>], circuits: &[String]) -> Vec<
             if gpu::model_by_key(&model).is_none() {
                 c.at(
                     g.model.span(),
-                    format!("host `{name}`: unknown GPU model `{model}` (known: {})", gpu::model_keys().join(", ")),
+                    format!(
+                        "host `{name}`: unknown GPU model `{model}` (known: {})",
+                        gpu::model_keys().join(", ")
+                    ),
                 );
             }
             let count = *g.count.get_ref();
             if count == 0 || count > 16 {
-                c.at(g.count.span(), format!("host `{name}`: GPU count `{count}` must be between 1 and 16"));
+                c.at(
+                    g.count.span(),
+                    format!("host `{name}`: GPU count `{count}` must be between 1 and 16"),
+                );
             }
             GpuSpec { model, count }
         });
@@ -375,23 +416,39 @@ fn check_hosts(c: &mut Checker, raw: &[S<RawHost>], circuits: &[String]) -> Vec<
             if !circuits.contains(cc.get_ref()) {
                 c.at(
                     cc.span(),
-                    format!("host `{name}`: circuit `{}` is not declared in `[[power.circuit]]`", cc.get_ref()),
+                    format!(
+                        "host `{name}`: circuit `{}` is not declared in `[[power.circuit]]`",
+                        cc.get_ref()
+                    ),
                 );
             }
         }
-        let tailscale = h.tailscale.as_ref().map_or_else(HostTailscale::default, |t| {
-            let t = t.get_ref();
-            let hostname = t.hostname.as_ref().map(|n| c.name("tailscale hostname", n));
-            let tags = t.tags.as_ref().map(|tags| check_tags(c, tags));
-            let mut routes = Vec::new();
-            for r in &t.advertise_routes {
-                if !is_valid_cidr(r.get_ref()) {
-                    c.at(r.span(), format!("host `{name}`: route `{}` is not a CIDR like 192.168.1.0/24", r.get_ref()));
+        let tailscale = h
+            .tailscale
+            .as_ref()
+            .map_or_else(HostTailscale::default, |t| {
+                let t = t.get_ref();
+                let hostname = t.hostname.as_ref().map(|n| c.name("tailscale hostname", n));
+                let tags = t.tags.as_ref().map(|tags| check_tags(c, tags));
+                let mut routes = Vec::new();
+                for r in &t.advertise_routes {
+                    if !is_valid_cidr(r.get_ref()) {
+                        c.at(
+                            r.span(),
+                            format!(
+                                "host `{name}`: route `{}` is not a CIDR like 192.168.1.0/24",
+                                r.get_ref()
+                            ),
+                        );
+                    }
+                    routes.push(r.get_ref().clone());
                 }
-                routes.push(r.get_ref().clone());
-            }
-            HostTailscale { hostname, tags, advertise_routes: routes }
-        });
+                HostTailscale {
+                    hostname,
+                    tags,
+                    advertise_routes: routes,
+                }
+            });
         hosts.push(Host {
             name,
             address,
@@ -403,8 +460,20 @@ fn check_hosts(c: &mut Checker, raw: &[S<RawHost>], circuits: &[String]) -> Vec<
             tailscale,
         });
     }
-    c.unique("host name", raw.iter().map(|h| (h.get_ref().name.get_ref().clone(), h.get_ref().name.span())));
-    c.unique("host address", raw.iter().map(|h| (h.get_ref().address.get_ref().clone(), h.get_ref().address.span())));
+    c.unique(
+        "host name",
+        raw.iter()
+            .map(|h| (h.get_ref().name.get_ref().clone(), h.get_ref().name.span())),
+    );
+    c.unique(
+        "host address",
+        raw.iter().map(|h| {
+            (
+                h.get_ref().address.get_ref().clone(),
+                h.get_ref().address.span(),
+            )
+        }),
+    );
     hosts
 }
 
@@ -412,7 +481,13 @@ fn check_tags(c: &mut Checker, tags: &[S<String>]) -> Vec<String> {
     tags.iter()
         .map(|t| {
             if !is_valid_tag(t.get_ref()) {
-                c.at(t.span(), format!("tailscale tag `{}` must look like `tag:closet`", t.get_ref()));
+                c.at(
+                    t.span(),
+                    format!(
+                        "tailscale tag `{}` must look like `tag:closet`",
+                        t.get_ref()
+                    ),
+                );
             }
             t.get_ref().clone()
         })
@@ -429,22 +504,43 @@ fn check_groups(c: &mut Checker, raw: &[S<RawGroup>], id_min: u32) -> Vec<Group>
             Group { name, gid }
         })
         .collect();
-    c.unique("group name", raw.iter().map(|g| (g.get_ref().name.get_ref().clone(), g.get_ref().name.span())));
+    c.unique(
+        "group name",
+        raw.iter()
+            .map(|g| (g.get_ref().name.get_ref().clone(), g.get_ref().name.span())),
+    );
     groups
 }
 
-fn check_users(c: &mut Checker, raw: &[S<RawUser>], raw_groups: &[S<RawGroup>], id_min: u32) -> Vec<User> {
+fn check_users(
+    c: &mut Checker,
+    raw: &[S<RawUser>],
+    raw_groups: &[S<RawGroup>],
+    id_min: u32,
+) -> Vec<User> {
     // Declared groups by name: gid and where the name is written.
     let declared: BTreeMap<&str, (u32, Range<usize>)> = raw_groups
         .iter()
-        .map(|g| (g.get_ref().name.get_ref().as_str(), (*g.get_ref().gid.get_ref(), g.get_ref().name.span())))
+        .map(|g| {
+            (
+                g.get_ref().name.get_ref().as_str(),
+                (*g.get_ref().gid.get_ref(), g.get_ref().name.span()),
+            )
+        })
         .collect();
     let mut users = Vec::new();
     // gid -> owner description and span for every group id in use, declared or private.
     // The last field: whether the gid is a user's uid (a private group without `gid`).
     let mut gids: Vec<(u32, String, Range<usize>, bool)> = raw_groups
         .iter()
-        .map(|g| (*g.get_ref().gid.get_ref(), format!("group `{}`", g.get_ref().name.get_ref()), g.get_ref().gid.span(), false))
+        .map(|g| {
+            (
+                *g.get_ref().gid.get_ref(),
+                format!("group `{}`", g.get_ref().name.get_ref()),
+                g.get_ref().gid.span(),
+                false,
+            )
+        })
         .collect();
     for ru in raw {
         let u = ru.get_ref();
@@ -470,24 +566,48 @@ fn check_users(c: &mut Checker, raw: &[S<RawUser>], raw_groups: &[S<RawGroup>], 
             // that is one mistake, reported once as a duplicate uid.
             let implicit = u.gid.is_none();
             let duplicate_uid = |from_uid: bool| implicit && from_uid;
-            if let Some((_, owner, first, _)) = gids.iter().find(|(g, _, _, from_uid)| *g == gid && !duplicate_uid(*from_uid)) {
+            if let Some((_, owner, first, _)) = gids
+                .iter()
+                .find(|(g, _, _, from_uid)| *g == gid && !duplicate_uid(*from_uid))
+            {
                 let first = c.where_(first);
                 c.at(span.clone(), format!("user `{name}`: private group id `{gid}` is already used by {owner} at {first}"));
             }
-            gids.push((gid, format!("user `{name}`'s private group"), span, implicit));
+            gids.push((
+                gid,
+                format!("user `{name}`'s private group"),
+                span,
+                implicit,
+            ));
         }
         let mut groups = Vec::new();
         for g in &u.groups {
             if !declared.contains_key(g.get_ref().as_str()) {
-                c.at(g.span(), format!("user `{name}`: group `{}` is not declared in `[[group]]`", g.get_ref()));
+                c.at(
+                    g.span(),
+                    format!(
+                        "user `{name}`: group `{}` is not declared in `[[group]]`",
+                        g.get_ref()
+                    ),
+                );
             }
             groups.push(g.get_ref().clone());
         }
-        let shell = u.shell.as_ref().map_or("/bin/bash".to_string(), |s| c.abs_path(&format!("user `{name}`: shell"), s));
-        let home = u.home.as_ref().map_or(format!("/home/{name}"), |s| c.abs_path(&format!("user `{name}`: home"), s));
+        let shell = u.shell.as_ref().map_or("/bin/bash".to_string(), |s| {
+            c.abs_path(&format!("user `{name}`: shell"), s)
+        });
+        let home = u.home.as_ref().map_or(format!("/home/{name}"), |s| {
+            c.abs_path(&format!("user `{name}`: home"), s)
+        });
         let comment = u.comment.as_ref().map(|s| {
             if s.get_ref().contains([':', '\n', '\'']) {
-                c.at(s.span(), format!("user `{name}`: comment `{}` may not contain `:`, quotes or newlines", s.get_ref()));
+                c.at(
+                    s.span(),
+                    format!(
+                        "user `{name}`: comment `{}` may not contain `:`, quotes or newlines",
+                        s.get_ref()
+                    ),
+                );
             }
             s.get_ref().clone()
         });
@@ -499,27 +619,70 @@ fn check_users(c: &mut Checker, raw: &[S<RawUser>], raw_groups: &[S<RawGroup>], 
             }
             ssh_keys.push(k.get_ref().clone());
         }
-        users.push(User { name, uid, gid, primary_group, private_group, groups, shell, home, comment, ssh_keys });
+        users.push(User {
+            name,
+            uid,
+            gid,
+            primary_group,
+            private_group,
+            groups,
+            shell,
+            home,
+            comment,
+            ssh_keys,
+        });
     }
-    c.unique("user name", raw.iter().map(|u| (u.get_ref().name.get_ref().clone(), u.get_ref().name.span())));
-    c.unique("uid", raw.iter().map(|u| (u.get_ref().uid.get_ref().to_string(), u.get_ref().uid.span())));
-    c.unique("group id", raw_groups.iter().map(|g| (g.get_ref().gid.get_ref().to_string(), g.get_ref().gid.span())));
+    c.unique(
+        "user name",
+        raw.iter()
+            .map(|u| (u.get_ref().name.get_ref().clone(), u.get_ref().name.span())),
+    );
+    c.unique(
+        "uid",
+        raw.iter().map(|u| {
+            (
+                u.get_ref().uid.get_ref().to_string(),
+                u.get_ref().uid.span(),
+            )
+        }),
+    );
+    c.unique(
+        "group id",
+        raw_groups.iter().map(|g| {
+            (
+                g.get_ref().gid.get_ref().to_string(),
+                g.get_ref().gid.span(),
+            )
+        }),
+    );
     users
 }
 
 fn check_nfs(c: &mut Checker, n: &S<RawNfs>, hosts: &[Host]) -> Nfs {
     let n = n.get_ref();
     match hosts.iter().find(|h| &h.name == n.server.get_ref()) {
-        None => c.at(n.server.span(), format!("nfs server `{}` is not a declared host", n.server.get_ref())),
+        None => c.at(
+            n.server.span(),
+            format!("nfs server `{}` is not a declared host", n.server.get_ref()),
+        ),
         Some(h) if !h.has_role(Role::NfsServer) => c.at(
             n.server.span(),
-            format!("nfs server `{}` does not have the `nfs-server` role", n.server.get_ref()),
+            format!(
+                "nfs server `{}` does not have the `nfs-server` role",
+                n.server.get_ref()
+            ),
         ),
         Some(_) => {}
     }
     if let Some(net) = &n.network {
         if !is_valid_cidr(net.get_ref()) {
-            c.at(net.span(), format!("nfs network `{}` is not a CIDR like 10.0.0.0/24", net.get_ref()));
+            c.at(
+                net.span(),
+                format!(
+                    "nfs network `{}` is not a CIDR like 10.0.0.0/24",
+                    net.get_ref()
+                ),
+            );
         }
     }
     let exports_raw: Vec<&S<RawExport>> = n.exports.iter().collect();
@@ -528,7 +691,10 @@ fn check_nfs(c: &mut Checker, n: &S<RawNfs>, hosts: &[Host]) -> Nfs {
         let e = e.get_ref();
         let path = c.abs_path("nfs export path", &e.path);
         if path == "/" {
-            c.at(e.path.span(), "nfs export path `/` would share the whole root file system");
+            c.at(
+                e.path.span(),
+                "nfs export path `/` would share the whole root file system",
+            );
         }
         if let Some(o) = &e.options {
             if !is_safe_option_text(o.get_ref()) {
@@ -542,7 +708,13 @@ fn check_nfs(c: &mut Checker, n: &S<RawNfs>, hosts: &[Host]) -> Nfs {
         }
         if let Some(m) = &e.mode {
             if !is_octal_mode(m.get_ref()) {
-                c.at(m.span(), format!("nfs export `{path}`: mode `{}` is not an octal mode like `0755`", m.get_ref()));
+                c.at(
+                    m.span(),
+                    format!(
+                        "nfs export `{path}`: mode `{}` is not an octal mode like `0755`",
+                        m.get_ref()
+                    ),
+                );
             }
         }
         exports.push(Export {
@@ -554,28 +726,62 @@ fn check_nfs(c: &mut Checker, n: &S<RawNfs>, hosts: &[Host]) -> Nfs {
             mode: e.mode.as_ref().map(|o| o.get_ref().clone()),
         });
     }
-    c.unique("nfs export path", exports_raw.iter().map(|e| (e.get_ref().path.get_ref().clone(), e.get_ref().path.span())));
+    c.unique(
+        "nfs export path",
+        exports_raw
+            .iter()
+            .map(|e| (e.get_ref().path.get_ref().clone(), e.get_ref().path.span())),
+    );
     if exports.is_empty() {
-        exports.push(Export { path: "/home".into(), read_only: false, options: None, owner: None, group: None, mode: None });
+        exports.push(Export {
+            path: "/home".into(),
+            read_only: false,
+            options: None,
+            owner: None,
+            group: None,
+            mode: None,
+        });
     }
-    Nfs { server: n.server.get_ref().clone(), network: n.network.as_ref().map(|x| x.get_ref().clone()), exports }
+    Nfs {
+        server: n.server.get_ref().clone(),
+        network: n.network.as_ref().map(|x| x.get_ref().clone()),
+        exports,
+    }
 }
 
 pub fn is_octal_mode(s: &str) -> bool {
     (3..=4).contains(&s.len()) && s.chars().all(|c| ('0'..='7').contains(&c))
 }
 
-fn check_slurm(c: &mut Checker, s: &S<RawSlurm>, hosts: &[Host], users: &[&str], cluster: &str) -> Slurm {
+fn check_slurm(
+    c: &mut Checker,
+    s: &S<RawSlurm>,
+    hosts: &[Host],
+    users: &[&str],
+    cluster: &str,
+) -> Slurm {
     let s = s.get_ref();
     match hosts.iter().find(|h| &h.name == s.controller.get_ref()) {
-        None => c.at(s.controller.span(), format!("slurm controller `{}` is not a declared host", s.controller.get_ref())),
+        None => c.at(
+            s.controller.span(),
+            format!(
+                "slurm controller `{}` is not a declared host",
+                s.controller.get_ref()
+            ),
+        ),
         Some(h) if !h.has_role(Role::Controller) => c.at(
             s.controller.span(),
-            format!("slurm controller `{}` does not have the `controller` role", s.controller.get_ref()),
+            format!(
+                "slurm controller `{}` does not have the `controller` role",
+                s.controller.get_ref()
+            ),
         ),
         Some(_) => {}
     }
-    let cluster_name = s.cluster_name.as_ref().map_or(cluster.to_string(), |n| c.name("slurm cluster", n));
+    let cluster_name = s
+        .cluster_name
+        .as_ref()
+        .map_or(cluster.to_string(), |n| c.name("slurm cluster", n));
     let fair_share = match s.fair_share.as_ref().map(|f| f.get_ref()) {
         None | Some(RawFairShare::Enabled(true)) => FairShare::defaults(true),
         Some(RawFairShare::Enabled(false)) => FairShare::defaults(false),
@@ -599,8 +805,20 @@ fn check_slurm(c: &mut Checker, s: &S<RawSlurm>, hosts: &[Host], users: &[&str],
                 .iter()
                 .map(|n| {
                     match hosts.iter().find(|h| &h.name == n.get_ref()) {
-                        None => c.at(n.span(), format!("partition `{name}`: node `{}` is not a declared host", n.get_ref())),
-                        Some(h) if !h.has_role(Role::Compute) => c.at(n.span(), format!("partition `{name}`: host `{}` does not have the `compute` role", n.get_ref())),
+                        None => c.at(
+                            n.span(),
+                            format!(
+                                "partition `{name}`: node `{}` is not a declared host",
+                                n.get_ref()
+                            ),
+                        ),
+                        Some(h) if !h.has_role(Role::Compute) => c.at(
+                            n.span(),
+                            format!(
+                                "partition `{name}`: host `{}` does not have the `compute` role",
+                                n.get_ref()
+                            ),
+                        ),
                         Some(_) => {}
                     }
                     n.get_ref().clone()
@@ -613,10 +831,26 @@ fn check_slurm(c: &mut Checker, s: &S<RawSlurm>, hosts: &[Host], users: &[&str],
                 c.at(t.span(), format!("partition `{name}`: max_time `{}` is not a Slurm time like `7-00:00:00` or `UNLIMITED`", t.get_ref()));
             }
         }
-        partitions.push(Partition { name, nodes, default: p.default, max_time: p.max_time.as_ref().map(|t| t.get_ref().clone()), options });
+        partitions.push(Partition {
+            name,
+            nodes,
+            default: p.default,
+            max_time: p.max_time.as_ref().map(|t| t.get_ref().clone()),
+            options,
+        });
     }
-    c.unique("partition name", s.partitions.iter().map(|p| (p.get_ref().name.get_ref().clone(), p.get_ref().name.span())));
-    let defaults: Vec<&RawPartition> = s.partitions.iter().map(|p| p.get_ref()).filter(|p| p.default).collect();
+    c.unique(
+        "partition name",
+        s.partitions
+            .iter()
+            .map(|p| (p.get_ref().name.get_ref().clone(), p.get_ref().name.span())),
+    );
+    let defaults: Vec<&RawPartition> = s
+        .partitions
+        .iter()
+        .map(|p| p.get_ref())
+        .filter(|p| p.default)
+        .collect();
     if let Some((first, rest)) = defaults.split_first() {
         let first_at = c.where_(&first.name.span());
         for p in rest {
@@ -636,17 +870,43 @@ fn check_slurm(c: &mut Checker, s: &S<RawSlurm>, hosts: &[Host], users: &[&str],
         let name = c.name("account", &a.name);
         for u in &a.users {
             if !users.contains(&u.get_ref().as_str()) {
-                c.at(u.span(), format!("account `{name}`: user `{}` is not a declared user", u.get_ref()));
+                c.at(
+                    u.span(),
+                    format!(
+                        "account `{name}`: user `{}` is not a declared user",
+                        u.get_ref()
+                    ),
+                );
             }
         }
-        accounts.push(Account { name, fairshare: a.fairshare.as_ref().map(|f| *f.get_ref()), users: a.users.iter().map(|u| u.get_ref().clone()).collect() });
+        accounts.push(Account {
+            name,
+            fairshare: a.fairshare.as_ref().map(|f| *f.get_ref()),
+            users: a.users.iter().map(|u| u.get_ref().clone()).collect(),
+        });
     }
-    c.unique("account name", s.accounts.iter().map(|a| (a.get_ref().name.get_ref().clone(), a.get_ref().name.span())));
+    c.unique(
+        "account name",
+        s.accounts
+            .iter()
+            .map(|a| (a.get_ref().name.get_ref().clone(), a.get_ref().name.span())),
+    );
     let options = check_options(c, "slurm", &s.options);
-    Slurm { controller: s.controller.get_ref().clone(), cluster_name, fair_share, partitions, accounts, options }
+    Slurm {
+        controller: s.controller.get_ref().clone(),
+        cluster_name,
+        fair_share,
+        partitions,
+        accounts,
+        options,
+    }
 }
 
-fn check_options(c: &mut Checker, what: &str, options: &BTreeMap<String, S<String>>) -> BTreeMap<String, String> {
+fn check_options(
+    c: &mut Checker,
+    what: &str,
+    options: &BTreeMap<String, S<String>>,
+) -> BTreeMap<String, String> {
     options
         .iter()
         .map(|(k, v)| {
@@ -677,10 +937,23 @@ impl FairShare {
 fn check_tailscale(c: &mut Checker, t: &S<RawTailscale>) -> Tailscale {
     let t = t.get_ref();
     let tags = check_tags(c, &t.tags);
-    for (k, v) in [("auth_key_env", &t.auth_key_env), ("api_key_env", &t.api_key_env)] {
+    for (k, v) in [
+        ("auth_key_env", &t.auth_key_env),
+        ("api_key_env", &t.api_key_env),
+    ] {
         if let Some(v) = v {
-            if !v.get_ref().chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_') {
-                c.at(v.span(), format!("tailscale {k} `{}` is not an environment variable name", v.get_ref()));
+            if !v
+                .get_ref()
+                .chars()
+                .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_')
+            {
+                c.at(
+                    v.span(),
+                    format!(
+                        "tailscale {k} `{}` is not an environment variable name",
+                        v.get_ref()
+                    ),
+                );
             }
         }
     }
@@ -688,28 +961,52 @@ fn check_tailscale(c: &mut Checker, t: &S<RawTailscale>) -> Tailscale {
     for (name, members) in &t.groups {
         if !is_valid_name(name) {
             let span = members.first().map_or(0..0, |m| m.span());
-            c.at(span, format!("tailscale group `{name}` does not match `{NAME_PATTERN}`"));
+            c.at(
+                span,
+                format!("tailscale group `{name}` does not match `{NAME_PATTERN}`"),
+            );
         }
         for m in members {
             if !m.get_ref().contains('@') || m.get_ref().contains(char::is_whitespace) {
                 c.at(m.span(), format!("tailscale group `{name}`: member `{}` is not a login like `alice@example.edu`", m.get_ref()));
             }
         }
-        groups.insert(name.clone(), members.iter().map(|m| m.get_ref().clone()).collect());
+        groups.insert(
+            name.clone(),
+            members.iter().map(|m| m.get_ref().clone()).collect(),
+        );
     }
-    for (k, v) in [("admin_group", &t.admin_group), ("researcher_group", &t.researcher_group)] {
+    for (k, v) in [
+        ("admin_group", &t.admin_group),
+        ("researcher_group", &t.researcher_group),
+    ] {
         if let Some(v) = v {
             if !t.groups.contains_key(v.get_ref()) {
-                c.at(v.span(), format!("tailscale {k} `{}` is not declared in `[tailscale.groups]`", v.get_ref()));
+                c.at(
+                    v.span(),
+                    format!(
+                        "tailscale {k} `{}` is not declared in `[tailscale.groups]`",
+                        v.get_ref()
+                    ),
+                );
             }
         }
     }
-    let api_url = t.api_url.as_ref().map_or("https://api.tailscale.com".to_string(), |u| {
-        if !(u.get_ref().starts_with("https://") || u.get_ref().starts_with("http://")) {
-            c.at(u.span(), format!("tailscale api_url `{}` must start with https://", u.get_ref()));
-        }
-        u.get_ref().trim_end_matches('/').to_string()
-    });
+    let api_url = t
+        .api_url
+        .as_ref()
+        .map_or("https://api.tailscale.com".to_string(), |u| {
+            if !(u.get_ref().starts_with("https://") || u.get_ref().starts_with("http://")) {
+                c.at(
+                    u.span(),
+                    format!(
+                        "tailscale api_url `{}` must start with https://",
+                        u.get_ref()
+                    ),
+                );
+            }
+            u.get_ref().trim_end_matches('/').to_string()
+        });
     Tailscale {
         auth_key_file: t.auth_key_file.as_ref().map(|p| c.local_path(p.get_ref())),
         auth_key_env: t.auth_key_env.as_ref().map(|v| v.get_ref().clone()),
@@ -719,7 +1016,10 @@ fn check_tailscale(c: &mut Checker, t: &S<RawTailscale>) -> Tailscale {
         api_key_file: t.api_key_file.as_ref().map(|p| c.local_path(p.get_ref())),
         api_key_env: t.api_key_env.as_ref().map(|v| v.get_ref().clone()),
         api_url,
-        tailnet: t.tailnet.as_ref().map_or("-".into(), |v| v.get_ref().clone()),
+        tailnet: t
+            .tailnet
+            .as_ref()
+            .map_or("-".into(), |v| v.get_ref().clone()),
         admin_group: t.admin_group.as_ref().map(|v| v.get_ref().clone()),
         researcher_group: t.researcher_group.as_ref().map(|v| v.get_ref().clone()),
         groups,
@@ -737,14 +1037,26 @@ fn check_cooling(c: &mut Checker, k: &S<RawCooling>) -> Cooling {
             *b.get_ref()
         }
         (None, None) => {
-            c.at(span, "`[cooling]` needs `capacity_btu_per_hour` or `capacity_tons`");
+            c.at(
+                span,
+                "`[cooling]` needs `capacity_btu_per_hour` or `capacity_tons`",
+            );
             0.0
         }
     };
-    if let Some(v) = k.capacity_btu_per_hour.as_ref().or(k.capacity_tons.as_ref()) {
+    if let Some(v) = k
+        .capacity_btu_per_hour
+        .as_ref()
+        .or(k.capacity_tons.as_ref())
+    {
         if v.get_ref().partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-            c.at(v.span(), format!("cooling capacity `{}` must be positive", v.get_ref()));
+            c.at(
+                v.span(),
+                format!("cooling capacity `{}` must be positive", v.get_ref()),
+            );
         }
     }
-    Cooling { capacity_btu_per_hour: btu }
+    Cooling {
+        capacity_btu_per_hour: btu,
+    }
 }

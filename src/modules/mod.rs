@@ -14,12 +14,20 @@ use crate::resource::Resource;
 
 /// Resources of a built-in module for one host.
 /// `facts` is `None` when only the probe request is being built; `secrets` too.
-pub fn resources(module: &str, inventory: &Inventory, host: &Host, facts: Option<&HostFacts>, secrets: Option<&crate::desired::Secrets>) -> Vec<Resource> {
+pub fn resources(
+    module: &str,
+    inventory: &Inventory,
+    host: &Host,
+    facts: Option<&HostFacts>,
+    secrets: Option<&crate::desired::Secrets>,
+) -> Vec<Resource> {
     match module {
         tailscale::MODULE => tailscale::resources(inventory, host, secrets),
         "users" => users::resources(inventory, host),
         "nfs" => nfs::resources(inventory, host, facts),
-        accounting::DATABASE_MODULE | accounting::ASSOCIATIONS_MODULE => accounting::resources(module, inventory, host, facts),
+        accounting::DATABASE_MODULE | accounting::ASSOCIATIONS_MODULE => {
+            accounting::resources(module, inventory, host, facts)
+        }
         _ => Vec::new(),
     }
 }
@@ -28,7 +36,8 @@ pub fn resources(module: &str, inventory: &Inventory, host: &Host, facts: Option
 pub fn probe_extras(inventory: &Inventory, host: &Host) -> ProbeRequest {
     let mut req = ProbeRequest::default();
     if nfs::is_client(inventory, host) && inventory.home_on_nfs() {
-        req.commands.insert(nfs::HOME_ENTRIES.into(), nfs::HOME_ENTRIES_COMMAND.into());
+        req.commands
+            .insert(nfs::HOME_ENTRIES.into(), nfs::HOME_ENTRIES_COMMAND.into());
     }
     req
 }
@@ -52,7 +61,9 @@ pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<S
 
 /// Cluster-wide findings to show above the plan.
 pub fn warnings(inventory: &Inventory, facts: &crate::facts::ClusterFacts) -> Vec<String> {
-    let mut out = slurm::context(inventory, facts).map(|c| c.warnings).unwrap_or_default();
+    let mut out = slurm::context(inventory, facts)
+        .map(|c| c.warnings)
+        .unwrap_or_default();
     out.extend(tailscale::cluster_warnings(inventory));
     out
 }

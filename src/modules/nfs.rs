@@ -20,24 +20,39 @@ pub const MOUNT_OPTIONS: &str = "vers=4.2,hard,noatime,_netdev,x-systemd.automou
 
 /// Whether `host` mounts the shares (every host but the server).
 pub fn is_client(inventory: &Inventory, host: &Host) -> bool {
-    inventory.nfs.as_ref().is_some_and(|n| n.server != host.name)
+    inventory
+        .nfs
+        .as_ref()
+        .is_some_and(|n| n.server != host.name)
 }
 
 /// The export options: the inventory's, or `rw|ro,sync,no_subtree_check,root_squash`.
 pub fn export_options(e: &Export) -> String {
     e.options.clone().unwrap_or_else(|| {
-        format!("{},sync,no_subtree_check,root_squash", if e.read_only { "ro" } else { "rw" })
+        format!(
+            "{},sync,no_subtree_check,root_squash",
+            if e.read_only { "ro" } else { "rw" }
+        )
     })
 }
 
 /// `/etc/exports` for the server.
 pub fn exports_file(inventory: &Inventory) -> String {
-    let Some(nfs) = &inventory.nfs else { return String::new() };
+    let Some(nfs) = &inventory.nfs else {
+        return String::new();
+    };
     let clients: Vec<String> = match &nfs.network {
         Some(net) => vec![net.clone()],
-        None => inventory.hosts.iter().filter(|h| h.name != nfs.server).map(|h| h.address.clone()).collect(),
+        None => inventory
+            .hosts
+            .iter()
+            .filter(|h| h.name != nfs.server)
+            .map(|h| h.address.clone())
+            .collect(),
     };
-    let mut out = String::from("# Managed by closetctl from the inventory; local edits are replaced on the next apply.\n");
+    let mut out = String::from(
+        "# Managed by closetctl from the inventory; local edits are replaced on the next apply.\n",
+    );
     for e in &nfs.exports {
         let opts = export_options(e);
         let targets: Vec<String> = clients.iter().map(|c| format!("{c}({opts})")).collect();
@@ -48,12 +63,19 @@ pub fn exports_file(inventory: &Inventory) -> String {
 
 /// The managed fstab block's lines.
 pub fn fstab_block(inventory: &Inventory) -> Vec<String> {
-    let Some(nfs) = &inventory.nfs else { return Vec::new() };
-    let server = inventory.host(&nfs.server).map_or(nfs.server.as_str(), |h| h.address.as_str());
+    let Some(nfs) = &inventory.nfs else {
+        return Vec::new();
+    };
+    let server = inventory
+        .host(&nfs.server)
+        .map_or(nfs.server.as_str(), |h| h.address.as_str());
     let mut lines = vec![BEGIN.to_string()];
     for e in &nfs.exports {
         let ro = if e.read_only { ",ro" } else { "" };
-        lines.push(format!("{server}:{path} {path} nfs {MOUNT_OPTIONS}{ro} 0 0", path = e.path));
+        lines.push(format!(
+            "{server}:{path} {path} nfs {MOUNT_OPTIONS}{ro} 0 0",
+            path = e.path
+        ));
     }
     lines.push(END.to_string());
     lines
@@ -63,8 +85,15 @@ pub fn fstab_block(inventory: &Inventory) -> Vec<String> {
 /// other line is kept exactly, in order.
 pub fn replace_block(current: &str, block: &[String]) -> String {
     let lines: Vec<&str> = current.lines().collect();
-    let begin = lines.iter().position(|l| l.starts_with("# BEGIN closetctl"));
-    let end = begin.and_then(|b| lines[b..].iter().position(|l| l.starts_with(END)).map(|e| b + e));
+    let begin = lines
+        .iter()
+        .position(|l| l.starts_with("# BEGIN closetctl"));
+    let end = begin.and_then(|b| {
+        lines[b..]
+            .iter()
+            .position(|l| l.starts_with(END))
+            .map(|e| b + e)
+    });
     let mut out: Vec<String> = Vec::new();
     match (begin, end) {
         (Some(b), Some(e)) => {
@@ -89,7 +118,17 @@ pub fn automount_unit(path: &str) -> String {
     let trimmed = path.trim_matches('/');
     let escaped: String = trimmed
         .split('/')
-        .map(|part| part.chars().map(|c| if c == '-' { "\\x2d".to_string() } else { c.to_string() }).collect::<String>())
+        .map(|part| {
+            part.chars()
+                .map(|c| {
+                    if c == '-' {
+                        "\\x2d".to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect::<String>()
+        })
         .collect::<Vec<_>>()
         .join("-");
     format!("{escaped}.automount")
@@ -98,20 +137,42 @@ pub fn automount_unit(path: &str) -> String {
 /// Server: export directories (other than `/home`, which exists). Client: mount
 /// points and the fstab block computed from the host's current fstab.
 pub fn resources(inventory: &Inventory, host: &Host, facts: Option<&HostFacts>) -> Vec<Resource> {
-    let Some(nfs) = &inventory.nfs else { return Vec::new() };
+    let Some(nfs) = &inventory.nfs else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
-    let mode = |m: &Option<String>, default: u32| m.as_deref().and_then(|m| u32::from_str_radix(m, 8).ok()).unwrap_or(default);
+    let mode = |m: &Option<String>, default: u32| {
+        m.as_deref()
+            .and_then(|m| u32::from_str_radix(m, 8).ok())
+            .unwrap_or(default)
+    };
     for e in &nfs.exports {
-        let (owner, group) = (e.owner.clone().unwrap_or_else(|| "root".into()), e.group.clone().unwrap_or_else(|| "root".into()));
+        let (owner, group) = (
+            e.owner.clone().unwrap_or_else(|| "root".into()),
+            e.group.clone().unwrap_or_else(|| "root".into()),
+        );
         if host.name == nfs.server {
-            out.push(Resource::Directory(Directory { path: e.path.clone(), owner, group, mode: mode(&e.mode, 0o755) }));
+            out.push(Resource::Directory(Directory {
+                path: e.path.clone(),
+                owner,
+                group,
+                mode: mode(&e.mode, 0o755),
+            }));
         } else if e.path != "/home" {
             // The mount point; what is mounted on it has the server's owner and mode.
-            out.push(Resource::Directory(Directory { path: e.path.clone(), owner: "root".into(), group: "root".into(), mode: 0o755 }));
+            out.push(Resource::Directory(Directory {
+                path: e.path.clone(),
+                owner: "root".into(),
+                group: "root".into(),
+                mode: 0o755,
+            }));
         }
     }
     if is_client(inventory, host) {
-        let current = facts.and_then(|f| f.files.get(FSTAB)).and_then(|f| f.content.clone()).unwrap_or_default();
+        let current = facts
+            .and_then(|f| f.files.get(FSTAB))
+            .and_then(|f| f.content.clone())
+            .unwrap_or_default();
         out.push(Resource::File(File {
             path: FSTAB.into(),
             owner: "root".into(),
@@ -133,10 +194,14 @@ pub fn warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<St
     if !is_client(inventory, host) || !inventory.home_on_nfs() {
         return Vec::new();
     }
-    let Some(out) = facts.commands.get(HOME_ENTRIES) else { return Vec::new() };
+    let Some(out) = facts.commands.get(HOME_ENTRIES) else {
+        return Vec::new();
+    };
     let mut lines = out.stdout.lines();
     let mounted = lines.next() == Some("mounted");
-    let entries: Vec<&str> = lines.filter(|l| !l.is_empty() && *l != "lost+found").collect();
+    let entries: Vec<&str> = lines
+        .filter(|l| !l.is_empty() && *l != "lost+found")
+        .collect();
     if mounted || entries.is_empty() {
         return Vec::new();
     }
@@ -163,15 +228,29 @@ mod tests {
 
     #[test]
     fn the_block_replaces_itself_and_nothing_else() {
-        let block = vec![BEGIN.to_string(), "s:/home /home nfs o 0 0".to_string(), END.to_string()];
+        let block = vec![
+            BEGIN.to_string(),
+            "s:/home /home nfs o 0 0".to_string(),
+            END.to_string(),
+        ];
         let fstab = "# /etc/fstab: static file system information.\nUUID=abc / ext4 errors=remount-ro 0 1\n\n# swap\n/swapfile none swap sw 0 0\n";
         let once = replace_block(fstab, &block);
-        assert!(once.starts_with(fstab), "foreign lines kept in place:\n{once}");
+        assert!(
+            once.starts_with(fstab),
+            "foreign lines kept in place:\n{once}"
+        );
         assert_eq!(replace_block(&once, &block), once, "idempotent");
-        let other = vec![BEGIN.to_string(), "s:/data /data nfs o 0 0".to_string(), END.to_string()];
+        let other = vec![
+            BEGIN.to_string(),
+            "s:/data /data nfs o 0 0".to_string(),
+            END.to_string(),
+        ];
         let moved = format!("{}\n# after\n", once.trim_end());
         let changed = replace_block(&moved, &other);
         assert!(changed.starts_with(fstab));
-        assert!(changed.ends_with(&format!("{}\n# after\n", other.join("\n"))), "{changed}");
+        assert!(
+            changed.ends_with(&format!("{}\n# after\n", other.join("\n"))),
+            "{changed}"
+        );
     }
 }

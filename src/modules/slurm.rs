@@ -72,14 +72,20 @@ pub fn real_memory(live_mib: u64) -> u64 {
 pub fn gres_lines(node: &str, gpus: &[Gpu]) -> (Vec<String>, String) {
     let mut by_type: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     for g in gpus {
-        by_type.entry(gpu::gres_type_for_smi_name(&g.name)).or_default().push(g.index);
+        by_type
+            .entry(gpu::gres_type_for_smi_name(&g.name))
+            .or_default()
+            .push(g.index);
     }
     let mut lines = Vec::new();
     let mut gres = Vec::new();
     for (t, mut idx) in by_type {
         idx.sort_unstable();
         gres.push(format!("gpu:{t}:{}", idx.len()));
-        lines.push(format!("NodeName={node} Name=gpu Type={t} File=/dev/nvidia{}", index_ranges(&idx)));
+        lines.push(format!(
+            "NodeName={node} Name=gpu Type={t} File=/dev/nvidia{}",
+            index_ranges(&idx)
+        ));
     }
     (lines, gres.join(","))
 }
@@ -98,7 +104,11 @@ fn index_ranges(idx: &[u32]) -> String {
             i += 1;
             end = idx[i];
         }
-        parts.push(if start == end { start.to_string() } else { format!("{start}-{end}") });
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
         i += 1;
     }
     format!("[{}]", parts.join(","))
@@ -116,7 +126,14 @@ fn node_from_facts(host: &Host, f: &HostFacts) -> Node {
         line.push_str(&format!(" Gres={gres}"));
     }
     line.push_str(" State=UNKNOWN");
-    Node { name: host.name.clone(), line, gres_lines, gres, cpus: c.cpus, real_memory: mem }
+    Node {
+        name: host.name.clone(),
+        line,
+        gres_lines,
+        gres,
+        cpus: c.cpus,
+        real_memory: mem,
+    }
 }
 
 /// The node's line in a current `slurm.conf`, kept for a host that did not answer.
@@ -124,17 +141,31 @@ fn node_from_current(host: &Host, facts: &ClusterFacts) -> Option<Node> {
     let prefix = format!("NodeName={} ", host.name);
     let (conf, gres_conf) = facts.hosts.values().find_map(|f| {
         let conf = f.files.get(SLURM_CONF)?.content.clone()?;
-        let gres = f.files.get("/etc/slurm/gres.conf").and_then(|g| g.content.clone()).unwrap_or_default();
+        let gres = f
+            .files
+            .get("/etc/slurm/gres.conf")
+            .and_then(|g| g.content.clone())
+            .unwrap_or_default();
         conf.contains(&prefix).then_some((conf, gres))
     })?;
     let line = conf.lines().find(|l| l.starts_with(&prefix))?.to_string();
-    let field = |k: &str| line.split_whitespace().find_map(|w| w.strip_prefix(k)).map(String::from);
+    let field = |k: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .map(String::from)
+    };
     Some(Node {
         name: host.name.clone(),
-        gres_lines: gres_conf.lines().filter(|l| l.starts_with(&prefix)).map(String::from).collect(),
+        gres_lines: gres_conf
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .map(String::from)
+            .collect(),
         gres: field("Gres=").unwrap_or_default(),
         cpus: field("CPUs=").and_then(|v| v.parse().ok()).unwrap_or(1),
-        real_memory: field("RealMemory=").and_then(|v| v.parse().ok()).unwrap_or(1),
+        real_memory: field("RealMemory=")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1),
         line,
     })
 }
@@ -159,31 +190,57 @@ pub fn context(inventory: &Inventory, facts: &ClusterFacts) -> Option<SlurmConte
     let known: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
     let mut partitions = Vec::new();
     let declared = if slurm.partitions.is_empty() {
-        vec![crate::inventory::Partition { name: "gpu".into(), nodes: None, default: true, max_time: None, options: BTreeMap::new() }]
+        vec![crate::inventory::Partition {
+            name: "gpu".into(),
+            nodes: None,
+            default: true,
+            max_time: None,
+            options: BTreeMap::new(),
+        }]
     } else {
         slurm.partitions.clone()
     };
     let any_default = declared.iter().any(|p| p.default);
     for (i, p) in declared.iter().enumerate() {
         let members: Vec<&str> = match &p.nodes {
-            Some(list) => list.iter().map(String::as_str).filter(|n| known.contains(n)).collect(),
+            Some(list) => list
+                .iter()
+                .map(String::as_str)
+                .filter(|n| known.contains(n))
+                .collect(),
             None => known.clone(),
         };
-        let nodes_field = if members.is_empty() { String::new() } else { members.join(",") };
+        let nodes_field = if members.is_empty() {
+            String::new()
+        } else {
+            members.join(",")
+        };
         let mut line = format!("PartitionName={}", p.name);
         if !nodes_field.is_empty() {
             line.push_str(&format!(" Nodes={nodes_field}"));
         }
         let default = p.default || (!any_default && i == 0);
-        line.push_str(if default { " Default=YES" } else { " Default=NO" });
-        line.push_str(&format!(" MaxTime={}", p.max_time.as_deref().unwrap_or("INFINITE")));
+        line.push_str(if default {
+            " Default=YES"
+        } else {
+            " Default=NO"
+        });
+        line.push_str(&format!(
+            " MaxTime={}",
+            p.max_time.as_deref().unwrap_or("INFINITE")
+        ));
         for (k, v) in &p.options {
             line.push_str(&format!(" {k}={v}"));
         }
         line.push_str(" State=UP");
         partitions.push(PartitionLine { line });
     }
-    let def_mem_per_cpu = nodes.iter().map(|n| n.real_memory / u64::from(n.cpus.max(1))).min().unwrap_or(1024).max(1);
+    let def_mem_per_cpu = nodes
+        .iter()
+        .map(|n| n.real_memory / u64::from(n.cpus.max(1)))
+        .min()
+        .unwrap_or(1024)
+        .max(1);
     Some(SlurmContext {
         cluster_name: slurm.cluster_name.clone(),
         controller: controller.name.clone(),
@@ -191,7 +248,11 @@ pub fn context(inventory: &Inventory, facts: &ClusterFacts) -> Option<SlurmConte
         nodes,
         partitions,
         def_mem_per_cpu,
-        options: slurm.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        options: slurm
+            .options
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         accounting: slurm.fair_share.enabled.then(|| AccountingConf {
             storage_host: controller.address.clone(),
             weight_fairshare: slurm.fair_share.weight_fairshare,
@@ -241,9 +302,28 @@ pub fn gpu_conflicts(host: &Host, facts: &HostFacts) -> Vec<String> {
 
 /// Keys whose change needs slurmctld and slurmd restarted, not just `scontrol reconfigure`.
 const RESTART_KEYS: &[&str] = &[
-    "NodeName", "GresTypes", "SelectType", "SelectTypeParameters", "SlurmctldHost", "ControlMachine", "AuthType", "CryptoType",
-    "ProctrackType", "TaskPlugin", "SlurmctldPort", "SlurmdPort", "StateSaveLocation", "SlurmdSpoolDir", "ClusterName",
-    "SlurmUser", "AccountingStorageType", "PriorityType", "JobAcctGatherType", "SwitchType", "MpiDefault", "PluginDir",
+    "NodeName",
+    "GresTypes",
+    "SelectType",
+    "SelectTypeParameters",
+    "SlurmctldHost",
+    "ControlMachine",
+    "AuthType",
+    "CryptoType",
+    "ProctrackType",
+    "TaskPlugin",
+    "SlurmctldPort",
+    "SlurmdPort",
+    "StateSaveLocation",
+    "SlurmdSpoolDir",
+    "ClusterName",
+    "SlurmUser",
+    "AccountingStorageType",
+    "PriorityType",
+    "JobAcctGatherType",
+    "SwitchType",
+    "MpiDefault",
+    "PluginDir",
 ];
 
 /// Label a change of `slurm.conf` from `old` to `new`: `restart` when a line whose key
@@ -252,10 +332,17 @@ pub fn classify(old: Option<&str>, new: &str) -> &'static str {
     let Some(old) = old else { return "restart" };
     let key = |l: &str| l.split('=').next().unwrap_or("").trim().to_string();
     let lines = |s: &str| -> Vec<String> {
-        s.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect()
+        s.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(String::from)
+            .collect()
     };
     let (a, b) = (lines(old), lines(new));
-    let changed = a.iter().filter(|l| !b.contains(l)).chain(b.iter().filter(|l| !a.contains(l)));
+    let changed = a
+        .iter()
+        .filter(|l| !b.contains(l))
+        .chain(b.iter().filter(|l| !a.contains(l)));
     let mut any = false;
     for l in changed {
         any = true;
@@ -263,7 +350,11 @@ pub fn classify(old: Option<&str>, new: &str) -> &'static str {
             return "restart";
         }
     }
-    if any { "reconfigure" } else { "none" }
+    if any {
+        "reconfigure"
+    } else {
+        "none"
+    }
 }
 
 /// How disruptive a label is, for choosing handlers.
@@ -297,10 +388,23 @@ mod tests {
 
     #[test]
     fn partition_changes_reconfigure_and_node_changes_restart() {
-        let old = "ClusterName=c\nNodeName=n1 CPUs=4\nPartitionName=gpu Nodes=n1 MaxTime=INFINITE\n";
-        assert_eq!(classify(Some(old), &old.replace("MaxTime=INFINITE", "MaxTime=1-00:00:00")), "reconfigure");
-        assert_eq!(classify(Some(old), &old.replace("CPUs=4", "CPUs=8")), "restart");
-        assert_eq!(classify(Some(old), &format!("{old}GresTypes=gpu\n")), "restart");
+        let old =
+            "ClusterName=c\nNodeName=n1 CPUs=4\nPartitionName=gpu Nodes=n1 MaxTime=INFINITE\n";
+        assert_eq!(
+            classify(
+                Some(old),
+                &old.replace("MaxTime=INFINITE", "MaxTime=1-00:00:00")
+            ),
+            "reconfigure"
+        );
+        assert_eq!(
+            classify(Some(old), &old.replace("CPUs=4", "CPUs=8")),
+            "restart"
+        );
+        assert_eq!(
+            classify(Some(old), &format!("{old}GresTypes=gpu\n")),
+            "restart"
+        );
         assert_eq!(classify(None, old), "restart");
         assert_eq!(classify(Some(old), &format!("# comment\n{old}")), "none");
     }

@@ -15,7 +15,13 @@ pub fn resources(inventory: &Inventory, host: &Host) -> Vec<Resource> {
     let groups = inventory.managed_groups();
     let managed: BTreeSet<String> = groups.iter().map(|g| g.name.clone()).collect();
     let local_home = inventory.home_is_local(host);
-    let mut out: Vec<Resource> = groups.iter().map(|g| Resource::Group { name: g.name.clone(), gid: g.gid }).collect();
+    let mut out: Vec<Resource> = groups
+        .iter()
+        .map(|g| Resource::Group {
+            name: g.name.clone(),
+            gid: g.gid,
+        })
+        .collect();
     for u in &inventory.users {
         out.push(Resource::User(UserAccount {
             name: u.name.clone(),
@@ -31,11 +37,23 @@ pub fn resources(inventory: &Inventory, host: &Host) -> Vec<Resource> {
         if !local_home {
             continue;
         }
-        out.push(Resource::Directory(Directory { path: u.home.clone(), owner: u.name.clone(), group: u.primary_group.clone(), mode: 0o700 }));
+        out.push(Resource::Directory(Directory {
+            path: u.home.clone(),
+            owner: u.name.clone(),
+            group: u.primary_group.clone(),
+            mode: 0o700,
+        }));
         if !u.ssh_keys.is_empty() {
             let ssh_dir = format!("{}/.ssh", u.home);
-            out.push(Resource::Directory(Directory { path: ssh_dir.clone(), owner: u.name.clone(), group: u.primary_group.clone(), mode: 0o700 }));
-            let mut content = String::from("# Managed by closetctl from the inventory; local edits are replaced.\n");
+            out.push(Resource::Directory(Directory {
+                path: ssh_dir.clone(),
+                owner: u.name.clone(),
+                group: u.primary_group.clone(),
+                mode: 0o700,
+            }));
+            let mut content = String::from(
+                "# Managed by closetctl from the inventory; local edits are replaced.\n",
+            );
             for k in &u.ssh_keys {
                 content.push_str(k);
                 content.push('\n');
@@ -66,7 +84,10 @@ pub fn conflicts(inventory: &Inventory, facts: &HostFacts) -> Vec<String> {
             Some(_) => {}
             None => {
                 if let Some((holder, _)) = facts.groups.iter().find(|(_, e)| e.gid == g.gid) {
-                    out.push(format!("gid {} for group `{}` is already held here by group `{holder}`", g.gid, g.name));
+                    out.push(format!(
+                        "gid {} for group `{}` is already held here by group `{holder}`",
+                        g.gid, g.name
+                    ));
                 }
             }
         }
@@ -93,7 +114,14 @@ pub fn unmanaged(inventory: &Inventory, facts: &HostFacts) -> Vec<String> {
     facts
         .users
         .iter()
-        .filter(|(name, e)| e.uid >= inventory.cluster.id_min && e.uid < 60000 && inventory.user(name).is_none())
-        .map(|(name, e)| format!("user `{name}` (uid {}) is not in the inventory; left as is", e.uid))
+        .filter(|(name, e)| {
+            e.uid >= inventory.cluster.id_min && e.uid < 60000 && inventory.user(name).is_none()
+        })
+        .map(|(name, e)| {
+            format!(
+                "user `{name}` (uid {}) is not in the inventory; left as is",
+                e.uid
+            )
+        })
         .collect()
 }

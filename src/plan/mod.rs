@@ -89,7 +89,13 @@ impl StepPlan {
         if !packages.is_empty() {
             ops.push(Op::InstallPackages(packages));
         }
-        ops.extend(self.changes.iter().flat_map(|c| &c.ops).filter(|op| !matches!(op, Op::InstallPackages(_))).cloned());
+        ops.extend(
+            self.changes
+                .iter()
+                .flat_map(|c| &c.ops)
+                .filter(|op| !matches!(op, Op::InstallPackages(_)))
+                .cloned(),
+        );
         ops.extend(self.handlers.iter().map(|h| h.op.clone()));
         ops
     }
@@ -119,7 +125,11 @@ impl Plan {
 /// Plan every host in `hosts` (all inventory hosts when empty).
 pub fn plan(inputs: &Inputs, facts: &ClusterFacts, hosts: &[String]) -> Plan {
     let inventory = inputs.inventory;
-    let selected = inventory.hosts.iter().filter(|h| hosts.is_empty() || hosts.contains(&h.name));
+    let selected = inventory
+        .hosts
+        .iter()
+        .filter(|h| hosts.is_empty() || hosts.contains(&h.name));
+    let desired = desired::Desired::new(inputs, facts);
     let host_plans = selected
         .map(|host| {
             let mut hp = HostPlan {
@@ -133,13 +143,19 @@ pub fn plan(inputs: &Inputs, facts: &ClusterFacts, hosts: &[String]) -> Plan {
             };
             let Some(host_facts) = facts.host(&host.name) else {
                 hp.status = HostStatus::Unreachable;
-                hp.error = Some(facts.unreachable.get(&host.name).cloned().unwrap_or_else(|| "no facts".into()));
+                hp.error = Some(
+                    facts
+                        .unreachable
+                        .get(&host.name)
+                        .cloned()
+                        .unwrap_or_else(|| "no facts".into()),
+                );
                 return hp;
             };
             hp.conflicts = modules::conflicts(inventory, host, host_facts);
             hp.unmanaged = modules::unmanaged(inventory, host_facts);
             hp.warnings = modules::host_warnings(inventory, host, host_facts);
-            match desired::host_steps(inputs, host, facts) {
+            match desired.host_steps(host) {
                 Ok(steps) => {
                     let mut changed_so_far: Vec<Change> = Vec::new();
                     for s in &steps {
@@ -166,21 +182,44 @@ pub fn plan(inputs: &Inputs, facts: &ClusterFacts, hosts: &[String]) -> Plan {
     let mut warnings: Vec<String> = crate::check::offline_findings(inventory)
         .into_iter()
         .filter(|f| f.severity != crate::check::Severity::Ok)
-        .map(|f| format!("preflight {} {}: {}", f.check.as_str(), f.severity.as_str(), f.message))
+        .map(|f| {
+            format!(
+                "preflight {} {}: {}",
+                f.check.as_str(),
+                f.severity.as_str(),
+                f.message
+            )
+        })
         .collect();
     warnings.extend(modules::warnings(inventory, facts));
-    Plan { schema_version: SCHEMA_VERSION, cluster: inventory.cluster.name.clone(), hosts: host_plans, warnings }
+    Plan {
+        schema_version: SCHEMA_VERSION,
+        cluster: inventory.cluster.name.clone(),
+        hosts: host_plans,
+        warnings,
+    }
 }
 
 /// Plan one step; handlers see changes of this step and earlier ones on the host.
-fn plan_step(step: &desired::DesiredStep, facts: &crate::facts::HostFacts, changed_so_far: &mut Vec<Change>) -> StepPlan {
-    let changes: Vec<Change> = step.resources.iter().filter_map(|r| r.diff(facts)).collect();
+fn plan_step(
+    step: &desired::DesiredStep,
+    facts: &crate::facts::HostFacts,
+    changed_so_far: &mut Vec<Change>,
+) -> StepPlan {
+    let changes: Vec<Change> = step
+        .resources
+        .iter()
+        .filter_map(|r| r.diff(facts))
+        .collect();
     changed_so_far.extend(changes.iter().cloned());
     let handlers = step
         .handlers
         .iter()
         .filter_map(|h| {
-            let because: Vec<&Change> = changed_so_far.iter().filter(|c| h.watch.contains(&c.name)).collect();
+            let because: Vec<&Change> = changed_so_far
+                .iter()
+                .filter(|c| h.watch.contains(&c.name))
+                .collect();
             if because.is_empty() {
                 return None;
             }
@@ -194,14 +233,33 @@ fn plan_step(step: &desired::DesiredStep, facts: &crate::facts::HostFacts, chang
                     return None;
                 }
             }
-            let restore: Vec<String> = because.iter().filter(|c| c.kind == ResourceKind::File).map(|c| c.name.clone()).collect();
+            let restore: Vec<String> = because
+                .iter()
+                .filter(|c| c.kind == ResourceKind::File)
+                .map(|c| c.name.clone())
+                .collect();
             let (action, op) = match &h.action {
-                HandlerAction::Restart(u) => (format!("restart {u}"), Op::Restart { unit: u.clone(), restore }),
+                HandlerAction::Restart(u) => (
+                    format!("restart {u}"),
+                    Op::Restart {
+                        unit: u.clone(),
+                        restore,
+                    },
+                ),
                 HandlerAction::Reload(u) => (format!("reload {u}"), Op::Reload(u.clone())),
                 HandlerAction::Command(c) => (format!("run `{c}`"), Op::Command(c.clone())),
             };
-            Some(HandlerRun { name: h.name.clone(), action, because: because.iter().map(|c| c.resource()).collect(), op })
+            Some(HandlerRun {
+                name: h.name.clone(),
+                action,
+                because: because.iter().map(|c| c.resource()).collect(),
+                op,
+            })
         })
         .collect();
-    StepPlan { name: step.name.clone(), changes, handlers }
+    StepPlan {
+        name: step.name.clone(),
+        changes,
+        handlers,
+    }
 }

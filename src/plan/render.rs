@@ -15,7 +15,11 @@ impl Style {
         Style { color: false }
     }
     fn paint(&self, code: &str, s: &str) -> String {
-        if self.color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
     }
     pub fn green(&self, s: &str) -> String {
         self.paint("32", s)
@@ -44,10 +48,20 @@ pub fn text(plan: &Plan, style: Style) -> String {
         let _ = writeln!(out, "{}", style.bold(&format!("host {}", host.host)));
         match host.status {
             HostStatus::Unreachable => {
-                let _ = writeln!(out, "  {} unreachable: {}", style.red("!"), host.error.as_deref().unwrap_or(""));
+                let _ = writeln!(
+                    out,
+                    "  {} unreachable: {}",
+                    style.red("!"),
+                    host.error.as_deref().unwrap_or("")
+                );
             }
             HostStatus::Error | HostStatus::Locked => {
-                let _ = writeln!(out, "  {} {}", style.red("!"), host.error.as_deref().unwrap_or(""));
+                let _ = writeln!(
+                    out,
+                    "  {} {}",
+                    style.red("!"),
+                    host.error.as_deref().unwrap_or("")
+                );
             }
             _ => {}
         }
@@ -55,7 +69,11 @@ pub fn text(plan: &Plan, style: Style) -> String {
             let _ = writeln!(out, "  {} conflict: {c}", style.red("!"));
         }
         if host.status == HostStatus::Conflict {
-            let _ = writeln!(out, "  {} apply will not change this host until the conflicts are resolved", style.red("!"));
+            let _ = writeln!(
+                out,
+                "  {} apply will not change this host until the conflicts are resolved",
+                style.red("!")
+            );
         }
         for w in &host.warnings {
             let _ = writeln!(out, "  {} {w}", style.yellow("warning:"));
@@ -78,7 +96,11 @@ pub fn text(plan: &Plan, style: Style) -> String {
                 if let Some(s) = &c.secret {
                     let state = if s.matches { "matches" } else { "differs" };
                     let current = s.current.as_deref().unwrap_or("absent");
-                    let _ = write!(line, " [secret {}: {} {state}; host has {current}]", s.name, s.desired);
+                    let _ = write!(
+                        line,
+                        " [secret {}: {} {state}; host has {current}]",
+                        s.name, s.desired
+                    );
                 }
                 if let Some(d) = &c.disruption {
                     let _ = write!(line, " (disruption: {d})");
@@ -98,7 +120,14 @@ pub fn text(plan: &Plan, style: Style) -> String {
                 }
             }
             for h in &step.handlers {
-                let _ = writeln!(out, "    {} handler {}: {} (because {})", style.yellow("*"), h.name, h.action, h.because.join(", "));
+                let _ = writeln!(
+                    out,
+                    "    {} handler {}: {} (because {})",
+                    style.yellow("*"),
+                    h.name,
+                    h.action,
+                    h.because.join(", ")
+                );
             }
         }
         if host.status == HostStatus::Ready && host.steps.is_empty() {
@@ -113,7 +142,11 @@ pub fn text(plan: &Plan, style: Style) -> String {
 
 /// One line: counts of creates and updates, and hosts that cannot be applied.
 pub fn summary(plan: &Plan) -> String {
-    let changes = plan.hosts.iter().flat_map(|h| &h.steps).flat_map(|s| &s.changes);
+    let changes = plan
+        .hosts
+        .iter()
+        .flat_map(|h| &h.steps)
+        .flat_map(|s| &s.changes);
     let (mut create, mut update) = (0, 0);
     for c in changes {
         match c.action {
@@ -125,7 +158,10 @@ pub fn summary(plan: &Plan) -> String {
     let mut s = if create + update == 0 {
         "Plan: no changes.".to_string()
     } else {
-        format!("Plan: {create} to create, {update} to change on {changed_hosts} of {} hosts.", plan.hosts.len())
+        format!(
+            "Plan: {create} to create, {update} to change on {changed_hosts} of {} hosts.",
+            plan.hosts.len()
+        )
     };
     for (status, what) in [
         (HostStatus::Unreachable, "unreachable"),
@@ -133,9 +169,19 @@ pub fn summary(plan: &Plan) -> String {
         (HostStatus::Locked, "locked by another apply"),
         (HostStatus::Error, "with errors"),
     ] {
-        let names: Vec<&str> = plan.hosts.iter().filter(|h| h.status == status).map(|h| h.host.as_str()).collect();
+        let names: Vec<&str> = plan
+            .hosts
+            .iter()
+            .filter(|h| h.status == status)
+            .map(|h| h.host.as_str())
+            .collect();
         if !names.is_empty() {
-            let _ = write!(s, " {} {what}: {}.", if names.len() == 1 { "Host" } else { "Hosts" }, names.join(", "));
+            let _ = write!(
+                s,
+                " {} {what}: {}.",
+                if names.len() == 1 { "Host" } else { "Hosts" },
+                names.join(", ")
+            );
         }
     }
     s

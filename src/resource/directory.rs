@@ -14,11 +14,21 @@ pub struct Directory {
 
 impl Directory {
     pub fn diff(&self, facts: &HostFacts) -> Option<Change> {
-        let op = Op::Directory { path: self.path.clone(), owner: self.owner.clone(), group: self.group.clone(), mode: self.mode };
+        let op = Op::Directory {
+            path: self.path.clone(),
+            owner: self.owner.clone(),
+            group: self.group.clone(),
+            mode: self.mode,
+        };
         let mut c = match facts.files.get(&self.path) {
             None => {
                 let mut c = Change::new(ResourceKind::Directory, &self.path, Action::Create);
-                c.details.push(format!("{}:{} {}", self.owner, self.group, mode_text(self.mode)));
+                c.details.push(format!(
+                    "{}:{} {}",
+                    self.owner,
+                    self.group,
+                    mode_text(self.mode)
+                ));
                 c
             }
             Some(current) if current.kind != FileKind::Directory => {

@@ -22,7 +22,17 @@ pub struct File {
 
 impl std::fmt::Debug for File {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "File({}, {} bytes{})", self.path, self.content.len(), if self.secret.is_some() { ", secret" } else { "" })
+        write!(
+            f,
+            "File({}, {} bytes{})",
+            self.path,
+            self.content.len(),
+            if self.secret.is_some() {
+                ", secret"
+            } else {
+                ""
+            }
+        )
     }
 }
 
@@ -41,9 +51,26 @@ impl File {
         let desired_hash = format!("{:x}", Sha256::digest(&self.content));
         let current = facts.files.get(&self.path);
         let (action, content_differs, mut details) = match current {
-            None => (Action::Create, true, vec![format!("{}:{} {}", self.owner, self.group, mode_text(self.mode))]),
-            Some(cur) if cur.kind != FileKind::File => (Action::Update, true, vec![format!("replaces a {:?}", cur.kind).to_lowercase()]),
-            Some(cur) => (Action::Update, cur.sha256.as_deref() != Some(&desired_hash), attribute_details(&self.owner, &self.group, self.mode, cur)),
+            None => (
+                Action::Create,
+                true,
+                vec![format!(
+                    "{}:{} {}",
+                    self.owner,
+                    self.group,
+                    mode_text(self.mode)
+                )],
+            ),
+            Some(cur) if cur.kind != FileKind::File => (
+                Action::Update,
+                true,
+                vec![format!("replaces a {:?}", cur.kind).to_lowercase()],
+            ),
+            Some(cur) => (
+                Action::Update,
+                cur.sha256.as_deref() != Some(&desired_hash),
+                attribute_details(&self.owner, &self.group, self.mode, cur),
+            ),
         };
         if !content_differs && details.is_empty() {
             return None;
@@ -51,21 +78,43 @@ impl File {
         let mut c = Change::new(ResourceKind::File, &self.path, action);
         if let Some(name) = &self.secret {
             let current_hash = current.and_then(|f| f.sha256.as_deref()).map(short);
-            c.secret = Some(SecretState { name: name.clone(), desired: fingerprint(&self.content), matches: !content_differs, current: current_hash });
+            c.secret = Some(SecretState {
+                name: name.clone(),
+                desired: fingerprint(&self.content),
+                matches: !content_differs,
+                current: current_hash,
+            });
         } else if content_differs {
             let old = current.and_then(|f| f.content.clone());
             match (std::str::from_utf8(&self.content), old, current) {
                 (Ok(new), Some(old), _) => c.diff = Some(unified(&old, new, &self.path)),
                 (Ok(new), None, None) => c.diff = Some(unified("", new, &self.path)),
-                _ => details.push(format!("content {} (not shown: binary or large)", fingerprint(&self.content))),
+                _ => details.push(format!(
+                    "content {} (not shown: binary or large)",
+                    fingerprint(&self.content)
+                )),
             }
         }
         if content_differs {
             let old = current.and_then(|f| f.content.as_deref());
-            c.disruption = self.disruption.as_deref().map(|label| crate::modules::disruption(label, old, &self.content));
-            c.ops.push(Op::WriteFile { path: self.path.clone(), owner: self.owner.clone(), group: self.group.clone(), mode: self.mode, content: self.content.clone() });
+            c.disruption = self
+                .disruption
+                .as_deref()
+                .map(|label| crate::modules::disruption(label, old, &self.content));
+            c.ops.push(Op::WriteFile {
+                path: self.path.clone(),
+                owner: self.owner.clone(),
+                group: self.group.clone(),
+                mode: self.mode,
+                content: self.content.clone(),
+            });
         } else {
-            c.ops.push(Op::SetAttributes { path: self.path.clone(), owner: self.owner.clone(), group: self.group.clone(), mode: self.mode });
+            c.ops.push(Op::SetAttributes {
+                path: self.path.clone(),
+                owner: self.owner.clone(),
+                group: self.group.clone(),
+                mode: self.mode,
+            });
         }
         c.details = details;
         Some(c)
@@ -88,15 +137,31 @@ mod tests {
 
     fn facts_with(path: &str, content: &[u8], mode: u32) -> HostFacts {
         let mut f = HostFacts::default();
-        f.files.insert(path.into(), FileState {
-            kind: FileKind::File, mode, owner: "root".into(), group: "root".into(), size: content.len() as u64,
-            sha256: Some(format!("{:x}", Sha256::digest(content))), content: std::str::from_utf8(content).ok().map(String::from),
-        });
+        f.files.insert(
+            path.into(),
+            FileState {
+                kind: FileKind::File,
+                mode,
+                owner: "root".into(),
+                group: "root".into(),
+                size: content.len() as u64,
+                sha256: Some(format!("{:x}", Sha256::digest(content))),
+                content: std::str::from_utf8(content).ok().map(String::from),
+            },
+        );
         f
     }
 
     fn file(path: &str, content: &[u8], secret: bool) -> File {
-        File { path: path.into(), owner: "root".into(), group: "root".into(), mode: 0o644, content: content.to_vec(), secret: secret.then(|| "key".into()), disruption: None }
+        File {
+            path: path.into(),
+            owner: "root".into(),
+            group: "root".into(),
+            mode: 0o644,
+            content: content.to_vec(),
+            secret: secret.then(|| "key".into()),
+            disruption: None,
+        }
     }
 
     #[test]

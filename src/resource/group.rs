@@ -11,6 +11,9 @@ pub fn diff(name: &str, gid: u32, facts: &HostFacts) -> Option<Change> {
     }
     let mut c = Change::new(ResourceKind::Group, name, Action::Create);
     c.details.push(format!("gid {gid}"));
-    c.ops.push(Op::GroupAdd { name: name.to_string(), gid });
+    c.ops.push(Op::GroupAdd {
+        name: name.to_string(),
+        gid,
+    });
     Some(c)
 }

@@ -30,7 +30,10 @@ use serde::Serialize;
 #[derive(Debug, Clone)]
 pub enum Resource {
     Package(String),
-    Group { name: String, gid: u32 },
+    Group {
+        name: String,
+        gid: u32,
+    },
     User(UserAccount),
     Directory(Directory),
     File(File),
@@ -126,7 +129,16 @@ pub struct Change {
 
 impl Change {
     pub fn new(kind: ResourceKind, name: impl Into<String>, action: Action) -> Change {
-        Change { kind, name: name.into(), action, details: Vec::new(), diff: None, secret: None, disruption: None, ops: Vec::new() }
+        Change {
+            kind,
+            name: name.into(),
+            action,
+            details: Vec::new(),
+            diff: None,
+            secret: None,
+            disruption: None,
+            ops: Vec::new(),
+        }
     }
 
     /// `file /etc/slurm/slurm.conf`
@@ -209,13 +221,25 @@ pub fn mode_text(mode: u32) -> String {
 }
 
 /// Detail lines for owner, group and mode differences.
-pub fn attribute_details(owner: &str, group: &str, mode: u32, current: &crate::facts::FileState) -> Vec<String> {
+pub fn attribute_details(
+    owner: &str,
+    group: &str,
+    mode: u32,
+    current: &crate::facts::FileState,
+) -> Vec<String> {
     let mut d = Vec::new();
     if current.owner != owner || current.group != group {
-        d.push(format!("owner {}:{} -> {owner}:{group}", current.owner, current.group));
+        d.push(format!(
+            "owner {}:{} -> {owner}:{group}",
+            current.owner, current.group
+        ));
     }
     if current.mode != mode {
-        d.push(format!("mode {} -> {}", mode_text(current.mode), mode_text(mode)));
+        d.push(format!(
+            "mode {} -> {}",
+            mode_text(current.mode),
+            mode_text(mode)
+        ));
     }
     d
 }

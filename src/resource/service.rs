@@ -14,14 +14,30 @@ pub struct Service {
 
 impl Service {
     pub fn new(name: &str, enabled: bool, running: bool) -> Service {
-        let unit = if name.contains('.') { name.to_string() } else { format!("{name}.service") };
-        Service { unit, enabled, running }
+        let unit = if name.contains('.') {
+            name.to_string()
+        } else {
+            format!("{name}.service")
+        };
+        Service {
+            unit,
+            enabled,
+            running,
+        }
     }
 
     pub fn diff(&self, facts: &HostFacts) -> Option<Change> {
         let state = facts.units.get(&self.unit).cloned().unwrap_or_default();
         let installed = state.load == "loaded";
-        let mut c = Change::new(ResourceKind::Service, &self.unit, if installed { Action::Update } else { Action::Create });
+        let mut c = Change::new(
+            ResourceKind::Service,
+            &self.unit,
+            if installed {
+                Action::Update
+            } else {
+                Action::Create
+            },
+        );
         if self.enabled && !state.is_enabled() {
             c.details.push("enable".into());
             c.ops.push(Op::Enable(self.unit.clone()));
@@ -34,6 +50,10 @@ impl Service {
             c.details.push("stop".into());
             c.ops.push(Op::Stop(self.unit.clone()));
         }
-        if c.ops.is_empty() { None } else { Some(c) }
+        if c.ops.is_empty() {
+            None
+        } else {
+            Some(c)
+        }
     }
 }

@@ -29,14 +29,22 @@ impl UserAccount {
     pub fn diff(&self, facts: &HostFacts) -> Option<Change> {
         let Some(current) = facts.users.get(&self.name) else {
             let mut c = Change::new(ResourceKind::User, &self.name, Action::Create);
-            c.details.push(format!("uid {}, gid {}", self.uid, self.gid));
+            c.details
+                .push(format!("uid {}, gid {}", self.uid, self.gid));
             if !self.groups.is_empty() {
                 c.details.push(format!("groups {}", self.groups.join(",")));
             }
-            c.details.push(format!("home {}, shell {}", self.home, self.shell));
+            c.details
+                .push(format!("home {}, shell {}", self.home, self.shell));
             c.ops.push(Op::UserAdd {
-                name: self.name.clone(), uid: self.uid, gid: self.gid, groups: self.groups.clone(), shell: self.shell.clone(),
-                home: self.home.clone(), comment: self.comment.clone(), create_home: self.create_home,
+                name: self.name.clone(),
+                uid: self.uid,
+                gid: self.gid,
+                groups: self.groups.clone(),
+                shell: self.shell.clone(),
+                home: self.home.clone(),
+                comment: self.comment.clone(),
+                create_home: self.create_home,
             });
             return Some(c);
         };
@@ -57,8 +65,18 @@ impl UserAccount {
             details.push(format!("gid {} -> {}", current.gid, self.gid));
         }
         if current_groups != desired_groups {
-            let show = |s: &BTreeSet<String>| if s.is_empty() { "(none)".to_string() } else { s.iter().cloned().collect::<Vec<_>>().join(",") };
-            details.push(format!("groups {} -> {}", show(&current_groups), show(&desired_groups)));
+            let show = |s: &BTreeSet<String>| {
+                if s.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    s.iter().cloned().collect::<Vec<_>>().join(",")
+                }
+            };
+            details.push(format!(
+                "groups {} -> {}",
+                show(&current_groups),
+                show(&desired_groups)
+            ));
         }
         if current.shell != self.shell {
             details.push(format!("shell {} -> {}", current.shell, self.shell));
@@ -75,8 +93,12 @@ impl UserAccount {
         let mut c = Change::new(ResourceKind::User, &self.name, Action::Update);
         c.details = details;
         c.ops.push(Op::UserMod {
-            name: self.name.clone(), gid: self.gid, groups: desired_groups.into_iter().collect(), shell: self.shell.clone(),
-            home: self.home.clone(), comment: self.comment.clone(),
+            name: self.name.clone(),
+            gid: self.gid,
+            groups: desired_groups.into_iter().collect(),
+            shell: self.shell.clone(),
+            home: self.home.clone(),
+            comment: self.comment.clone(),
         });
         Some(c)
     }

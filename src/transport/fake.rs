@@ -9,7 +9,9 @@
 
 use super::{Connector, RemoteOutput, Transport, TransportError};
 use crate::facts::probe::MARKER;
-use crate::facts::{CpuTopology, FileKind, GroupEntry, Gpu, OsRelease, PackageState, PasswdEntry, UnitState};
+use crate::facts::{
+    CpuTopology, FileKind, Gpu, GroupEntry, OsRelease, PackageState, PasswdEntry, UnitState,
+};
 use crate::inventory::Host;
 use base64::Engine as _;
 use std::collections::BTreeMap;
@@ -81,7 +83,11 @@ impl FakeState {
     pub fn debian(hostname: &str) -> FakeState {
         let mut s = FakeState {
             reachable: true,
-            os: OsRelease { id: "debian".into(), version_id: "12".into(), pretty_name: "Debian GNU/Linux 12 (bookworm)".into() },
+            os: OsRelease {
+                id: "debian".into(),
+                version_id: "12".into(),
+                pretty_name: "Debian GNU/Linux 12 (bookworm)".into(),
+            },
             hostname: hostname.into(),
             users: BTreeMap::new(),
             groups: BTreeMap::new(),
@@ -89,7 +95,12 @@ impl FakeState {
             available: BTreeMap::new(),
             units: BTreeMap::new(),
             files: BTreeMap::new(),
-            cpu: CpuTopology { cpus: 16, sockets: 1, cores_per_socket: 8, threads_per_core: 2 },
+            cpu: CpuTopology {
+                cpus: 16,
+                sockets: 1,
+                cores_per_socket: 8,
+                threads_per_core: 2,
+            },
             memory_mib: 64000,
             gpus: Vec::new(),
             epoch: 1_800_000_000.0,
@@ -99,26 +110,72 @@ impl FakeState {
             next_pid: 1000,
         };
         for (name, id) in [("root", 0), ("daemon", 1), ("sshd", 100), ("nobody", 65534)] {
-            s.users.insert(name.into(), PasswdEntry { uid: id, gid: id, gecos: String::new(), home: "/".into(), shell: "/usr/sbin/nologin".into() });
-            s.groups.insert(name.into(), GroupEntry { gid: id, members: Vec::new() });
+            s.users.insert(
+                name.into(),
+                PasswdEntry {
+                    uid: id,
+                    gid: id,
+                    gecos: String::new(),
+                    home: "/".into(),
+                    shell: "/usr/sbin/nologin".into(),
+                },
+            );
+            s.groups.insert(
+                name.into(),
+                GroupEntry {
+                    gid: id,
+                    members: Vec::new(),
+                },
+            );
         }
         for dir in ["/", "/etc", "/home", "/var", "/var/lib"] {
-            s.files.insert(dir.into(), FakeFile { kind: FileKind::Directory, mode: 0o755, owner: "root".into(), group: "root".into(), content: Vec::new() });
+            s.files.insert(
+                dir.into(),
+                FakeFile {
+                    kind: FileKind::Directory,
+                    mode: 0o755,
+                    owner: "root".into(),
+                    group: "root".into(),
+                    content: Vec::new(),
+                },
+            );
         }
-        s.available.insert("munge".into(), PackageEffect {
-            units: vec!["munge.service".into()],
-            system_users: vec![("munge".into(), 104)],
-            files: vec![("/etc/munge/munge.key".into(), b"debian-postinst-random-key".to_vec())],
-        });
-        s.available.insert("mariadb-server".into(), PackageEffect {
-            units: vec!["mariadb.service".into()],
-            system_users: vec![("mysql".into(), 105)],
-            files: vec![],
-        });
+        s.available.insert(
+            "munge".into(),
+            PackageEffect {
+                units: vec!["munge.service".into()],
+                system_users: vec![("munge".into(), 104)],
+                files: vec![(
+                    "/etc/munge/munge.key".into(),
+                    b"debian-postinst-random-key".to_vec(),
+                )],
+            },
+        );
+        s.available.insert(
+            "mariadb-server".into(),
+            PackageEffect {
+                units: vec!["mariadb.service".into()],
+                system_users: vec![("mysql".into(), 105)],
+                files: vec![],
+            },
+        );
         for p in ["slurmctld", "slurmd", "slurmdbd"] {
-            s.available.insert(p.into(), PackageEffect { units: vec![format!("{p}.service")], system_users: vec![("slurm".into(), 64030)], files: vec![] });
+            s.available.insert(
+                p.into(),
+                PackageEffect {
+                    units: vec![format!("{p}.service")],
+                    system_users: vec![("slurm".into(), 64030)],
+                    files: vec![],
+                },
+            );
         }
-        s.available.insert("dbus".into(), PackageEffect { units: vec!["dbus.service".into()], ..PackageEffect::default() });
+        s.available.insert(
+            "dbus".into(),
+            PackageEffect {
+                units: vec!["dbus.service".into()],
+                ..PackageEffect::default()
+            },
+        );
         for p in ["slurm-client", "nfs-common", "nfs-kernel-server", "sudo"] {
             s.available.insert(p.into(), PackageEffect::default());
         }
@@ -127,8 +184,23 @@ impl FakeState {
 
     fn add_system_user(&mut self, name: &str, id: u32) {
         if !self.users.contains_key(name) {
-            self.users.insert(name.into(), PasswdEntry { uid: id, gid: id, gecos: String::new(), home: "/nonexistent".into(), shell: "/usr/sbin/nologin".into() });
-            self.groups.insert(name.into(), GroupEntry { gid: id, members: Vec::new() });
+            self.users.insert(
+                name.into(),
+                PasswdEntry {
+                    uid: id,
+                    gid: id,
+                    gecos: String::new(),
+                    home: "/nonexistent".into(),
+                    shell: "/usr/sbin/nologin".into(),
+                },
+            );
+            self.groups.insert(
+                name.into(),
+                GroupEntry {
+                    gid: id,
+                    members: Vec::new(),
+                },
+            );
         }
     }
 }
@@ -143,7 +215,11 @@ pub struct FakeHost {
 
 impl FakeHost {
     pub fn new(state: FakeState) -> Arc<FakeHost> {
-        Arc::new(FakeHost { state: Mutex::new(state), runs: AtomicUsize::new(0), scripts: Mutex::new(Vec::new()) })
+        Arc::new(FakeHost {
+            state: Mutex::new(state),
+            runs: AtomicUsize::new(0),
+            scripts: Mutex::new(Vec::new()),
+        })
     }
 
     /// How many scripts ran on this host.
@@ -164,7 +240,12 @@ pub struct FakeCluster {
 
 impl FakeCluster {
     pub fn debian(names: &[&str]) -> FakeCluster {
-        FakeCluster { hosts: names.iter().map(|n| (n.to_string(), FakeHost::new(FakeState::debian(n)))).collect() }
+        FakeCluster {
+            hosts: names
+                .iter()
+                .map(|n| (n.to_string(), FakeHost::new(FakeState::debian(n))))
+                .collect(),
+        }
     }
 
     pub fn host(&self, name: &str) -> &Arc<FakeHost> {
@@ -181,7 +262,10 @@ impl Connector for FakeCluster {
     async fn connect(&self, host: &Host) -> Result<FakeConn, TransportError> {
         match self.hosts.get(&host.name) {
             Some(h) if h.with(|s| s.reachable) => Ok(FakeConn(h.clone(), host.name.clone())),
-            _ => Err(TransportError::Connect { host: host.name.clone(), message: "ssh: connect to host: Connection timed out".into() }),
+            _ => Err(TransportError::Connect {
+                host: host.name.clone(),
+                message: "ssh: connect to host: Connection timed out".into(),
+            }),
         }
     }
 }
@@ -193,7 +277,10 @@ impl Transport for FakeConn {
         host.scripts.lock().unwrap().push(script.clone());
         let mut state = host.state.lock().unwrap();
         if !state.reachable {
-            return Err(TransportError::Run { host: self.1.clone(), message: "Broken pipe".into() });
+            return Err(TransportError::Run {
+                host: self.1.clone(),
+                message: "Broken pipe".into(),
+            });
         }
         if script.starts_with("# closetctl fact probe") {
             Ok(probe(&mut state, &script))
@@ -219,12 +306,20 @@ fn probe(s: &mut FakeState, script: &str) -> RemoteOutput {
         let _ = writeln!(o, "{MARKER} {name}");
     };
     sec(&mut o, "os");
-    let _ = writeln!(o, "ID={}\nVERSION_ID=\"{}\"\nPRETTY_NAME=\"{}\"", s.os.id, s.os.version_id, s.os.pretty_name);
+    let _ = writeln!(
+        o,
+        "ID={}\nVERSION_ID=\"{}\"\nPRETTY_NAME=\"{}\"",
+        s.os.id, s.os.version_id, s.os.pretty_name
+    );
     sec(&mut o, "hostname");
     let _ = writeln!(o, "{}", s.hostname);
     sec(&mut o, "passwd");
     for (n, u) in &s.users {
-        let _ = writeln!(o, "{n}:x:{}:{}:{}:{}:{}", u.uid, u.gid, u.gecos, u.home, u.shell);
+        let _ = writeln!(
+            o,
+            "{n}:x:{}:{}:{}:{}:{}",
+            u.uid, u.gid, u.gecos, u.home, u.shell
+        );
     }
     sec(&mut o, "group");
     for (n, g) in &s.groups {
@@ -240,8 +335,13 @@ fn probe(s: &mut FakeState, script: &str) -> RemoteOutput {
     let units: Vec<String> = var(script, "UNITS")
         .into_iter()
         .map(|u| match s.units.get(&u) {
-            Some(st) => format!("Id={u}\nLoadState=loaded\nActiveState={}\nUnitFileState={}\nMainPID={}\n", st.active, st.enabled, st.main_pid),
-            None => format!("Id={u}\nLoadState=not-found\nActiveState=inactive\nUnitFileState=\nMainPID=0\n"),
+            Some(st) => format!(
+                "Id={u}\nLoadState=loaded\nActiveState={}\nUnitFileState={}\nMainPID={}\n",
+                st.active, st.enabled, st.main_pid
+            ),
+            None => format!(
+                "Id={u}\nLoadState=not-found\nActiveState=inactive\nUnitFileState=\nMainPID=0\n"
+            ),
         })
         .collect();
     o.push_str(&units.join("\n"));
@@ -257,16 +357,31 @@ fn probe(s: &mut FakeState, script: &str) -> RemoteOutput {
                 FileKind::Symlink => "symbolic link",
                 FileKind::Other => "socket",
             };
-            let size = if f.kind == FileKind::File { f.content.len() } else { 4096 };
+            let size = if f.kind == FileKind::File {
+                f.content.len()
+            } else {
+                4096
+            };
             let _ = writeln!(o, "{p}|{kind}|{:o}|{}|{}|{size}", f.mode, f.owner, f.group);
             if f.kind == FileKind::File {
-                if secrets.contains(&p) || f.content.len() > 65536 { hashed.push(p) } else { small.push(p) }
+                if secrets.contains(&p) || f.content.len() > 65536 {
+                    hashed.push(p)
+                } else {
+                    small.push(p)
+                }
             }
         }
     }
     let _ = writeln!(o, "{MARKER} content {}", small.join(" "));
-    let blob: Vec<u8> = small.iter().flat_map(|p| s.files[p].content.clone()).collect();
-    let _ = writeln!(o, "{}", base64::engine::general_purpose::STANDARD.encode(blob));
+    let blob: Vec<u8> = small
+        .iter()
+        .flat_map(|p| s.files[p].content.clone())
+        .collect();
+    let _ = writeln!(
+        o,
+        "{}",
+        base64::engine::general_purpose::STANDARD.encode(blob)
+    );
     sec(&mut o, "sha256");
     for p in hashed {
         use sha2::Digest;
@@ -276,34 +391,65 @@ fn probe(s: &mut FakeState, script: &str) -> RemoteOutput {
     let cores = s.cpu.sockets * s.cpu.cores_per_socket;
     for cpu in 0..s.cpu.cpus {
         let core = cpu % cores.max(1);
-        let _ = writeln!(o, "processor\t: {cpu}\nphysical id\t: {}\ncore id\t\t: {}", core / s.cpu.cores_per_socket.max(1), core % s.cpu.cores_per_socket.max(1));
+        let _ = writeln!(
+            o,
+            "processor\t: {cpu}\nphysical id\t: {}\ncore id\t\t: {}",
+            core / s.cpu.cores_per_socket.max(1),
+            core % s.cpu.cores_per_socket.max(1)
+        );
     }
     sec(&mut o, "memory");
     let _ = writeln!(o, "MemTotal:       {} kB", s.memory_mib * 1024);
     sec(&mut o, "gpus");
     for g in &s.gpus {
         let num = |v: Option<f64>| v.map_or("[N/A]".to_string(), |v| format!("{v:.2}"));
-        let _ = writeln!(o, "{}, {}, {}, {}, {}", g.index, g.name, g.memory_mib.unwrap_or(0), num(g.power_limit_watts), num(g.power_draw_watts));
+        let _ = writeln!(
+            o,
+            "{}, {}, {}, {}, {}",
+            g.index,
+            g.name,
+            g.memory_mib.unwrap_or(0),
+            num(g.power_limit_watts),
+            num(g.power_draw_watts)
+        );
     }
     sec(&mut o, "time");
     let _ = writeln!(o, "{:.6}\nyes", s.epoch);
     sec(&mut o, "ssh");
     let _ = writeln!(o, "192.0.2.1 50000 192.0.2.10 22");
     sec(&mut o, "addrs");
-    let _ = writeln!(o, "2: eth0    inet 192.0.2.10/24 brd 192.0.2.255 scope global eth0");
+    let _ = writeln!(
+        o,
+        "2: eth0    inet 192.0.2.10/24 brd 192.0.2.255 scope global eth0"
+    );
     sec(&mut o, "speeds");
     let _ = writeln!(o, "eth0 10000");
     for (name, command) in probe_commands(script) {
         if let Some((rc, out)) = fake_command(s, &command) {
-            let _ = writeln!(o, "{MARKER} command {name}\n{out}\n{MARKER} command-exit {name} {rc}");
+            let _ = writeln!(
+                o,
+                "{MARKER} command {name}\n{out}\n{MARKER} command-exit {name} {rc}"
+            );
         }
     }
     sec(&mut o, "lock");
     let lock = var(script, "LOCK").join(" ");
-    let holder = s.files.get("/var/lib/closetctl/lock/holder").map(|f| String::from_utf8_lossy(&f.content).trim().to_string());
+    let holder = s
+        .files
+        .get("/var/lib/closetctl/lock/holder")
+        .map(|f| String::from_utf8_lossy(&f.content).trim().to_string());
     match (lock.is_empty(), holder) {
         (false, None) => {
-            s.files.insert("/var/lib/closetctl/lock/holder".into(), FakeFile { kind: FileKind::File, mode: 0o644, owner: "root".into(), group: "root".into(), content: lock.into_bytes() });
+            s.files.insert(
+                "/var/lib/closetctl/lock/holder".into(),
+                FakeFile {
+                    kind: FileKind::File,
+                    mode: 0o644,
+                    owner: "root".into(),
+                    group: "root".into(),
+                    content: lock.into_bytes(),
+                },
+            );
             let _ = writeln!(o, "acquired");
         }
         (_, Some(h)) => {
@@ -311,7 +457,11 @@ fn probe(s: &mut FakeState, script: &str) -> RemoteOutput {
         }
         (true, None) => {}
     }
-    RemoteOutput { status: 0, stdout: o, stderr: String::new() }
+    RemoteOutput {
+        status: 0,
+        stdout: o,
+        stderr: String::new(),
+    }
 }
 
 fn apply(s: &mut FakeState, script: &str) -> RemoteOutput {
@@ -339,7 +489,13 @@ fn apply(s: &mut FakeState, script: &str) -> RemoteOutput {
 }
 
 fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
-    s.journal.push(format!("{func} {}", a.iter().map(|w| if w.len() > 40 { "<data>" } else { w }).collect::<Vec<_>>().join(" ")));
+    s.journal.push(format!(
+        "{func} {}",
+        a.iter()
+            .map(|w| if w.len() > 40 { "<data>" } else { w })
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
     let mode = |m: &str| u32::from_str_radix(m, 8).map_err(|e| e.to_string());
     let owner_exists = |s: &FakeState, u: &str, g: &str| {
         if !s.users.contains_key(u) {
@@ -353,26 +509,56 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
     match func {
         "cc_install" => {
             for p in a {
-                let effect = s.available.get(p).cloned().ok_or_else(|| format!("E: Unable to locate package {p}"))?;
+                let effect = s
+                    .available
+                    .get(p)
+                    .cloned()
+                    .ok_or_else(|| format!("E: Unable to locate package {p}"))?;
                 s.installed.insert(p.clone(), "1.0".into());
                 for (u, id) in &effect.system_users {
                     s.add_system_user(u, *id);
                 }
                 for (path, content) in &effect.files {
-                    s.files.insert(path.clone(), FakeFile { kind: FileKind::File, mode: 0o400, owner: "root".into(), group: "root".into(), content: content.clone() });
+                    s.files.insert(
+                        path.clone(),
+                        FakeFile {
+                            kind: FileKind::File,
+                            mode: 0o400,
+                            owner: "root".into(),
+                            group: "root".into(),
+                            content: content.clone(),
+                        },
+                    );
                 }
                 for u in &effect.units {
                     s.next_pid += 1;
-                    s.units.insert(u.clone(), UnitState { load: "loaded".into(), active: "active".into(), enabled: "enabled".into(), main_pid: s.next_pid });
+                    s.units.insert(
+                        u.clone(),
+                        UnitState {
+                            load: "loaded".into(),
+                            active: "active".into(),
+                            enabled: "enabled".into(),
+                            main_pid: s.next_pid,
+                        },
+                    );
                 }
             }
         }
         "cc_groupadd" => {
             let gid: u32 = a[1].parse().map_err(|_| "bad gid")?;
             if s.groups.contains_key(&a[0]) || s.groups.values().any(|g| g.gid == gid) {
-                return Err(format!("groupadd: group '{}' or GID {gid} already exists", a[0]));
+                return Err(format!(
+                    "groupadd: group '{}' or GID {gid} already exists",
+                    a[0]
+                ));
             }
-            s.groups.insert(a[0].clone(), GroupEntry { gid, members: Vec::new() });
+            s.groups.insert(
+                a[0].clone(),
+                GroupEntry {
+                    gid,
+                    members: Vec::new(),
+                },
+            );
         }
         "cc_useradd" | "cc_usermod" => {
             let add = func == "cc_useradd";
@@ -384,11 +570,16 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
             let uid = if add {
                 let uid: u32 = a[1].parse().map_err(|_| "bad uid")?;
                 if s.users.contains_key(name) || s.users.values().any(|u| u.uid == uid) {
-                    return Err(format!("useradd: user '{name}' or UID {uid} already exists"));
+                    return Err(format!(
+                        "useradd: user '{name}' or UID {uid} already exists"
+                    ));
                 }
                 uid
             } else {
-                s.users.get(name).ok_or(format!("usermod: user '{name}' does not exist"))?.uid
+                s.users
+                    .get(name)
+                    .ok_or(format!("usermod: user '{name}' does not exist"))?
+                    .uid
             };
             let groups: Vec<&str> = rest[1].split(',').filter(|g| !g.is_empty()).collect();
             if let Some(g) = groups.iter().find(|g| !s.groups.contains_key(**g)) {
@@ -400,21 +591,55 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
                     g.members.push(name.clone());
                 }
             }
-            s.users.insert(name.clone(), PasswdEntry { uid, gid, gecos: rest[4].clone(), home: rest[3].clone(), shell: rest[2].clone() });
+            s.users.insert(
+                name.clone(),
+                PasswdEntry {
+                    uid,
+                    gid,
+                    gecos: rest[4].clone(),
+                    home: rest[3].clone(),
+                    shell: rest[2].clone(),
+                },
+            );
             if add && rest.get(5).map(String::as_str) == Some("1") {
-                let group = s.groups.iter().find(|(_, g)| g.gid == gid).map(|(n, _)| n.clone()).unwrap_or_default();
-                s.files.entry(rest[3].clone()).or_insert(FakeFile { kind: FileKind::Directory, mode: 0o700, owner: name.clone(), group, content: Vec::new() });
+                let group = s
+                    .groups
+                    .iter()
+                    .find(|(_, g)| g.gid == gid)
+                    .map(|(n, _)| n.clone())
+                    .unwrap_or_default();
+                s.files.entry(rest[3].clone()).or_insert(FakeFile {
+                    kind: FileKind::Directory,
+                    mode: 0o700,
+                    owner: name.clone(),
+                    group,
+                    content: Vec::new(),
+                });
             }
         }
         "cc_dir" => {
             owner_exists(s, &a[1], &a[2])?;
-            s.files.insert(a[0].clone(), FakeFile { kind: FileKind::Directory, mode: mode(&a[3])?, owner: a[1].clone(), group: a[2].clone(), content: Vec::new() });
+            s.files.insert(
+                a[0].clone(),
+                FakeFile {
+                    kind: FileKind::Directory,
+                    mode: mode(&a[3])?,
+                    owner: a[1].clone(),
+                    group: a[2].clone(),
+                    content: Vec::new(),
+                },
+            );
         }
         "cc_write" => {
             owner_exists(s, &a[1], &a[2])?;
-            let content = base64::engine::general_purpose::STANDARD.decode(&a[4]).map_err(|e| e.to_string())?;
+            let content = base64::engine::general_purpose::STANDARD
+                .decode(&a[4])
+                .map_err(|e| e.to_string())?;
             // As cc_backup: keep the previous file, or mark that there was none.
-            let (backup, absent) = (format!("/var/lib/closetctl/backup{}", a[0]), format!("/var/lib/closetctl/backup{}.absent", a[0]));
+            let (backup, absent) = (
+                format!("/var/lib/closetctl/backup{}", a[0]),
+                format!("/var/lib/closetctl/backup{}.absent", a[0]),
+            );
             match s.files.get(&a[0]).cloned() {
                 Some(old) => {
                     s.files.insert(backup, old);
@@ -422,15 +647,36 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
                 }
                 None => {
                     s.files.remove(&backup);
-                    s.files.insert(absent, FakeFile { kind: FileKind::File, mode: 0o644, owner: "root".into(), group: "root".into(), content: Vec::new() });
+                    s.files.insert(
+                        absent,
+                        FakeFile {
+                            kind: FileKind::File,
+                            mode: 0o644,
+                            owner: "root".into(),
+                            group: "root".into(),
+                            content: Vec::new(),
+                        },
+                    );
                 }
             }
-            s.files.insert(a[0].clone(), FakeFile { kind: FileKind::File, mode: mode(&a[3])?, owner: a[1].clone(), group: a[2].clone(), content });
+            s.files.insert(
+                a[0].clone(),
+                FakeFile {
+                    kind: FileKind::File,
+                    mode: mode(&a[3])?,
+                    owner: a[1].clone(),
+                    group: a[2].clone(),
+                    content,
+                },
+            );
         }
         "cc_attr" => {
             owner_exists(s, &a[1], &a[2])?;
             let m = mode(&a[3])?;
-            let f = s.files.get_mut(&a[0]).ok_or(format!("chown: cannot access '{}'", a[0]))?;
+            let f = s
+                .files
+                .get_mut(&a[0])
+                .ok_or(format!("chown: cannot access '{}'", a[0]))?;
             (f.owner, f.group, f.mode) = (a[1].clone(), a[2].clone(), m);
         }
         "cc_systemctl" => {
@@ -439,7 +685,10 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
                 check_broken(s, unit)?;
             }
             let next_pid = s.next_pid + 1;
-            let u = s.units.get_mut(unit).ok_or(format!("Failed to {verb} {unit}: Unit {unit} not found."))?;
+            let u = s
+                .units
+                .get_mut(unit)
+                .ok_or(format!("Failed to {verb} {unit}: Unit {unit} not found."))?;
             match verb {
                 "enable" => u.enabled = "enabled".into(),
                 "disable" => u.enabled = "disabled".into(),
@@ -459,15 +708,27 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
             if let Err(e) = check_broken(s, unit) {
                 // As cc_restore: the previous content, or no file if there was none.
                 for p in &a[1..] {
-                    if let Some(b) = s.files.get(&format!("/var/lib/closetctl/backup{p}")).cloned() {
+                    if let Some(b) = s
+                        .files
+                        .get(&format!("/var/lib/closetctl/backup{p}"))
+                        .cloned()
+                    {
                         s.files.insert(p.clone(), b);
-                    } else if s.files.contains_key(&format!("/var/lib/closetctl/backup{p}.absent")) {
+                    } else if s
+                        .files
+                        .contains_key(&format!("/var/lib/closetctl/backup{p}.absent"))
+                    {
                         s.files.remove(p);
                     }
                 }
-                return Err(format!("{unit} did not come back; its last log lines:\n{e}"));
+                return Err(format!(
+                    "{unit} did not come back; its last log lines:\n{e}"
+                ));
             }
-            let u = s.units.get_mut(unit).ok_or(format!("Failed to restart {unit}: Unit {unit} not found."))?;
+            let u = s
+                .units
+                .get_mut(unit)
+                .ok_or(format!("Failed to restart {unit}: Unit {unit} not found."))?;
             u.active = "active".into();
             u.main_pid = pid;
         }
@@ -479,7 +740,11 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
 
 fn check_broken(s: &FakeState, unit: &str) -> Result<(), String> {
     if let Some((u, path, needle)) = &s.broken_unit {
-        let content = s.files.get(path).map(|f| String::from_utf8_lossy(&f.content).to_string()).unwrap_or_default();
+        let content = s
+            .files
+            .get(path)
+            .map(|f| String::from_utf8_lossy(&f.content).to_string())
+            .unwrap_or_default();
         if u == unit && content.contains(needle.as_str()) {
             return Err(format!("{unit}: fatal: error in {path}"));
         }
@@ -492,8 +757,16 @@ fn probe_commands(script: &str) -> Vec<(String, String)> {
     let mut lines = script.lines();
     let mut out = Vec::new();
     while let Some(l) = lines.next() {
-        let Some(name) = l.strip_prefix("sec command ") else { continue };
-        let Some(cmd) = lines.next().and_then(|c| c.strip_prefix("( ")).and_then(|c| c.split_once(" ) 2>/dev/null")) else { continue };
+        let Some(name) = l.strip_prefix("sec command ") else {
+            continue;
+        };
+        let Some(cmd) = lines
+            .next()
+            .and_then(|c| c.strip_prefix("( "))
+            .and_then(|c| c.split_once(" ) 2>/dev/null"))
+        else {
+            continue;
+        };
         out.push((name.to_string(), cmd.0.to_string()));
     }
     out
@@ -505,15 +778,24 @@ fn active(s: &FakeState, unit: &str) -> bool {
 
 /// Whether `sacctmgr` reaches slurmdbd: it runs, and slurm.conf points at it.
 fn slurmdbd_answers(s: &FakeState) -> bool {
-    let conf = s.files.get("/etc/slurm/slurm.conf").map(|f| String::from_utf8_lossy(&f.content).to_string()).unwrap_or_default();
-    s.slurmdb.database && active(s, "slurmdbd.service") && conf.contains("AccountingStorageType=accounting_storage/slurmdbd")
+    let conf = s
+        .files
+        .get("/etc/slurm/slurm.conf")
+        .map(|f| String::from_utf8_lossy(&f.content).to_string())
+        .unwrap_or_default();
+    s.slurmdb.database
+        && active(s, "slurmdbd.service")
+        && conf.contains("AccountingStorageType=accounting_storage/slurmdbd")
 }
 
 /// What the read-only accounting commands print: `(exit code, stdout)`; `None` for a
 /// command the fake does not know (its section is left out, as if not asked).
 fn fake_command(s: &FakeState, cmd: &str) -> Option<(i32, String)> {
     let db = &s.slurmdb;
-    let refused = (1, "sacctmgr: error: Sending PersistInit msg: Connection refused".to_string());
+    let refused = (
+        1,
+        "sacctmgr: error: Sending PersistInit msg: Connection refused".to_string(),
+    );
     if cmd.starts_with("mysql ") {
         if !s.installed.contains_key("mariadb-server") {
             return Some((127, String::new()));
@@ -522,21 +804,49 @@ fn fake_command(s: &FakeState, cmd: &str) -> Option<(i32, String)> {
         return Some((0, format!("{n}\t{n}\t{n}")));
     }
     if cmd.contains("sacctmgr -nP show cluster") {
-        return Some(if slurmdbd_answers(s) { (0, db.clusters.join("\n")) } else { refused });
+        return Some(if slurmdbd_answers(s) {
+            (0, db.clusters.join("\n"))
+        } else {
+            refused
+        });
     }
     if cmd.contains("sacctmgr -nP show assoc format=cluster,account,user,share") {
-        let rows: Vec<String> = db.associations.iter().map(|((c, a, u), share)| format!("{c}|{a}|{u}|{share}")).collect();
-        return Some(if slurmdbd_answers(s) { (0, rows.join("\n")) } else { refused });
+        let rows: Vec<String> = db
+            .associations
+            .iter()
+            .map(|((c, a, u), share)| format!("{c}|{a}|{u}|{share}"))
+            .collect();
+        return Some(if slurmdbd_answers(s) {
+            (0, rows.join("\n"))
+        } else {
+            refused
+        });
     }
     if cmd.contains("sacctmgr -nP show user format=user,defaultaccount") {
-        let rows: Vec<String> = db.defaults.iter().map(|(u, a)| format!("{u}|{a}")).collect();
-        return Some(if slurmdbd_answers(s) { (0, rows.join("\n")) } else { refused });
+        let rows: Vec<String> = db
+            .defaults
+            .iter()
+            .map(|(u, a)| format!("{u}|{a}"))
+            .collect();
+        return Some(if slurmdbd_answers(s) {
+            (0, rows.join("\n"))
+        } else {
+            refused
+        });
     }
     if cmd.contains("squeue -h") {
         if !active(s, "slurmctld.service") {
-            return Some((1, "slurm_load_jobs error: Unable to contact slurm controller (connect failure)".into()));
+            return Some((
+                1,
+                "slurm_load_jobs error: Unable to contact slurm controller (connect failure)"
+                    .into(),
+            ));
         }
-        let rows: Vec<String> = db.jobs.iter().map(|(id, u, a)| format!("{id} {u} {a}")).collect();
+        let rows: Vec<String> = db
+            .jobs
+            .iter()
+            .map(|(id, u, a)| format!("{id} {u} {a}"))
+            .collect();
         return Some((0, rows.join("\n")));
     }
     None
@@ -550,50 +860,84 @@ fn run_command(s: &mut FakeState, cmd: &str) -> Result<(), String> {
         if !active(s, "mariadb.service") {
             return Err("MariaDB does not answer after 30s".into());
         }
-        let conf = s.files.get("/etc/slurm/slurmdbd.conf").map(|f| String::from_utf8_lossy(&f.content).to_string()).unwrap_or_default();
-        if !conf.lines().any(|l| l.starts_with("StoragePass=") && l.len() > "StoragePass=".len()) {
+        let conf = s
+            .files
+            .get("/etc/slurm/slurmdbd.conf")
+            .map(|f| String::from_utf8_lossy(&f.content).to_string())
+            .unwrap_or_default();
+        if !conf
+            .lines()
+            .any(|l| l.starts_with("StoragePass=") && l.len() > "StoragePass=".len())
+        {
             return Err("no StoragePass in /etc/slurm/slurmdbd.conf".into());
         }
         s.slurmdb.database = true;
         return Ok(());
     }
-    let Some(at) = cmd.rfind("sacctmgr -i ") else { return Ok(()) };
+    let Some(at) = cmd.rfind("sacctmgr -i ") else {
+        return Ok(());
+    };
     if !slurmdbd_answers(s) {
         return Err("sacctmgr: error: Problem talking to the database: Connection refused".into());
     }
     let action = cmd[at..].split(';').next().unwrap_or_default();
-    let words = shlex::split(action).ok_or_else(|| format!("fake sacctmgr: cannot parse {action}"))?;
+    let words =
+        shlex::split(action).ok_or_else(|| format!("fake sacctmgr: cannot parse {action}"))?;
     s.slurmdb.commands.push(words[2..].join(" "));
-    let kv = |k: &str| words.iter().find_map(|w| w.strip_prefix(&format!("{k}="))).map(String::from);
+    let kv = |k: &str| {
+        words
+            .iter()
+            .find_map(|w| w.strip_prefix(&format!("{k}=")))
+            .map(String::from)
+    };
     let db = &mut s.slurmdb;
-    let has = |db: &FakeSlurmdb, key: &(String, String, String)| db.associations.iter().any(|(k, _)| k == key);
+    let has = |db: &FakeSlurmdb, key: &(String, String, String)| {
+        db.associations.iter().any(|(k, _)| k == key)
+    };
     match (words[2].as_str(), words[3].as_str()) {
         ("add", "cluster") => {
             let c = words[4].clone();
             if !db.clusters.contains(&c) {
                 db.clusters.push(c.clone());
-                db.associations.push(((c.clone(), "root".into(), String::new()), "1".into()));
-                db.associations.push(((c, "root".into(), "root".into()), "1".into()));
-                db.defaults.entry("root".into()).or_insert_with(|| "root".into());
+                db.associations
+                    .push(((c.clone(), "root".into(), String::new()), "1".into()));
+                db.associations
+                    .push(((c, "root".into(), "root".into()), "1".into()));
+                db.defaults
+                    .entry("root".into())
+                    .or_insert_with(|| "root".into());
             }
         }
         ("add", "account") => {
-            let key = (kv("cluster").ok_or("no cluster")?, words[4].clone(), String::new());
+            let key = (
+                kv("cluster").ok_or("no cluster")?,
+                words[4].clone(),
+                String::new(),
+            );
             if !has(db, &key) {
-                db.associations.push((key, kv("fairshare").unwrap_or_else(|| "1".into())));
+                db.associations
+                    .push((key, kv("fairshare").unwrap_or_else(|| "1".into())));
             }
         }
         ("add", "user") => {
-            let (user, account, cluster) = (words[4].clone(), kv("account").ok_or("no account")?, kv("cluster").ok_or("no cluster")?);
+            let (user, account, cluster) = (
+                words[4].clone(),
+                kv("account").ok_or("no account")?,
+                kv("cluster").ok_or("no cluster")?,
+            );
             if !has(db, &(cluster.clone(), account.clone(), String::new())) {
-                return Err(format!(" The account '{account}' doesn't exist on cluster {cluster}"));
+                return Err(format!(
+                    " The account '{account}' doesn't exist on cluster {cluster}"
+                ));
             }
             let key = (cluster, account.clone(), user.clone());
             if !has(db, &key) {
                 if !db.defaults.contains_key(&user) {
-                    db.defaults.insert(user.clone(), kv("defaultaccount").unwrap_or(account));
+                    db.defaults
+                        .insert(user.clone(), kv("defaultaccount").unwrap_or(account));
                 }
-                db.associations.push((key, kv("fairshare").unwrap_or_else(|| "1".into())));
+                db.associations
+                    .push((key, kv("fairshare").unwrap_or_else(|| "1".into())));
             }
         }
         ("modify", what) => {
@@ -602,7 +946,11 @@ fn run_command(s: &mut FakeState, cmd: &str) -> Result<(), String> {
                 db.defaults.insert(name.clone(), d);
             }
             if let Some(share) = kv("fairshare") {
-                let (account, user) = if what == "account" { (name, String::new()) } else { (kv("account").ok_or("no account")?, name) };
+                let (account, user) = if what == "account" {
+                    (name, String::new())
+                } else {
+                    (kv("account").ok_or("no account")?, name)
+                };
                 for ((c, a, u), sh) in db.associations.iter_mut() {
                     if Some(c.clone()) == kv("cluster") && *a == account && *u == user {
                         *sh = share.clone();
@@ -611,11 +959,21 @@ fn run_command(s: &mut FakeState, cmd: &str) -> Result<(), String> {
             }
         }
         ("remove", "user") => {
-            let (name, account, cluster) = (kv("name").ok_or("no name")?, kv("account"), kv("cluster"));
-            if let Some((_, jobs)) = db.jobs.iter().find(|(_, u, a)| *u == name && account.as_ref().is_none_or(|x| x == a)).map(|j| ((), j.0)) {
+            let (name, account, cluster) =
+                (kv("name").ok_or("no name")?, kv("account"), kv("cluster"));
+            if let Some((_, jobs)) = db
+                .jobs
+                .iter()
+                .find(|(_, u, a)| *u == name && account.as_ref().is_none_or(|x| x == a))
+                .map(|j| ((), j.0))
+            {
                 return Err(format!(" Error with request: Job(s) active, cancel job(s) before remove\n  JobID = {jobs}"));
             }
-            db.associations.retain(|((c, a, u), _)| !(*u == name && cluster.as_ref().is_none_or(|x| x == c) && account.as_ref().is_none_or(|x| x == a)));
+            db.associations.retain(|((c, a, u), _)| {
+                !(*u == name
+                    && cluster.as_ref().is_none_or(|x| x == c)
+                    && account.as_ref().is_none_or(|x| x == a))
+            });
             if !db.associations.iter().any(|((_, _, u), _)| *u == name) {
                 db.defaults.remove(&name);
             }

@@ -34,11 +34,17 @@ impl RemoteOutput {
 /// A connected host.
 pub trait Transport: Send + Sync + 'static {
     /// Run `script` with `sh -s` as root; the script goes on stdin, never in argv.
-    fn run(&self, script: String) -> impl Future<Output = Result<RemoteOutput, TransportError>> + Send;
+    fn run(
+        &self,
+        script: String,
+    ) -> impl Future<Output = Result<RemoteOutput, TransportError>> + Send;
 }
 
 /// Opens connections to hosts.
 pub trait Connector: Send + Sync {
     type Conn: Transport;
-    fn connect(&self, host: &Host) -> impl Future<Output = Result<Self::Conn, TransportError>> + Send;
+    fn connect(
+        &self,
+        host: &Host,
+    ) -> impl Future<Output = Result<Self::Conn, TransportError>> + Send;
 }

@@ -28,14 +28,21 @@ impl SshConnector {
                 let path = dir.path().join("ssh_config");
                 let mut text = format!("Include {}\n", extra.display());
                 if let Some(home) = std::env::var_os("HOME") {
-                    text.push_str(&format!("Include {}/.ssh/config\n", PathBuf::from(home).display()));
+                    text.push_str(&format!(
+                        "Include {}/.ssh/config\n",
+                        PathBuf::from(home).display()
+                    ));
                 }
                 text.push_str("Include /etc/ssh/ssh_config\n");
                 std::fs::write(&path, text)?;
                 (Some(path), Some(Arc::new(dir)))
             }
         };
-        Ok(SshConnector { settings: settings.clone(), config, _dir: dir })
+        Ok(SshConnector {
+            settings: settings.clone(),
+            config,
+            _dir: dir,
+        })
     }
 }
 
@@ -50,9 +57,15 @@ impl Connector for SshConnector {
 
     async fn connect(&self, host: &Host) -> Result<SshHost, TransportError> {
         let mut b = SessionBuilder::default();
-        b.known_hosts_check(if self.settings.strict_host_key_checking { KnownHosts::Strict } else { KnownHosts::Add })
-            .connect_timeout(Duration::from_secs(self.settings.connect_timeout_secs.into()))
-            .server_alive_interval(Duration::from_secs(5));
+        b.known_hosts_check(if self.settings.strict_host_key_checking {
+            KnownHosts::Strict
+        } else {
+            KnownHosts::Add
+        })
+        .connect_timeout(Duration::from_secs(
+            self.settings.connect_timeout_secs.into(),
+        ))
+        .server_alive_interval(Duration::from_secs(5));
         if let Some(user) = &self.settings.user {
             b.user(user.clone());
         }
@@ -65,11 +78,18 @@ impl Connector for SshConnector {
         if let Some(cfg) = &self.config {
             b.config_file(cfg);
         }
-        let session = b.connect_mux(&host.address).await.map_err(|e| TransportError::Connect {
-            host: host.name.clone(),
-            message: error_chain(&e),
-        })?;
-        Ok(SshHost { name: host.name.clone(), session, become_root: self.settings.become_root })
+        let session = b
+            .connect_mux(&host.address)
+            .await
+            .map_err(|e| TransportError::Connect {
+                host: host.name.clone(),
+                message: error_chain(&e),
+            })?;
+        Ok(SshHost {
+            name: host.name.clone(),
+            session,
+            become_root: self.settings.become_root,
+        })
     }
 }
 
@@ -89,7 +109,10 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 impl Transport for SshHost {
     async fn run(&self, script: String) -> Result<RemoteOutput, TransportError> {
-        let err = |e: &dyn std::error::Error| TransportError::Run { host: self.name.clone(), message: error_chain(e) };
+        let err = |e: &dyn std::error::Error| TransportError::Run {
+            host: self.name.clone(),
+            message: error_chain(e),
+        };
         let mut cmd = if self.become_root {
             let mut c = self.session.command("sudo");
             c.args(["-n", "sh", "-s"]);
@@ -99,7 +122,9 @@ impl Transport for SshHost {
             c.arg("-s");
             c
         };
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().await.map_err(|e| err(&e))?;
         let mut stdin = child.stdin().take().expect("stdin is piped");
         let writer = async move {
