@@ -9,13 +9,15 @@ set -euo pipefail
 . "$VM_DIR/lib.sh"
 
 INV=$VM_STATE/users-inventory.toml
-awk '/^\[nfs\]/ { exit } { print }' "$VM_INVENTORY" > "$INV"
+# Drop the NFS, Slurm and Tailscale sections (with their sub-tables); keep the rest.
+awk '/^\[+(nfs|slurm|tailscale)[].]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' "$VM_INVENTORY" > "$INV"
+grep -q '^\[\[power.circuit\]\]' "$INV" || fail "users inventory lost its circuits"
 grep -q '^\[\[user\]\]' "$INV" || fail "users inventory has no users"
 
 step "node2: alice created by hand with another uid; node1 stopped"
 vm_ssh node2 'useradd -M -u 1500 alice'
 vm_pause node1
-trap 'vm_resume node1 2>/dev/null || true' EXIT
+trap 'vm_resume node1 2>/dev/null || true; vm_ssh node2 "userdel alice 2>/dev/null; true" || true' EXIT
 
 rc=0; out=$("$CLOSETCTL" plan -i "$INV" 2>&1) || rc=$?
 echo "$out"

@@ -9,7 +9,7 @@ set -euo pipefail
 
 INV=$VM_STATE/slurm-inventory.toml
 # Without [nfs]: this scenario is about Slurm (30-nfs.sh adds the shares).
-awk '/^\[nfs\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' "$VM_INVENTORY" > "$INV"
+awk '/^\[+(nfs|tailscale)[].]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' "$VM_INVENTORY" > "$INV"
 grep -q '^\[slurm\]' "$INV" || fail "no [slurm] in the inventory"
 
 step "fresh closet -> apply"
