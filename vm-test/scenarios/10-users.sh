@@ -24,8 +24,8 @@ echo "$out"
 assert_eq 1 "$rc" "plan exit code with an unreachable host and a conflict"
 assert_contains "$out" 'conflict: user `alice` has uid 1500 here; the inventory says 1001'
 assert_match "$out" 'host node1'$'\n''  ! unreachable: ' "node1 reported unreachable"
-assert_contains "$out" "Host node1 unreachable"
-assert_contains "$out" "Host node2 with conflicts"
+assert_contains "$out" "Host unreachable: node1."
+assert_contains "$out" "Host with conflicts: node2."
 
 rc=0; out=$("$CLOSETCTL" apply -i "$INV" --yes 2>&1) || rc=$?
 echo "$out"
