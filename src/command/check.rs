@@ -137,7 +137,7 @@ pub async fn gather<C: Connector + 'static>(
     let requests = inventory
         .hosts
         .iter()
-        .map(|h| (h.name.clone(), ProbeRequest::default()))
+        .map(|h| (h.name.clone(), ProbeRequest::everything()))
         .collect();
     let (_, facts) = engine::gather(connector, &inventory.hosts, requests, None).await;
     facts

@@ -1,6 +1,7 @@
 //! `closetctl facts`: run the probe on each host and print what it found.
 
 use super::{CliError, HostArgs, InventoryArgs, Loaded};
+use crate::facts::probe::ProbeRequest;
 use crate::facts::HostFacts;
 use clap::Args;
 
@@ -18,8 +19,12 @@ pub struct FactsArgs {
 pub async fn run(args: FactsArgs) -> Result<i32, CliError> {
     let loaded = Loaded::load(&args.inventory.inventory)?;
     let connector = super::ssh_connector(&loaded.inventory)?;
-    let (_, mut facts, _) =
-        super::plan_with(connector, &loaded, &args.hosts.hosts, None, None).await?;
+    let mut requests = super::plan::probe_requests(&loaded, &args.hosts.hosts, None)?;
+    for req in requests.values_mut() {
+        req.merge(ProbeRequest::everything());
+    }
+    let (_, mut facts) =
+        crate::engine::gather(connector, &loaded.inventory.hosts, requests, None).await;
     if !args.hosts.hosts.is_empty() {
         facts.hosts.retain(|h, _| args.hosts.hosts.contains(h));
         facts

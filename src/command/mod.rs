@@ -2,13 +2,13 @@
 //! secrets, and the error type whose variants map to hints and exit codes.
 //! Each subcommand lives in its own file.
 
-mod adduser;
-mod apply;
+pub mod adduser;
+pub mod apply;
 mod check;
 mod export;
-mod facts;
-mod plan;
-mod render;
+pub mod facts;
+pub mod plan;
+pub mod render;
 pub mod tailscale;
 
 pub use apply::{apply_with, ApplyOptions, ApplyOutcome};

@@ -4,6 +4,7 @@
 use super::{CliError, HostArgs, InventoryArgs, Loaded};
 use crate::desired::probe_request;
 use crate::engine::{self, Connections, Events};
+use crate::facts::probe::ProbeRequest;
 use crate::facts::ClusterFacts;
 use crate::plan::{self, render, Plan};
 use crate::transport::Connector;
@@ -25,18 +26,16 @@ pub struct PlanArgs {
     pub detailed_exitcode: bool,
 }
 
-/// Gather facts for the selected hosts (taking the apply lock when `lock` is given) and plan.
-pub async fn plan_with<C: Connector + 'static>(
-    connector: Arc<C>,
+/// One probe request per inventory host. Templates may read any host's facts
+/// (slurm.conf lists every node), so every host is probed, but only the selected ones
+/// take the lock.
+pub fn probe_requests(
     loaded: &Loaded,
     hosts: &[String],
     lock: Option<String>,
-    events: Option<Events>,
-) -> Result<(Plan, ClusterFacts, Connections<C::Conn>), CliError> {
+) -> Result<BTreeMap<String, ProbeRequest>, CliError> {
     let selected = loaded.select(hosts)?;
-    // Templates may read any host's facts (slurm.conf lists every node), so probe all
-    // hosts the plan depends on, but only plan (and lock) the selected ones.
-    let requests: BTreeMap<String, _> = loaded
+    Ok(loaded
         .inventory
         .hosts
         .iter()
@@ -47,7 +46,18 @@ pub async fn plan_with<C: Connector + 'static>(
             }
             (h.name.clone(), req)
         })
-        .collect();
+        .collect())
+}
+
+/// Gather facts for the selected hosts (taking the apply lock when `lock` is given) and plan.
+pub async fn plan_with<C: Connector + 'static>(
+    connector: Arc<C>,
+    loaded: &Loaded,
+    hosts: &[String],
+    lock: Option<String>,
+    events: Option<Events>,
+) -> Result<(Plan, ClusterFacts, Connections<C::Conn>), CliError> {
+    let requests = probe_requests(loaded, hosts, lock)?;
     let (connections, facts) =
         engine::gather(connector, &loaded.inventory.hosts, requests, events).await;
     let plan = plan::plan(&loaded.inputs(), &facts, hosts);

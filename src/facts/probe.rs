@@ -32,15 +32,34 @@ pub struct ProbeRequest {
     pub commands: BTreeMap<String, String>,
     /// Take the apply lock, recording this holder text.
     pub lock: Option<String>,
+    /// CPU topology and GPUs (`nvidia-smi` costs most of a probe on a busy host).
+    pub hardware: bool,
+    /// NTP synchronisation (`timedatectl` wakes systemd-timedated over D-Bus).
+    pub time_sync: bool,
+    /// The cluster interface and its link speed (`ip -o addr`).
+    pub link: bool,
 }
 
 impl ProbeRequest {
+    /// Everything the probe can tell, for `facts` and the preflight checks.
+    pub fn everything() -> ProbeRequest {
+        ProbeRequest {
+            hardware: true,
+            time_sync: true,
+            link: true,
+            ..ProbeRequest::default()
+        }
+    }
+
     pub fn merge(&mut self, other: ProbeRequest) {
         self.packages.extend(other.packages);
         self.units.extend(other.units);
         self.files.extend(other.files);
         self.secret_files.extend(other.secret_files);
         self.commands.extend(other.commands);
+        self.hardware |= other.hardware;
+        self.time_sync |= other.time_sync;
+        self.link |= other.link;
     }
 }
 
@@ -77,12 +96,12 @@ $st
 CLOSETCTL_STAT
 sec content $small; [ -z "$small" ] || cat $small | base64 -w0; echo
 sec sha256; [ -z "$hashed" ] || sha256sum $hashed
-sec cpu; grep -E '^(processor|physical id|core id)[[:space:]]*:' /proc/cpuinfo
+sec cpu; [ -z "$HARDWARE" ] || grep -E '^(processor|physical id|core id)[[:space:]]*:' /proc/cpuinfo
 sec memory; read -r l < /proc/meminfo; printf '%s\n' "$l"
-sec gpus; ! command -v nvidia-smi >/dev/null 2>&1 || nvidia-smi --query-gpu=index,name,memory.total,power.limit,power.draw --format=csv,noheader,nounits 2>/dev/null
-sec time; date +%s.%N; timedatectl show -p NTPSynchronized --value 2>/dev/null
+sec gpus; [ -z "$HARDWARE" ] || ! command -v nvidia-smi >/dev/null 2>&1 || nvidia-smi --query-gpu=index,name,memory.total,power.limit,power.draw --format=csv,noheader,nounits 2>/dev/null
+sec time; date +%s.%N; [ -z "$TIME_SYNC" ] || timedatectl show -p NTPSynchronized --value 2>/dev/null
 sec ssh; printf '%s\n' "${SSH_CONNECTION:-}"
-sec addrs; ip -o addr show 2>/dev/null
+sec addrs; [ -z "$LINK" ] || ip -o addr show 2>/dev/null
 sec speeds; for f in /sys/class/net/*/speed; do sp=; { read -r sp < "$f"; } 2>/dev/null; i=${f%/speed}; printf '%s %s\n' "${i##*/}" "$sp"; done
 sec lock
 if [ -n "$LOCK" ]; then
@@ -103,6 +122,13 @@ pub fn script(req: &ProbeRequest) -> String {
     s.push_str(&format!(
         "LOCK={}\n",
         quote(req.lock.as_deref().unwrap_or(""))
+    ));
+    let flag = |on: bool| if on { "1" } else { "" };
+    s.push_str(&format!(
+        "HARDWARE={}\nTIME_SYNC={}\nLINK={}\n",
+        flag(req.hardware),
+        flag(req.time_sync),
+        flag(req.link)
     ));
     s.push_str(BODY);
     for (name, command) in &req.commands {
@@ -547,7 +573,7 @@ mod tests {
             ]
             .into(),
             commands: [("echo".to_string(), "echo hello".to_string())].into(),
-            ..Default::default()
+            ..ProbeRequest::everything()
         };
         let out = std::process::Command::new("sh")
             .arg("-c")
@@ -567,5 +593,33 @@ mod tests {
         assert!(facts.time.epoch > 1.0e9);
         assert_eq!(facts.commands["echo"].stdout, "hello\n");
         assert_eq!(facts.commands["echo"].exit_code, 0);
+    }
+
+    #[test]
+    fn costly_facts_are_gathered_only_when_asked() {
+        let req = ProbeRequest::default();
+        let text = script(&req);
+        assert!(text.contains("HARDWARE=\nTIME_SYNC=\nLINK=\n"), "{text}");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&text)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let facts = parse(&stdout, &req).expect("parses");
+        assert_eq!(facts.link, None, "no `ip -o addr` without `link`");
+        assert_eq!(
+            facts.time.ntp_synchronized, None,
+            "no timedatectl without `time_sync`"
+        );
+        let cpu = stdout.split("@@closetctl cpu\n").nth(1).unwrap();
+        assert!(
+            cpu.starts_with("@@closetctl memory"),
+            "no cpuinfo without `hardware`: {cpu}"
+        );
+        assert!(
+            facts.memory_mib > 0,
+            "memory is read with a shell builtin, always"
+        );
     }
 }

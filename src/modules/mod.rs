@@ -34,7 +34,11 @@ pub fn resources(
 
 /// Extra facts modules need beyond their resources.
 pub fn probe_extras(inventory: &Inventory, host: &Host) -> ProbeRequest {
-    let mut req = ProbeRequest::default();
+    let mut req = ProbeRequest {
+        // Slurm node lines and the GPU check need the hardware of compute hosts only.
+        hardware: inventory.slurm.is_some() && host.has_role(crate::inventory::Role::Compute),
+        ..ProbeRequest::default()
+    };
     if nfs::is_client(inventory, host) && inventory.home_on_nfs() {
         req.commands
             .insert(nfs::HOME_ENTRIES.into(), nfs::HOME_ENTRIES_COMMAND.into());
