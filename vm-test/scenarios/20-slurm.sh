@@ -56,6 +56,7 @@ assert_eq 2 "$rc" "plan has changes"
 assert_contains "$plan" "~ file /etc/slurm/slurm.conf (disruption: reconfigure)"
 assert_contains "$plan" "handler reconfigure slurm: run \`scontrol reconfigure\`"
 assert_not_contains "$plan" "restart slurmd"
+assert_contains "$plan" "handler reload slurmd: reload slurmd.service"
 "$CLOSETCTL" apply -i "$INV" --yes
 assert_match "$(vm_ssh head scontrol show partition gpu)" 'MaxTime=1-00:00:00' "partition change is live"
 assert_eq "$pid1" "$(vm_ssh node1 systemctl show -p MainPID --value slurmd)" "slurmd on node1 not restarted"
