@@ -76,3 +76,15 @@ for round in 1 2 3; do
     t2=$(date +%s.%N)
     awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { printf "BENCH round '"$round"': ssh true %.2fs, plan %.2fs, ratio %.2f\n", b - a, c - b, (c - b) / (b - a) }'
 done
+
+step "adduser refuses a uid taken live on a guest, naming the guest"
+vm_ssh node1 'useradd -M -u 1600 dave'
+before=$(sha256sum "$INV")
+rc=0; out=$("$CLOSETCTL" adduser erin --uid 1600 --group vision-lab -i "$INV" 2>&1) || rc=$?
+echo "$out"
+vm_ssh node1 'userdel dave'
+assert_eq 1 "$rc" "adduser exit code"
+assert_contains "$out" 'host `node1`: uid 1600 is held by user `dave`'
+assert_eq "$before" "$(sha256sum "$INV")" "inventory unchanged"
+"$CLOSETCTL" adduser erin --uid 1600 --group vision-lab -i "$INV"
+assert_contains "$(cat "$INV")" 'name = "erin"'
