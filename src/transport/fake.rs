@@ -9,9 +9,7 @@
 
 use super::{Connector, RemoteOutput, Transport, TransportError};
 use crate::facts::probe::MARKER;
-use crate::facts::{
-    CpuTopology, FileKind, Gpu, GroupEntry, OsRelease, PackageState, PasswdEntry, UnitState,
-};
+use crate::facts::{CpuTopology, FileKind, Gpu, GroupEntry, OsRelease, PasswdEntry, UnitState};
 use crate::inventory::Host;
 use base64::Engine as _;
 use std::collections::BTreeMap;
@@ -989,6 +987,3 @@ pub fn preinstall(s: &mut FakeState, packages: &[&str]) {
         s.installed.insert(p.to_string(), "1.0".into());
     }
 }
-
-#[allow(dead_code)]
-fn _kinds(_: PackageState) {}
