@@ -59,7 +59,7 @@ assert_not_contains() {
     case $1 in *"$2"*) fail "${3:-unexpected text}: [$2] in [$1]" ;; *) ;; esac
 }
 assert_match() {
-    printf '%s\n' "$1" | grep -Eq -- "$2" || fail "${3:-no match}: /$2/ not in [$1]"
+    grep -Eq -- "$2" <<<"$1" || fail "${3:-no match}: /$2/ not in [$1]"
 }
 assert_ok() { "$@" || fail "command failed (rc=$?): $*"; }
 assert_fails() { if "$@"; then fail "command succeeded but should fail: $*"; fi; }

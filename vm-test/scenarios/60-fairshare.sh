@@ -59,7 +59,7 @@ while IFS= read -r pair; do
 done <<<"$pairs"
 
 step "a job run as alice is accounted to her default account"
-first_alice=$(grep '|alice$' <<<"$pairs" | head -n1 | cut -d'|' -f1)
+first_alice=$(grep -m1 '|alice$' <<<"$pairs" | cut -d'|' -f1)
 vm_ssh head "su - alice -c 'srun -N1 hostname'" || fail "srun as alice"
 acct=
 for _ in $(seq 1 30); do
