@@ -166,6 +166,31 @@ pub struct ApplyReport {
 }
 
 impl ApplyReport {
+    /// What apply will report for each host before any step runs: the hosts it will
+    /// change, leave alone, or skip (and why).
+    pub fn before(plan: &Plan) -> ApplyReport {
+        let mut report = ApplyReport::default();
+        for hp in &plan.hosts {
+            let outcome = match hp.status {
+                HostStatus::Ready if hp.change_count() == 0 => HostOutcome::Unchanged,
+                HostStatus::Ready => HostOutcome::Converged {
+                    changes: hp.change_count(),
+                },
+                HostStatus::Unreachable => HostOutcome::Skipped {
+                    reason: format!("unreachable: {}", hp.error.clone().unwrap_or_default()),
+                },
+                HostStatus::Conflict => HostOutcome::Skipped {
+                    reason: format!("conflicts: {}", hp.conflicts.join("; ")),
+                },
+                HostStatus::Locked | HostStatus::Error => HostOutcome::Skipped {
+                    reason: hp.error.clone().unwrap_or_default(),
+                },
+            };
+            report.hosts.insert(hp.host.clone(), outcome);
+        }
+        report
+    }
+
     pub fn all_ok(&self) -> bool {
         self.hosts
             .values()
@@ -180,25 +205,7 @@ pub async fn apply<T: Transport>(
     connections: &Connections<T>,
     events: Option<Events>,
 ) -> ApplyReport {
-    let mut report = ApplyReport::default();
-    for hp in &plan.hosts {
-        let outcome = match hp.status {
-            HostStatus::Ready if hp.change_count() == 0 => HostOutcome::Unchanged,
-            HostStatus::Ready => HostOutcome::Converged {
-                changes: hp.change_count(),
-            },
-            HostStatus::Unreachable => HostOutcome::Skipped {
-                reason: format!("unreachable: {}", hp.error.clone().unwrap_or_default()),
-            },
-            HostStatus::Conflict => HostOutcome::Skipped {
-                reason: format!("conflicts: {}", hp.conflicts.join("; ")),
-            },
-            HostStatus::Locked | HostStatus::Error => HostOutcome::Skipped {
-                reason: hp.error.clone().unwrap_or_default(),
-            },
-        };
-        report.hosts.insert(hp.host.clone(), outcome);
-    }
+    let mut report = ApplyReport::before(plan);
     for step in step_order {
         let mut set = JoinSet::new();
         for hp in &plan.hosts {

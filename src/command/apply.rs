@@ -74,7 +74,7 @@ pub async fn apply_with<C: Connector + 'static>(
     .await?;
     if !plan.has_changes() || !confirm(&plan) {
         engine::unlock(&facts, &connections).await;
-        let report = engine::apply(&empty_of(&plan), &[], &connections, None).await;
+        let report = ApplyReport::before(&empty_of(&plan));
         return Ok(ApplyOutcome {
             plan,
             report,

@@ -81,10 +81,6 @@ pub fn add_user(path: &Path, source: &str, user: &NewUser) -> Result<String, Edi
     }
     users.push(table);
     let mut text = doc.to_string();
-    if let Some(pos) = last {
-        // Tables sharing a position keep insertion order; renumber nothing else.
-        let _ = pos;
-    }
     if !text.ends_with('\n') {
         text.push('\n');
     }
