@@ -8,15 +8,16 @@
 //! probe took is released on every host that took it.
 
 use crate::facts::probe::{self, ProbeRequest};
-use crate::facts::ClusterFacts;
+use crate::facts::{ClusterFacts, HostFacts};
 use crate::inventory::Host;
+use crate::lock;
 use crate::ops;
 use crate::plan::{HostStatus, Plan};
 use crate::transport::{Connector, Transport};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 
@@ -61,12 +62,34 @@ pub struct Connections<T> {
     pub hosts: BTreeMap<String, Arc<T>>,
 }
 
-/// Connect to every host and run its probe, all hosts at once.
+/// Connect to every host and run its probe, all hosts at once, with the default limit
+/// for connect + probe.
 pub async fn gather<C>(
     connector: Arc<C>,
     hosts: &[Host],
     requests: BTreeMap<String, ProbeRequest>,
     events: Option<Events>,
+) -> (Connections<C::Conn>, ClusterFacts)
+where
+    C: Connector + 'static,
+{
+    let limit = Duration::from_secs(crate::inventory::Timeouts::default().probe_secs.into());
+    gather_with(connector, hosts, requests, events, limit).await
+}
+
+/// How long releasing a lock may take before closetctl gives up on it.
+pub const RELEASE_LIMIT: Duration = Duration::from_secs(15);
+
+/// [`gather`] with `limit` for connect + probe on each host. A host that takes longer
+/// is unreachable. When the probe was to take the lock and its answer is lost, late or
+/// unreadable, the lock is released again (only if it is this run's), over a new
+/// connection if need be. A lock someone else holds is judged live or stale here.
+pub async fn gather_with<C>(
+    connector: Arc<C>,
+    hosts: &[Host],
+    requests: BTreeMap<String, ProbeRequest>,
+    events: Option<Events>,
+    limit: Duration,
 ) -> (Connections<C::Conn>, ClusterFacts)
 where
     C: Connector + 'static,
@@ -78,26 +101,7 @@ where
         let request = requests.get(&host.name).cloned().unwrap_or_default();
         set.spawn(async move {
             let started = Instant::now();
-            let result = async {
-                let conn = connector.connect(&host).await.map_err(|e| e.to_string())?;
-                let sent = now();
-                let out = conn
-                    .run(probe::script(&request))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let received = now();
-                if !out.success() && !out.stdout.contains(probe::MARKER) {
-                    return Err(format!(
-                        "the probe failed (exit {}): {}",
-                        out.status,
-                        last_lines(&out.stderr, 5)
-                    ));
-                }
-                let mut facts = probe::parse(&out.stdout, &request).map_err(|e| e.to_string())?;
-                facts.time.local_epoch = (sent + received) / 2.0;
-                Ok((conn, facts))
-            }
-            .await;
+            let result = probe_host(&*connector, &host, &request, limit).await;
             (host.name, result, started.elapsed().as_millis())
         });
     }
@@ -108,7 +112,14 @@ where
     while let Some(joined) = set.join_next().await {
         let (name, result, millis) = joined.expect("probe task panicked");
         match result {
-            Ok((conn, host_facts)) => {
+            Ok((conn, mut host_facts)) => {
+                if let Some(held) = &mut host_facts.lock_held {
+                    held.verdict = Some(lock::verdict(
+                        held,
+                        host_facts.time.epoch,
+                        &lock::LocalMachine,
+                    ));
+                }
                 emit(
                     &events,
                     Event::FactsGathered {
@@ -132,6 +143,80 @@ where
         }
     }
     (connections, facts)
+}
+
+/// Connect and probe one host within `limit`.
+async fn probe_host<C: Connector>(
+    connector: &C,
+    host: &Host,
+    request: &ProbeRequest,
+    limit: Duration,
+) -> Result<(C::Conn, HostFacts), String> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let late = || format!("no answer within {} s (connect and probe)", limit.as_secs());
+    let conn = match tokio::time::timeout_at(deadline, connector.connect(host)).await {
+        Err(_) => return Err(late()),
+        Ok(Err(e)) => return Err(e.to_string()),
+        Ok(Ok(conn)) => conn,
+    };
+    let sent = now();
+    let answer = tokio::time::timeout_at(deadline, conn.run(probe::script(request))).await;
+    let received = now();
+    let parsed = match answer {
+        Err(_) => Err(late()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(out)) if !out.success() && !out.stdout.contains(probe::MARKER) => Err(format!(
+            "the probe failed (exit {}): {}",
+            out.status,
+            last_lines(&out.stderr, 5)
+        )),
+        Ok(Ok(out)) => probe::parse(&out.stdout, request).map_err(|e| e.to_string()),
+    };
+    match parsed {
+        Ok(mut facts) => {
+            facts.time.local_epoch = (sent + received) / 2.0;
+            Ok((conn, facts))
+        }
+        Err(error) => match &request.lock {
+            // The probe may have taken the lock before its answer went missing.
+            Some(owner) => {
+                let released = release_after_failure(connector, host, &conn, &owner.run).await;
+                Err(match released {
+                    Ok(()) => format!("{error} (the lock its probe may have taken is released)"),
+                    Err(why) => format!(
+                        "{error}; the lock its probe may have taken could not be released ({why}): it will show as stale"
+                    ),
+                })
+            }
+            None => Err(error),
+        },
+    }
+}
+
+/// Release `run`'s lock over `conn`, or over a new connection when that one is gone.
+async fn release_after_failure<C: Connector>(
+    connector: &C,
+    host: &Host,
+    conn: &C::Conn,
+    run: &str,
+) -> Result<(), String> {
+    let script = lock::release_script(run);
+    match tokio::time::timeout(RELEASE_LIMIT, conn.run(script.clone())).await {
+        Ok(Ok(out)) if out.success() => return Ok(()),
+        _ => {}
+    }
+    let again = async {
+        let fresh = connector.connect(host).await.map_err(|e| e.to_string())?;
+        let out = fresh.run(script).await.map_err(|e| e.to_string())?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(last_lines(&out.stderr, 3))
+        }
+    };
+    tokio::time::timeout(RELEASE_LIMIT, again)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {} s", RELEASE_LIMIT.as_secs())))
 }
 
 fn now() -> f64 {
@@ -275,31 +360,35 @@ pub async fn apply<T: Transport>(
     report
 }
 
-/// Release the apply lock on every host whose probe took it.
-pub async fn unlock<T: Transport>(facts: &ClusterFacts, connections: &Connections<T>) {
+/// Release `run`'s lock on every host whose probe took it, all at once. The hosts
+/// where that did not work (their lock may remain), with the reason.
+pub async fn unlock<T: Transport>(
+    facts: &ClusterFacts,
+    connections: &Connections<T>,
+    run: &str,
+) -> BTreeMap<String, String> {
     let mut set = JoinSet::new();
     for (name, conn) in &connections.hosts {
         if facts.host(name).is_some_and(|f| f.lock_acquired) {
-            let conn = conn.clone();
-            set.spawn(async move { conn.run(ops::unlock_script()).await });
+            let (conn, name, script) = (conn.clone(), name.clone(), lock::release_script(run));
+            set.spawn(async move {
+                let result = match tokio::time::timeout(RELEASE_LIMIT, conn.run(script)).await {
+                    Err(_) => Err(format!("no answer within {} s", RELEASE_LIMIT.as_secs())),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Ok(Ok(out)) if out.success() => Ok(()),
+                    Ok(Ok(out)) => Err(last_lines(&out.stderr, 3)),
+                };
+                (name, result)
+            });
         }
     }
-    while set.join_next().await.is_some() {}
-}
-
-/// Who holds the apply lock: user, machine, process and start time (UTC).
-pub fn lock_holder() -> String {
-    let user = std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "root".into());
-    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into());
-    format!(
-        "{user}@{machine} (closetctl pid {}) since {}",
-        std::process::id(),
-        utc_timestamp(now() as i64)
-    )
+    let mut failed = BTreeMap::new();
+    while let Some(joined) = set.join_next().await {
+        if let Ok((name, Err(why))) = joined {
+            failed.insert(name, why);
+        }
+    }
+    failed
 }
 
 /// `2026-11-29T23:40:00Z` from epoch seconds (civil-from-days, no time zone data needed).

@@ -10,6 +10,7 @@ use crate::transport::Connector;
 use crate::verify::{self, Finding};
 use clap::Args;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 
@@ -32,6 +33,8 @@ pub struct ApplyOptions {
     pub hosts: Vec<String>,
     /// Check MUNGE and Slurm with their own tools after apply.
     pub verify: bool,
+    /// Who takes the locks; `None` is this process with a fresh run id.
+    pub owner: Option<crate::lock::Owner>,
 }
 
 /// What an apply did: the plan it ran, the per-host outcome, and the plan after it.
@@ -42,6 +45,8 @@ pub struct ApplyOutcome {
     pub after: Option<Plan>,
     /// Checks with the cluster's own tools after apply (MUNGE across hosts, Slurm nodes).
     pub verification: Vec<Finding>,
+    /// Hosts whose lock could not be released, and why: it may remain.
+    pub locks_left: BTreeMap<String, String>,
 }
 
 impl ApplyOutcome {
@@ -63,23 +68,22 @@ pub async fn apply_with<C: Connector + 'static>(
     reporter: &Reporter,
     confirm: impl FnOnce(&Plan) -> bool,
 ) -> Result<ApplyOutcome, CliError> {
-    let holder = engine::lock_holder();
-    let (plan, facts, connections) = super::plan_with(
-        connector.clone(),
-        loaded,
-        &options.hosts,
-        Some(holder),
-        None,
-    )
-    .await?;
+    let owner = options
+        .owner
+        .clone()
+        .unwrap_or_else(crate::lock::Owner::current);
+    let run = owner.run.clone();
+    let (plan, facts, connections) =
+        super::plan_with(connector.clone(), loaded, &options.hosts, Some(owner), None).await?;
     if !plan.has_changes() || !confirm(&plan) {
-        engine::unlock(&facts, &connections).await;
+        let locks_left = engine::unlock(&facts, &connections, &run).await;
         let report = ApplyReport::before(&empty_of(&plan));
         return Ok(ApplyOutcome {
             plan,
             report,
             after: None,
             verification: Vec::new(),
+            locks_left,
         });
     }
     let report = engine::apply(
@@ -89,7 +93,7 @@ pub async fn apply_with<C: Connector + 'static>(
         Some(reporter.sender()),
     )
     .await;
-    engine::unlock(&facts, &connections).await;
+    let locks_left = engine::unlock(&facts, &connections, &run).await;
     drop(connections);
     let (after, after_facts, connections) =
         super::plan_with(connector, loaded, &options.hosts, None, None).await?;
@@ -107,6 +111,7 @@ pub async fn apply_with<C: Connector + 'static>(
         report,
         after: Some(after),
         verification,
+        locks_left,
     })
 }
 
@@ -147,6 +152,7 @@ pub async fn run(args: ApplyArgs) -> Result<i32, CliError> {
     let options = ApplyOptions {
         hosts: args.hosts.hosts,
         verify: true,
+        owner: None,
     };
     let mut declined = false;
     let outcome = apply_with(connector, &loaded, &options, &reporter, |plan| {
@@ -173,7 +179,7 @@ pub async fn run(args: ApplyArgs) -> Result<i32, CliError> {
     Ok(if outcome.success() { 0 } else { 1 })
 }
 
-fn ask(question: &str) -> bool {
+pub(crate) fn ask(question: &str) -> bool {
     if !std::io::stdin().is_terminal() {
         eprintln!("error: stdin is not a terminal; pass --yes to apply without asking");
         return false;

@@ -40,8 +40,9 @@ pub struct HostFacts {
     pub gpus: Vec<Gpu>,
     pub time: TimeFacts,
     pub link: Option<Link>,
-    /// Holder of the apply lock, when one is held (by someone else during apply).
-    pub lock_holder: Option<String>,
+    /// The apply lock when someone else holds it (during apply), or anyone (plan).
+    #[serde(default)]
+    pub lock_held: Option<crate::lock::HeldLock>,
     /// Whether this probe took the apply lock.
     #[serde(default)]
     pub lock_acquired: bool,

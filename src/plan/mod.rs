@@ -51,6 +51,9 @@ pub struct HostPlan {
     pub conflicts: Vec<String>,
     pub unmanaged: Vec<String>,
     pub warnings: Vec<String>,
+    /// For a stale lock: the exact command that breaks it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unlock: Option<String>,
     pub steps: Vec<StepPlan>,
 }
 
@@ -139,6 +142,7 @@ pub fn plan(inputs: &Inputs, facts: &ClusterFacts, hosts: &[String]) -> Plan {
                 conflicts: Vec::new(),
                 unmanaged: Vec::new(),
                 warnings: Vec::new(),
+                unlock: None,
                 steps: Vec::new(),
             };
             let Some(host_facts) = facts.host(&host.name) else {
@@ -170,9 +174,28 @@ pub fn plan(inputs: &Inputs, facts: &ClusterFacts, hosts: &[String]) -> Plan {
                     hp.error = Some(e.to_string());
                 }
             }
-            if let Some(holder) = &host_facts.lock_holder {
+            if let Some(held) = &host_facts.lock_held {
                 hp.status = HostStatus::Locked;
-                hp.error = Some(format!("another apply holds the lock: {holder}"));
+                match (held.stale_reason(), &held.verdict) {
+                    (Some(why), _) => {
+                        let cmd = crate::lock::unlock_command(&inventory.path, &[&host.name]);
+                        hp.error = Some(format!(
+                            "stale lock of an apply that is gone: {}: {why}; clear it with `{cmd}`",
+                            held.describe()
+                        ));
+                        hp.unlock = Some(cmd);
+                    }
+                    (None, Some(crate::lock::Verdict::Live(how))) => {
+                        hp.error = Some(format!(
+                            "another apply holds the lock: {} ({how})",
+                            held.describe()
+                        ));
+                    }
+                    (None, _) => {
+                        hp.error =
+                            Some(format!("another apply holds the lock: {}", held.describe()));
+                    }
+                }
             } else if !hp.conflicts.is_empty() && hp.status == HostStatus::Ready {
                 hp.status = HostStatus::Conflict;
             }

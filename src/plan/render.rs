@@ -184,7 +184,35 @@ pub fn summary(plan: &Plan) -> String {
             );
         }
     }
+    if let Some(cmd) = unlock_all(plan) {
+        let _ = write!(
+            s,
+            "\nStale locks of applies that are gone: clear them with `{cmd}` (it shows each holder and asks first)."
+        );
+    }
     s
+}
+
+/// One `closetctl unlock` command for every host with a stale lock.
+pub fn unlock_all(plan: &Plan) -> Option<String> {
+    let stale: Vec<&str> = plan
+        .hosts
+        .iter()
+        .filter(|h| h.unlock.is_some())
+        .map(|h| h.host.as_str())
+        .collect();
+    if stale.is_empty() {
+        return None;
+    }
+    let first = plan.hosts.iter().find_map(|h| h.unlock.as_deref())?;
+    // The per-host command with every stale host's `--host`.
+    let base = first.split(" --host ").next().unwrap_or(first);
+    let mut cmd = base.to_string();
+    for h in stale {
+        cmd.push_str(" --host ");
+        cmd.push_str(h);
+    }
+    Some(cmd)
 }
 
 pub fn json(plan: &Plan) -> String {

@@ -53,8 +53,14 @@ pub struct FakeState {
     pub epoch: f64,
     /// A unit that fails to (re)start while `path` contains `needle`.
     pub broken_unit: Option<(String, String, String)>,
-    /// Descriptions of every op carried out, in order.
+    /// Descriptions of every op carried out, in order (and `end-step NAME` when a step
+    /// script was ended from outside).
     pub journal: Vec<String>,
+    /// Probe answers to lose after the probe ran (a connection reset): the lock is taken
+    /// but closetctl never hears it.
+    pub lose_probe_answers: usize,
+    /// Probe answers to garble after the probe ran (an unparseable answer).
+    pub garble_probe_answers: usize,
     /// MariaDB and slurmdbd: what `mysql`, `sacctmgr` and `squeue` answer.
     pub slurmdb: FakeSlurmdb,
     next_pid: u32,
@@ -104,6 +110,8 @@ impl FakeState {
             epoch: 1_800_000_000.0,
             broken_unit: None,
             journal: Vec::new(),
+            lose_probe_answers: 0,
+            garble_probe_answers: 0,
             slurmdb: FakeSlurmdb::default(),
             next_pid: 1000,
         };
@@ -269,6 +277,10 @@ impl Connector for FakeCluster {
 }
 
 impl Transport for FakeConn {
+    fn host(&self) -> &str {
+        &self.1
+    }
+
     async fn run(&self, script: String) -> Result<RemoteOutput, TransportError> {
         let host = &self.0;
         host.runs.fetch_add(1, Ordering::SeqCst);
@@ -281,11 +293,162 @@ impl Transport for FakeConn {
             });
         }
         if script.starts_with("# closetctl fact probe") {
-            Ok(probe(&mut state, &script))
+            let mut out = probe(&mut state, &script);
+            if state.lose_probe_answers > 0 {
+                state.lose_probe_answers -= 1;
+                return Err(TransportError::Run {
+                    host: self.1.clone(),
+                    message: "Connection reset by peer".into(),
+                });
+            }
+            if state.garble_probe_answers > 0 {
+                state.garble_probe_answers -= 1;
+                out.stdout.truncate(out.stdout.len() / 3);
+            }
+            Ok(out)
+        } else if let Some(rest) = script.strip_prefix("# closetctl lock: ") {
+            Ok(lock_script(&mut state, rest))
         } else {
             Ok(apply(&mut state, &script))
         }
     }
+}
+
+/// The lock directory and its files in the fake's file map.
+const LOCK: &str = "/var/lib/closetctl/lock";
+
+fn lock_file(s: &FakeState, name: &str) -> Option<String> {
+    s.files
+        .get(&format!("{LOCK}/{name}"))
+        .map(|f| String::from_utf8_lossy(&f.content).trim().to_string())
+}
+
+fn set_lock_file(s: &mut FakeState, name: &str, content: &str) {
+    s.files.insert(
+        format!("{LOCK}/{name}"),
+        FakeFile {
+            kind: FileKind::File,
+            mode: 0o644,
+            owner: "root".into(),
+            group: "root".into(),
+            content: format!("{content}\n").into_bytes(),
+        },
+    );
+}
+
+/// Whether the lock exists (a test may plant only `holder`, as an older closetctl wrote).
+fn locked(s: &FakeState) -> bool {
+    s.files.contains_key(LOCK) || s.files.contains_key(&format!("{LOCK}/holder"))
+}
+
+fn remove_lock(s: &mut FakeState) {
+    let prefix = format!("{LOCK}/");
+    s.files.retain(|p, _| p != LOCK && !p.starts_with(&prefix));
+}
+
+/// Take the lock for `run` (the probe's `mkdir`); false when it is held.
+fn take_lock(s: &mut FakeState, run: &str, holder: &str) -> bool {
+    if locked(s) {
+        return false;
+    }
+    s.files.insert(
+        LOCK.into(),
+        FakeFile {
+            kind: FileKind::Directory,
+            mode: 0o755,
+            owner: "root".into(),
+            group: "root".into(),
+            content: Vec::new(),
+        },
+    );
+    set_lock_file(s, "holder", holder);
+    set_lock_file(s, "run", run);
+    let now = format!("{}", s.epoch as i64);
+    set_lock_file(s, "refreshed", &now);
+    true
+}
+
+/// The lock section's answer, as [`crate::lock::SECTION`] prints it.
+fn lock_section(s: &mut FakeState, run: &str, holder: &str, o: &mut String) {
+    let _ = writeln!(o, "{MARKER} lock");
+    if !run.is_empty() && take_lock(s, run, holder) {
+        let _ = writeln!(o, "acquired");
+    } else if locked(s) {
+        let get = |n: &str| lock_file(s, n).unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "held\nrun={}\nrefreshed={}\nstep={}\nholder={}",
+            get("run"),
+            get("refreshed"),
+            get("step"),
+            get("holder")
+        );
+    } else {
+        let _ = writeln!(o, "free");
+    }
+}
+
+/// `# closetctl lock: VERB RUN` scripts: refresh, release, end-step, break, inspect.
+fn lock_script(s: &mut FakeState, header: &str) -> RemoteOutput {
+    let first = header.lines().next().unwrap_or_default();
+    let (verb, run) = first.split_once(' ').unwrap_or((first, ""));
+    let ours = locked(s) && lock_file(s, "run").unwrap_or_default() == run;
+    let mut out = RemoteOutput::default();
+    let say = |out: &mut RemoteOutput, what: &str| {
+        let _ = writeln!(out.stdout, "{MARKER} {what}");
+    };
+    let end_step = |s: &mut FakeState, out: &mut RemoteOutput| {
+        let step = lock_file(s, "step").unwrap_or_default();
+        if let Some(name) = step.splitn(4, ' ').nth(3) {
+            let name = name.to_string();
+            s.journal.push(format!("end-step {name}"));
+            set_lock_file(s, "step", "");
+            let _ = writeln!(out.stdout, "{MARKER} ended {name}");
+        }
+    };
+    match verb {
+        "refresh" if ours => {
+            let now = format!("{}", s.epoch as i64);
+            set_lock_file(s, "refreshed", &now);
+            say(&mut out, "refreshed");
+        }
+        "refresh" => say(&mut out, "lost"),
+        "release" if ours => {
+            remove_lock(s);
+            say(&mut out, "released");
+        }
+        "release" => say(&mut out, "not-ours"),
+        "end-step" => {
+            if ours {
+                end_step(s, &mut out);
+            }
+        }
+        "break" if locked(s) && lock_file(s, "run").unwrap_or_default() == run => {
+            end_step(s, &mut out);
+            remove_lock(s);
+            say(&mut out, "broken");
+        }
+        "break" => say(&mut out, "changed"),
+        "inspect" => {
+            lock_section(s, "", "", &mut out.stdout);
+            let _ = writeln!(out.stdout, "{MARKER} now\n{}", s.epoch as i64);
+        }
+        other => {
+            out.status = 2;
+            out.stderr = format!("fake host: unknown lock script {other}");
+        }
+    }
+    out
+}
+
+/// A variable's whole value from a probe script's `NAME='...'` line.
+fn raw_var(script: &str, name: &str) -> String {
+    script
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .and_then(shlex::split)
+        .and_then(|w| w.into_iter().next())
+        .unwrap_or_default()
 }
 
 fn var(script: &str, name: &str) -> Vec<String> {
@@ -300,6 +463,13 @@ fn var(script: &str, name: &str) -> Vec<String> {
 
 fn probe(s: &mut FakeState, script: &str) -> RemoteOutput {
     let mut o = String::new();
+    // The lock first, as the real probe takes it before reading any fact.
+    lock_section(
+        s,
+        &raw_var(script, "LOCK_RUN"),
+        &raw_var(script, "LOCK"),
+        &mut o,
+    );
     let sec = |o: &mut String, name: &str| {
         let _ = writeln!(o, "{MARKER} {name}");
     };
@@ -430,31 +600,6 @@ fn probe(s: &mut FakeState, script: &str) -> RemoteOutput {
             );
         }
     }
-    sec(&mut o, "lock");
-    let lock = var(script, "LOCK").join(" ");
-    let holder = s
-        .files
-        .get("/var/lib/closetctl/lock/holder")
-        .map(|f| String::from_utf8_lossy(&f.content).trim().to_string());
-    match (lock.is_empty(), holder) {
-        (false, None) => {
-            s.files.insert(
-                "/var/lib/closetctl/lock/holder".into(),
-                FakeFile {
-                    kind: FileKind::File,
-                    mode: 0o644,
-                    owner: "root".into(),
-                    group: "root".into(),
-                    content: lock.into_bytes(),
-                },
-            );
-            let _ = writeln!(o, "acquired");
-        }
-        (_, Some(h)) => {
-            let _ = writeln!(o, "held\n{h}");
-        }
-        (true, None) => {}
-    }
     RemoteOutput {
         status: 0,
         stdout: o,
@@ -464,9 +609,16 @@ fn probe(s: &mut FakeState, script: &str) -> RemoteOutput {
 
 fn apply(s: &mut FakeState, script: &str) -> RemoteOutput {
     let mut out = RemoteOutput::default();
-    if script.starts_with("rm -rf /var/lib/closetctl/lock") {
-        s.files.remove("/var/lib/closetctl/lock/holder");
-        return out;
+    if let Some(line) = script.lines().find(|l| l.starts_with("cc_begin ")) {
+        // The step's lock check: refuse unless the lock is this run's; record the step.
+        let words = shlex::split(line).unwrap_or_default();
+        let (run, step) = (&words[1], &words[2]);
+        if !(locked(s) && lock_file(s, "run").as_deref() == Some(run.as_str())) {
+            out.stdout = format!("{MARKER} lost-lock\n");
+            out.status = 3;
+            return out;
+        }
+        set_lock_file(s, "step", &format!("1 1 1 {step}"));
     }
     for line in script.lines().filter(|l| l.starts_with("cc_op ")) {
         let words = shlex::split(line).unwrap_or_default();
