@@ -10,9 +10,11 @@
 use crate::facts::probe::{self, ProbeRequest};
 use crate::facts::{ClusterFacts, HostFacts};
 use crate::inventory::Host;
+use crate::journal;
 use crate::lock;
 use crate::ops;
-use crate::plan::{HostStatus, Plan};
+use crate::plan::{HostStatus, Plan, StepPlan};
+use crate::shell::quote;
 use crate::transport::{Connector, Transport};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -257,7 +259,7 @@ impl ApplyReport {
         let mut report = ApplyReport::default();
         for hp in &plan.hosts {
             let outcome = match hp.status {
-                HostStatus::Ready if hp.change_count() == 0 => HostOutcome::Unchanged,
+                HostStatus::Ready if !hp.has_work() => HostOutcome::Unchanged,
                 HostStatus::Ready => HostOutcome::Converged {
                     changes: hp.change_count(),
                 },
@@ -283,11 +285,51 @@ impl ApplyReport {
     }
 }
 
-/// Carry out `plan` on the connected hosts, steps in `step_order`.
+/// The script of one step on one host: the lock check, the journal records of the
+/// handlers it owes, its ops, each handler's record cleared right after the handler.
+pub fn step_script(host: &str, sp: &StepPlan, run: &str) -> (String, Vec<ops::Op>) {
+    let ops = sp.ops();
+    let first_handler = ops.len() - sp.handlers.len();
+    let paid: Vec<String> = sp
+        .handlers
+        .iter()
+        .map(|h| journal::id(&sp.name, &h.name))
+        .collect();
+    let owes: Vec<journal::Owed> = sp
+        .owes
+        .iter()
+        .map(|o| journal::Owed {
+            run: run.to_string(),
+            ..o.clone()
+        })
+        .collect();
+    let before = format!(
+        "cc_begin {} {}\n{}",
+        quote(run),
+        quote(&sp.name),
+        journal::owe_lines(&owes)
+    );
+    let functions = format!("{}{}", lock::STEP_PRELUDE, journal::PRELUDE);
+    let script = ops::framed_script(
+        &format!("step {} on {host}", sp.name),
+        &functions,
+        &before,
+        &ops,
+        |n| {
+            n.checked_sub(first_handler)
+                .map_or(String::new(), |i| journal::paid_line(&paid[i]))
+        },
+        "cc_end\n",
+    );
+    (script, ops)
+}
+
+/// Carry out `plan` on the connected hosts, steps in `step_order`, holding lock `run`.
 pub async fn apply<T: Transport>(
     plan: &Plan,
     step_order: &[String],
     connections: &Connections<T>,
+    run: &str,
     events: Option<Events>,
 ) -> ApplyReport {
     let mut report = ApplyReport::before(plan);
@@ -306,8 +348,7 @@ pub async fn apply<T: Transport>(
             let Some(conn) = connections.hosts.get(&hp.host).cloned() else {
                 continue;
             };
-            let ops = sp.ops();
-            let script = ops::script(&format!("step {step} on {}", hp.host), &ops);
+            let (script, ops) = step_script(&hp.host, sp, run);
             let (host, step, events) = (hp.host.clone(), step.clone(), events.clone());
             set.spawn(async move {
                 emit(

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod facts;
 pub mod gpu;
 pub mod inventory;
+pub mod journal;
 pub mod lock;
 pub mod modules;
 pub mod ops;

@@ -258,9 +258,27 @@ pub fn script(title: &str, ops: &[Op]) -> String {
     s
 }
 
-/// Release the apply lock taken by the probe.
-pub fn unlock_script() -> String {
-    "rm -rf /var/lib/closetctl/lock\n".to_string()
+/// The script for a step: like [`script`], with the caller's shell functions after the
+/// prelude, `before` ahead of the first op, `after(n)` right after op `n`, and `end`
+/// after the last (the lock check and the journal of owed handlers live there).
+pub fn framed_script(
+    title: &str,
+    functions: &str,
+    before: &str,
+    ops: &[Op],
+    after: impl Fn(usize) -> String,
+    end: &str,
+) -> String {
+    let mut s = format!("# closetctl apply: {}\n", title.replace('\n', " "));
+    s.push_str(PRELUDE);
+    s.push_str(functions);
+    s.push_str(before);
+    for (n, op) in ops.iter().enumerate() {
+        s.push_str(&format!("cc_op {n} {}\n", op.words()));
+        s.push_str(&after(n));
+    }
+    s.push_str(end);
+    s
 }
 
 /// How far a batch got: the index of the failed op, if any.

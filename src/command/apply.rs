@@ -90,6 +90,7 @@ pub async fn apply_with<C: Connector + 'static>(
         &plan,
         &loaded.step_order(),
         &connections,
+        &run,
         Some(reporter.sender()),
     )
     .await;
@@ -197,7 +198,20 @@ pub fn summary(outcome: &ApplyOutcome) -> String {
     for (host, o) in &outcome.report.hosts {
         let line = match o {
             HostOutcome::Converged { changes } => {
-                format!("  {host}: converged ({changes} changes)")
+                let owed = outcome
+                    .plan
+                    .hosts
+                    .iter()
+                    .find(|h| &h.host == host)
+                    .map_or(0, |h| h.owed_count());
+                if owed > 0 {
+                    format!(
+                        "  {host}: converged ({changes} changes, {owed} owed handler{} run)",
+                        if owed == 1 { "" } else { "s" }
+                    )
+                } else {
+                    format!("  {host}: converged ({changes} changes)")
+                }
             }
             HostOutcome::Unchanged => format!("  {host}: unchanged"),
             HostOutcome::Failed { step, error } => format!(
@@ -213,7 +227,7 @@ pub fn summary(outcome: &ApplyOutcome) -> String {
         let ready = after
             .hosts
             .iter()
-            .filter(|h| h.status == crate::plan::HostStatus::Ready && h.change_count() > 0);
+            .filter(|h| h.status == crate::plan::HostStatus::Ready && h.has_work());
         for h in ready {
             if matches!(
                 outcome.report.hosts.get(&h.host),

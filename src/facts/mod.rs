@@ -46,6 +46,12 @@ pub struct HostFacts {
     /// Whether this probe took the apply lock.
     #[serde(default)]
     pub lock_acquired: bool,
+    /// Handlers an interrupted apply left owed (see [`crate::journal`]).
+    #[serde(default)]
+    pub owed: Vec<crate::journal::Owed>,
+    /// Journal lines that are not a record (reported, never fatal).
+    #[serde(default)]
+    pub owed_unreadable: Vec<String>,
     /// Output of extra probe commands by name (e.g. `tailscale status --json`).
     pub commands: BTreeMap<String, CommandOutput>,
 }

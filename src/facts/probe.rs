@@ -134,6 +134,7 @@ pub fn script(req: &ProbeRequest) -> String {
         flag(req.link)
     ));
     s.push_str(crate::lock::SECTION);
+    s.push_str(crate::journal::SECTION);
     s.push_str(BODY);
     for (name, command) in &req.commands {
         // Commands come from closetctl's own code and playbooks, never from the inventory.
@@ -242,6 +243,9 @@ pub fn parse(out: &str, req: &ProbeRequest) -> Result<HostFacts, ProbeError> {
     let lock = crate::lock::parse_section(&get("lock")?.1);
     f.lock_acquired = lock.acquired;
     f.lock_held = lock.held;
+    if let Some((_, body)) = secs.iter().find(|(h, _)| h.first() == Some(&"owed")) {
+        (f.owed, f.owed_unreadable) = crate::journal::parse_section(body);
+    }
     for (header, body) in &secs {
         if header.first() == Some(&"command") {
             let name = header.get(1).copied().unwrap_or_default();

@@ -10,6 +10,7 @@ pub mod render;
 
 use crate::desired::{self, HandlerAction, Inputs};
 use crate::facts::ClusterFacts;
+use crate::journal::Owed;
 use crate::modules;
 use crate::ops::Op;
 use crate::resource::{Change, ResourceKind};
@@ -62,6 +63,10 @@ pub struct StepPlan {
     pub name: String,
     pub changes: Vec<Change>,
     pub handlers: Vec<HandlerRun>,
+    /// Handlers (of this step or a later one) this step's changes fire: recorded on the
+    /// host before the step changes anything (see [`crate::journal`]).
+    #[serde(skip)]
+    pub owes: Vec<Owed>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -71,6 +76,9 @@ pub struct HandlerRun {
     pub action: String,
     /// The changed resources that fire it.
     pub because: Vec<String>,
+    /// An interrupted apply left it owed on the host (it runs even with no change).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub owed: bool,
     #[serde(skip)]
     pub op: Op,
 }
@@ -112,11 +120,26 @@ impl HostPlan {
     pub fn change_count(&self) -> usize {
         self.steps.iter().map(|s| s.changes.len()).sum()
     }
+
+    /// Handlers an interrupted apply left owed that this plan runs.
+    pub fn owed_count(&self) -> usize {
+        self.steps
+            .iter()
+            .flat_map(|s| &s.handlers)
+            .filter(|h| h.owed)
+            .count()
+    }
+
+    /// Whether apply has anything to do here: changes, or handlers still owed.
+    pub fn has_work(&self) -> bool {
+        self.change_count() > 0 || self.owed_count() > 0
+    }
 }
 
 impl Plan {
+    /// Whether apply would do anything: a change, or a handler still owed.
     pub fn has_changes(&self) -> bool {
-        self.hosts.iter().any(|h| h.change_count() > 0)
+        self.hosts.iter().any(HostPlan::has_work)
     }
 
     /// Whether anything stands in the way of a clean apply.
@@ -168,6 +191,8 @@ pub fn plan(inputs: &Inputs, facts: &ClusterFacts, hosts: &[String]) -> Plan {
                             hp.steps.push(sp);
                         }
                     }
+                    record_owed(&mut hp.steps);
+                    hp.warnings.extend(forgotten_owed(&steps, host_facts));
                 }
                 Err(e) => {
                     hp.status = HostStatus::Error;
@@ -239,13 +264,14 @@ fn plan_step(
         .handlers
         .iter()
         .filter_map(|h| {
-            let because: Vec<&Change> = changed_so_far
+            let owed = facts
+                .owed
+                .iter()
+                .find(|o| o.step == step.name && o.handler == h.name);
+            let mut because: Vec<&Change> = changed_so_far
                 .iter()
                 .filter(|c| h.watch.contains(&c.name))
                 .collect();
-            if because.is_empty() {
-                return None;
-            }
             if let Some(wanted) = &h.disruption {
                 let worst = because
                     .iter()
@@ -253,14 +279,22 @@ fn plan_step(
                     .max_by_key(|l| modules::slurm::disruption_rank(l))
                     .unwrap_or("none");
                 if worst != wanted {
-                    return None;
+                    because.clear();
                 }
             }
-            let restore: Vec<String> = because
+            if because.is_empty() && owed.is_none() {
+                return None;
+            }
+            let mut restore: Vec<String> = because
                 .iter()
                 .filter(|c| c.kind == ResourceKind::File)
                 .map(|c| c.name.clone())
                 .collect();
+            for p in owed.iter().flat_map(|o| &o.restore) {
+                if !restore.contains(p) {
+                    restore.push(p.clone());
+                }
+            }
             let (action, op) = match &h.action {
                 HandlerAction::Restart(u) => (
                     format!("restart {u}"),
@@ -276,6 +310,7 @@ fn plan_step(
                 name: h.name.clone(),
                 action,
                 because: because.iter().map(|c| c.resource()).collect(),
+                owed: owed.is_some(),
                 op,
             })
         })
@@ -284,5 +319,69 @@ fn plan_step(
         name: step.name.clone(),
         changes,
         handlers,
+        owes: Vec::new(),
     }
+}
+
+/// Each step owes the handlers (its own or a later step's) that its changes fire.
+fn record_owed(steps: &mut [StepPlan]) {
+    for i in 0..steps.len() {
+        let changed: Vec<String> = steps[i].changes.iter().map(|c| c.resource()).collect();
+        if changed.is_empty() {
+            continue;
+        }
+        let mut owes = Vec::new();
+        for later in &steps[i..] {
+            for h in &later.handlers {
+                if !h.because.iter().any(|b| changed.contains(b)) {
+                    continue;
+                }
+                let restore = match &h.op {
+                    Op::Restart { restore, .. } => restore.clone(),
+                    _ => Vec::new(),
+                };
+                owes.push(Owed {
+                    step: later.name.clone(),
+                    handler: h.name.clone(),
+                    action: h.action.clone(),
+                    because: h.because.clone(),
+                    restore,
+                    run: String::new(),
+                    recorded_by: steps[i].name.clone(),
+                });
+            }
+        }
+        steps[i].owes = owes;
+    }
+}
+
+/// Owed records that no step of this host has a handler for any more (the playbooks
+/// changed), and journal lines that are not records.
+fn forgotten_owed(steps: &[desired::DesiredStep], facts: &crate::facts::HostFacts) -> Vec<String> {
+    let mut out: Vec<String> = facts
+        .owed
+        .iter()
+        .filter(|o| {
+            !steps
+                .iter()
+                .any(|s| s.name == o.step && s.handlers.iter().any(|h| h.name == o.handler))
+        })
+        .map(|o| {
+            format!(
+                "an interrupted apply left handler `{}` of step `{}` owed ({}), but no playbook step for this host has it any more; run it by hand if still needed, then remove {}/{}",
+                o.handler,
+                o.step,
+                o.action,
+                crate::journal::OWED_DIR,
+                o.id()
+            )
+        })
+        .collect();
+    out.extend(
+        facts
+            .owed_unreadable
+            .iter()
+            .map(|l| format!("an unreadable record in {}: {l}", crate::journal::OWED_DIR)),
+    );
+    out
 }

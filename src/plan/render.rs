@@ -120,14 +120,26 @@ pub fn text(plan: &Plan, style: Style) -> String {
                 }
             }
             for h in &step.handlers {
-                let _ = writeln!(
-                    out,
-                    "    {} handler {}: {} (because {})",
-                    style.yellow("*"),
-                    h.name,
-                    h.action,
-                    h.because.join(", ")
-                );
+                let star = style.yellow("*");
+                let _ = match (h.because.is_empty(), h.owed) {
+                    (true, _) => writeln!(
+                        out,
+                        "    {star} handler owed by an interrupted apply: {} (handler {})",
+                        h.action, h.name
+                    ),
+                    (false, owed) => writeln!(
+                        out,
+                        "    {star} handler {}: {} (because {}{})",
+                        h.name,
+                        h.action,
+                        h.because.join(", "),
+                        if owed {
+                            "; also owed by an interrupted apply"
+                        } else {
+                            ""
+                        }
+                    ),
+                };
             }
         }
         if host.status == HostStatus::Ready && host.steps.is_empty() {
@@ -163,6 +175,19 @@ pub fn summary(plan: &Plan) -> String {
             plan.hosts.len()
         )
     };
+    let owed: Vec<String> = plan
+        .hosts
+        .iter()
+        .filter(|h| h.owed_count() > 0)
+        .map(|h| format!("{} on {}", h.owed_count(), h.host))
+        .collect();
+    if !owed.is_empty() {
+        let _ = write!(
+            s,
+            " Handlers owed by an interrupted apply: {}.",
+            owed.join(", ")
+        );
+    }
     for (status, what) in [
         (HostStatus::Unreachable, "unreachable"),
         (HostStatus::Conflict, "with conflicts"),

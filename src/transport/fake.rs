@@ -14,7 +14,7 @@ use crate::inventory::Host;
 use base64::Engine as _;
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone)]
@@ -61,9 +61,32 @@ pub struct FakeState {
     pub lose_probe_answers: usize,
     /// Probe answers to garble after the probe ran (an unparseable answer).
     pub garble_probe_answers: usize,
+    /// closetctl dies when this host is about to run one more op than this (an apply
+    /// killed after op k): that op does not run, nor anything later on any host, until
+    /// [`FakeCluster::revive`].
+    pub kill_after_ops: Option<usize>,
+    /// The host stops answering when it is about to run one more op than this: the step
+    /// script hangs until it is ended from outside (a hung host, an apt lock).
+    pub hang_after_ops: Option<usize>,
+    /// Called (once) when the host is about to run one more op than the count.
+    pub hook_after_ops: Option<(usize, FakeHook)>,
+    /// A step script hangs here now.
+    pub hung: bool,
+    /// Journal ids of the handlers whose record was cleared after they ran, in order.
+    pub handlers_paid: Vec<String>,
     /// MariaDB and slurmdbd: what `mysql`, `sacctmgr` and `squeue` answer.
     pub slurmdb: FakeSlurmdb,
     next_pid: u32,
+}
+
+/// A callback from inside the fake host (a test's Ctrl-C at a chosen op).
+#[derive(Clone)]
+pub struct FakeHook(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for FakeHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FakeHook")
+    }
 }
 
 /// The accounting database as `sacctmgr -i` leaves it and `sacctmgr -nP show` prints it.
@@ -112,6 +135,11 @@ impl FakeState {
             journal: Vec::new(),
             lose_probe_answers: 0,
             garble_probe_answers: 0,
+            kill_after_ops: None,
+            hang_after_ops: None,
+            hook_after_ops: None,
+            hung: false,
+            handlers_paid: Vec::new(),
             slurmdb: FakeSlurmdb::default(),
             next_pid: 1000,
         };
@@ -182,7 +210,14 @@ impl FakeState {
                 ..PackageEffect::default()
             },
         );
-        for p in ["slurm-client", "nfs-common", "nfs-kernel-server", "sudo"] {
+        s.available.insert(
+            "nfs-kernel-server".into(),
+            PackageEffect {
+                units: vec!["nfs-server.service".into()],
+                ..PackageEffect::default()
+            },
+        );
+        for p in ["slurm-client", "nfs-common", "sudo"] {
             s.available.insert(p.into(), PackageEffect::default());
         }
         s
@@ -217,6 +252,8 @@ pub struct FakeHost {
     pub state: Mutex<FakeState>,
     runs: AtomicUsize,
     pub scripts: Mutex<Vec<String>>,
+    /// Wakes a hung step script when it is ended from outside.
+    ended: tokio::sync::Notify,
 }
 
 impl FakeHost {
@@ -225,6 +262,7 @@ impl FakeHost {
             state: Mutex::new(state),
             runs: AtomicUsize::new(0),
             scripts: Mutex::new(Vec::new()),
+            ended: tokio::sync::Notify::new(),
         })
     }
 
@@ -242,6 +280,8 @@ impl FakeHost {
 #[derive(Debug, Clone, Default)]
 pub struct FakeCluster {
     pub hosts: BTreeMap<String, Arc<FakeHost>>,
+    /// Set when an injected kill fired: this closetctl is "dead" and reaches no host.
+    pub killed: Arc<AtomicBool>,
 }
 
 impl FakeCluster {
@@ -251,23 +291,49 @@ impl FakeCluster {
                 .iter()
                 .map(|n| (n.to_string(), FakeHost::new(FakeState::debian(n))))
                 .collect(),
+            killed: Arc::default(),
         }
     }
 
     pub fn host(&self, name: &str) -> &Arc<FakeHost> {
         &self.hosts[name]
     }
+
+    /// Whether an injected kill fired.
+    pub fn was_killed(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
+    }
+
+    /// A new closetctl after a killed one: hosts answer again; injections are cleared.
+    pub fn revive(&self) {
+        self.killed.store(false, Ordering::SeqCst);
+        for h in self.hosts.values() {
+            h.with(|s| {
+                s.kill_after_ops = None;
+                s.hang_after_ops = None;
+                s.hook_after_ops = None;
+            });
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
-pub struct FakeConn(pub Arc<FakeHost>, String);
+pub struct FakeConn(pub Arc<FakeHost>, String, Arc<AtomicBool>);
 
 impl Connector for FakeCluster {
     type Conn = FakeConn;
 
     async fn connect(&self, host: &Host) -> Result<FakeConn, TransportError> {
+        if self.was_killed() {
+            return Err(TransportError::Connect {
+                host: host.name.clone(),
+                message: "closetctl is gone (killed)".into(),
+            });
+        }
         match self.hosts.get(&host.name) {
-            Some(h) if h.with(|s| s.reachable) => Ok(FakeConn(h.clone(), host.name.clone())),
+            Some(h) if h.with(|s| s.reachable) => {
+                Ok(FakeConn(h.clone(), host.name.clone(), self.killed.clone()))
+            }
             _ => Err(TransportError::Connect {
                 host: host.name.clone(),
                 message: "ssh: connect to host: Connection timed out".into(),
@@ -283,35 +349,74 @@ impl Transport for FakeConn {
 
     async fn run(&self, script: String) -> Result<RemoteOutput, TransportError> {
         let host = &self.0;
+        let gone = || TransportError::Run {
+            host: self.1.clone(),
+            message: "closetctl is gone (killed)".into(),
+        };
+        if self.2.load(Ordering::SeqCst) {
+            return Err(gone());
+        }
         host.runs.fetch_add(1, Ordering::SeqCst);
         host.scripts.lock().unwrap().push(script.clone());
-        let mut state = host.state.lock().unwrap();
-        if !state.reachable {
-            return Err(TransportError::Run {
-                host: self.1.clone(),
-                message: "Broken pipe".into(),
-            });
-        }
-        if script.starts_with("# closetctl fact probe") {
-            let mut out = probe(&mut state, &script);
-            if state.lose_probe_answers > 0 {
-                state.lose_probe_answers -= 1;
+        let (mut out, stopped) = {
+            let mut state = host.state.lock().unwrap();
+            if !state.reachable {
                 return Err(TransportError::Run {
                     host: self.1.clone(),
-                    message: "Connection reset by peer".into(),
+                    message: "Broken pipe".into(),
                 });
             }
-            if state.garble_probe_answers > 0 {
-                state.garble_probe_answers -= 1;
-                out.stdout.truncate(out.stdout.len() / 3);
+            if script.starts_with("# closetctl fact probe") {
+                let mut out = probe(&mut state, &script);
+                if state.lose_probe_answers > 0 {
+                    state.lose_probe_answers -= 1;
+                    return Err(TransportError::Run {
+                        host: self.1.clone(),
+                        message: "Connection reset by peer".into(),
+                    });
+                }
+                if state.garble_probe_answers > 0 {
+                    state.garble_probe_answers -= 1;
+                    out.stdout.truncate(out.stdout.len() / 3);
+                }
+                return Ok(out);
             }
-            Ok(out)
-        } else if let Some(rest) = script.strip_prefix("# closetctl lock: ") {
-            Ok(lock_script(&mut state, rest))
-        } else {
-            Ok(apply(&mut state, &script))
+            if let Some(rest) = script.strip_prefix("# closetctl lock: ") {
+                let out = lock_script(&mut state, rest);
+                if state.hung && (rest.starts_with("end-step ") || rest.starts_with("break ")) {
+                    state.hung = false;
+                    host.ended.notify_one();
+                }
+                return Ok(out);
+            }
+            let (out, stopped) = apply(&mut state, &script);
+            if let Stopped::Hung = stopped {
+                state.hung = true;
+            }
+            (out, stopped)
+        };
+        match stopped {
+            Stopped::No => Ok(out),
+            Stopped::Killed => {
+                self.2.store(true, Ordering::SeqCst);
+                Err(gone())
+            }
+            Stopped::Hung => {
+                // No answer until the script is ended on the host (TERM: 143).
+                host.ended.notified().await;
+                out.status = 143;
+                out.stderr = "Terminated".into();
+                Ok(out)
+            }
         }
     }
+}
+
+/// How a fake step script ended early.
+enum Stopped {
+    No,
+    Killed,
+    Hung,
 }
 
 /// The lock directory and its files in the fake's file map.
@@ -473,6 +578,13 @@ fn probe(s: &mut FakeState, script: &str) -> RemoteOutput {
     let sec = |o: &mut String, name: &str| {
         let _ = writeln!(o, "{MARKER} {name}");
     };
+    sec(&mut o, "owed");
+    let prefix = format!("{OWED}/");
+    for (path, f) in &s.files {
+        if path.starts_with(&prefix) && f.kind == FileKind::File {
+            o.push_str(&String::from_utf8_lossy(&f.content));
+        }
+    }
     sec(&mut o, "os");
     let _ = writeln!(
         o,
@@ -607,7 +719,7 @@ fn probe(s: &mut FakeState, script: &str) -> RemoteOutput {
     }
 }
 
-fn apply(s: &mut FakeState, script: &str) -> RemoteOutput {
+fn apply(s: &mut FakeState, script: &str) -> (RemoteOutput, Stopped) {
     let mut out = RemoteOutput::default();
     if let Some(line) = script.lines().find(|l| l.starts_with("cc_begin ")) {
         // The step's lock check: refuse unless the lock is this run's; record the step.
@@ -616,11 +728,65 @@ fn apply(s: &mut FakeState, script: &str) -> RemoteOutput {
         if !(locked(s) && lock_file(s, "run").as_deref() == Some(run.as_str())) {
             out.stdout = format!("{MARKER} lost-lock\n");
             out.status = 3;
-            return out;
+            return (out, Stopped::No);
         }
         set_lock_file(s, "step", &format!("1 1 1 {step}"));
     }
-    for line in script.lines().filter(|l| l.starts_with("cc_op ")) {
+    for line in script.lines() {
+        let Some(func) = line.split_whitespace().next() else {
+            continue;
+        };
+        match func {
+            "cc_op" => {
+                if s.kill_after_ops == Some(0) {
+                    return (out, Stopped::Killed);
+                }
+                if s.hang_after_ops == Some(0) {
+                    s.hang_after_ops = None;
+                    return (out, Stopped::Hung);
+                }
+                if let Some((0, hook)) = &s.hook_after_ops {
+                    let hook = hook.clone();
+                    s.hook_after_ops = None;
+                    (hook.0)();
+                }
+                for k in [&mut s.kill_after_ops, &mut s.hang_after_ops]
+                    .into_iter()
+                    .flatten()
+                {
+                    *k -= 1;
+                }
+                if let Some((k, _)) = &mut s.hook_after_ops {
+                    *k -= 1;
+                }
+            }
+            // The journal of owed handlers, as journal::PRELUDE keeps it.
+            "cc_owe" => {
+                let words = shlex::split(line).unwrap_or_default();
+                let path = format!("{OWED}/{}", words[1]);
+                s.files.entry(path).or_insert_with(|| FakeFile {
+                    kind: FileKind::File,
+                    mode: 0o644,
+                    owner: "root".into(),
+                    group: "root".into(),
+                    content: format!("{}\n", words[2]).into_bytes(),
+                });
+                continue;
+            }
+            "cc_paid" => {
+                let id = line.split_whitespace().nth(1).unwrap_or_default();
+                s.files.remove(&format!("{OWED}/{id}"));
+                s.handlers_paid.push(id.to_string());
+                continue;
+            }
+            "cc_end" => {
+                if locked(s) {
+                    set_lock_file(s, "step", "");
+                }
+                continue;
+            }
+            _ => continue,
+        }
         let words = shlex::split(line).unwrap_or_default();
         let n = &words[1];
         match run_op(s, &words[2], &words[3..]) {
@@ -631,12 +797,15 @@ fn apply(s: &mut FakeState, script: &str) -> RemoteOutput {
                 let _ = writeln!(out.stdout, "@@closetctl failed {n}");
                 out.stderr = e;
                 out.status = 1;
-                return out;
+                return (out, Stopped::No);
             }
         }
     }
-    out
+    (out, Stopped::No)
 }
+
+/// The journal of owed handlers in the fake's file map.
+const OWED: &str = "/var/lib/closetctl/owed";
 
 fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
     s.journal.push(format!(
