@@ -27,6 +27,25 @@ vm_cache_key() {
 }
 vm_image_dir() { echo "$VM_CACHE/$(vm_cache_key)"; }
 
+# vm_result_dir OUTPUT FILE...: the directory a builder script (build-image,
+# build-rootfs) printed: the last line of OUTPUT, used only if it is an absolute path to
+# a directory holding every FILE. Prints it; fails (printing OUTPUT to stderr) otherwise.
+vm_result_dir() {
+    local d f out=$1; shift
+    d=$(printf '%s\n' "$out" | tail -n 1)
+    case $d in /*) ;; *) d= ;; esac
+    if [ -n "$d" ] && [ -d "$d" ]; then
+        for f in "$@"; do [ -e "$d/$f" ] || d=; done
+    else
+        d=
+    fi
+    if [ -z "$d" ]; then
+        log "expected a result directory, got: $out"
+        return 1
+    fi
+    echo "$d"
+}
+
 # First N guest rows.
 vm_guest_rows() { printf '%s\n' "$VM_GUESTS" | head -n "${1:-3}"; }
 vm_guest_field() {   # vm_guest_field NAME COLUMN(1-4)
