@@ -5,6 +5,7 @@
 pub mod adduser;
 pub mod apply;
 mod check;
+pub mod completions;
 mod export;
 pub mod facts;
 pub mod plan;
@@ -60,6 +61,10 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Break the apply locks of applies that are gone (shows each holder, asks first).
     Unlock(unlock::UnlockArgs),
+    /// Print a shell completion script (bash, zsh or fish).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page closetctl(1), or write all pages into a directory.
+    Manpage(completions::ManpageArgs),
 }
 
 /// Flags every command that reads the inventory shares.
@@ -240,6 +245,8 @@ pub async fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Tailscale(a) => tailscale::run(a).await,
         Command::Export(a) => export::run(a).await,
         Command::Unlock(a) => unlock::run(a).await,
+        Command::Completions(a) => completions::run_completions(a).await,
+        Command::Manpage(a) => completions::run_manpage(a).await,
     }
 }
 
