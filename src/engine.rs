@@ -2,20 +2,24 @@
 //! step, all hosts of a step in parallel. It never prints; it sends [`Event`]s that a
 //! reporter turns into lines, progress bars or JSON.
 //!
-//! Gathering is one connection and one probe per host. Apply runs one batched script
-//! per host per step (packages in one `apt-get install`, handlers at the end of the
-//! step); a host that fails stops there while the others go on, and the apply lock the
-//! probe took is released on every host that took it.
+//! Gathering is one connection and one probe per host, within a time limit. Apply runs
+//! one batched script per host per step (packages in one `apt-get install`, handlers at
+//! the end of the step), each within its time limit; a host that fails or times out
+//! stops there while the others go on. A stop (Ctrl-C) lets no new step start and ends
+//! running ones on their hosts after a grace period. The apply lock the probe took is
+//! released on every host that took it, and kept fresh while the apply runs.
 
 use crate::facts::probe::{self, ProbeRequest};
 use crate::facts::{ClusterFacts, HostFacts};
-use crate::inventory::Host;
+use crate::interrupt::Stop;
+use crate::inventory::{Host, Timeouts};
 use crate::journal;
 use crate::lock;
 use crate::ops;
 use crate::plan::{HostStatus, Plan, StepPlan};
+use crate::resource::ResourceKind;
 use crate::shell::quote;
-use crate::transport::{Connector, Transport};
+use crate::transport::{Connector, Transport, TransportError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -245,6 +249,8 @@ pub enum HostOutcome {
     Failed { step: String, error: String },
     /// Apply did not touch the host.
     Skipped { reason: String },
+    /// A stop (Ctrl-C) came before this host's step `before_step`; earlier steps ran.
+    Interrupted { before_step: String },
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -324,12 +330,66 @@ pub fn step_script(host: &str, sp: &StepPlan, run: &str) -> (String, Vec<ops::Op
     (script, ops)
 }
 
-/// Carry out `plan` on the connected hosts, steps in `step_order`, holding lock `run`.
+/// How an apply runs: under which lock, with which limits, and how it is stopped.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyControl {
+    /// The run id of the locks the probe took.
+    pub run: String,
+    pub timeouts: Timeouts,
+    /// Pulled by Ctrl-C: no new step starts; running ones get `timeouts.grace_secs`.
+    pub stop: Stop,
+}
+
+/// Refreshes this run's locks while it lives (see [`keep_fresh`]); dropping it stops.
+pub struct Refresher(tokio::task::JoinHandle<()>);
+
+impl Drop for Refresher {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Refresh `run`'s lock on `hosts` every [`lock::REFRESH_EVERY`], all hosts at once,
+/// so that another closetctl never judges a running apply's lock stale.
+pub fn keep_fresh<T: Transport>(
+    connections: &Connections<T>,
+    hosts: &[String],
+    run: &str,
+) -> Refresher {
+    let conns: Vec<Arc<T>> = hosts
+        .iter()
+        .filter_map(|h| connections.hosts.get(h).cloned())
+        .collect();
+    let script = lock::refresh_script(run);
+    Refresher(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(lock::REFRESH_EVERY);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let mut set = JoinSet::new();
+            for conn in &conns {
+                let (conn, script) = (conn.clone(), script.clone());
+                set.spawn(async move {
+                    let _ = tokio::time::timeout(lock::REFRESH_EVERY, conn.run(script)).await;
+                });
+            }
+            while set.join_next().await.is_some() {}
+        }
+    }))
+}
+
+/// How long ending a step on its host, and then hearing from the step, may take.
+pub const END_LIMIT: Duration = Duration::from_secs(30);
+
+/// Carry out `plan` on the connected hosts, steps in `step_order`, all hosts of a step
+/// at once. Each step script has its time limit; after it, or after the grace period
+/// of a stop, the script is ended on its host. Once a stop is asked for, no new step
+/// starts and the hosts that had more to do are reported interrupted.
 pub async fn apply<T: Transport>(
     plan: &Plan,
     step_order: &[String],
     connections: &Connections<T>,
-    run: &str,
+    control: &ApplyControl,
     events: Option<Events>,
 ) -> ApplyReport {
     let mut report = ApplyReport::before(plan);
@@ -348,8 +408,21 @@ pub async fn apply<T: Transport>(
             let Some(conn) = connections.hosts.get(&hp.host).cloned() else {
                 continue;
             };
-            let (script, ops) = step_script(&hp.host, sp, run);
+            if control.stop.requested() {
+                report.hosts.insert(
+                    hp.host.clone(),
+                    HostOutcome::Interrupted {
+                        before_step: step.clone(),
+                    },
+                );
+                continue;
+            }
+            let (script, ops) = step_script(&hp.host, sp, &control.run);
+            let installs = sp.changes.iter().any(|c| c.kind == ResourceKind::Package);
+            let limit = control.timeouts.step(step, installs);
+            let grace = Duration::from_secs(control.timeouts.grace_secs.into());
             let (host, step, events) = (hp.host.clone(), step.clone(), events.clone());
+            let (stop, run) = (control.stop.clone(), control.run.clone());
             set.spawn(async move {
                 emit(
                     &events,
@@ -359,16 +432,7 @@ pub async fn apply<T: Transport>(
                         operations: ops.len(),
                     },
                 );
-                let result = match conn.run(script).await {
-                    Ok(out) if out.success() => Ok(()),
-                    Ok(out) => {
-                        let what = ops::failed_op(&out.stdout)
-                            .and_then(|i| ops.get(i))
-                            .map_or("the step".to_string(), |op| op.describe());
-                        Err(format!("{what} failed: {}", last_lines(&out.stderr, 15)))
-                    }
-                    Err(e) => Err(e.to_string()),
-                };
+                let result = run_step(&*conn, script, &ops, limit, &stop, grace, &run).await;
                 match &result {
                     Ok(()) => emit(
                         &events,
@@ -399,6 +463,102 @@ pub async fn apply<T: Transport>(
         }
     }
     report
+}
+
+/// Run one step script: to its end, to its time limit, or to the end of the grace
+/// period after a stop. In the last two cases the script is ended on its host.
+async fn run_step<T: Transport>(
+    conn: &T,
+    script: String,
+    ops: &[ops::Op],
+    limit: Duration,
+    stop: &Stop,
+    grace: Duration,
+    run: &str,
+) -> Result<(), String> {
+    let running = conn.run_for(script, limit);
+    tokio::pin!(running);
+    let grace_over = async {
+        stop.wait().await;
+        tokio::time::sleep(grace).await;
+    };
+    let result = tokio::select! {
+        r = &mut running => r,
+        _ = grace_over => {
+            let ended = end_step(conn, run).await;
+            let heard = tokio::time::timeout(END_LIMIT, &mut running).await;
+            let partial = match &heard {
+                Ok(Ok(out)) => out.stdout.clone(),
+                Ok(Err(TransportError::Lost { partial, .. } | TransportError::Timeout { partial, .. })) => partial.stdout.clone(),
+                _ => String::new(),
+            };
+            return Err(format!(
+                "interrupted: {} had not finished after the {} s grace period; {}",
+                running_op(&partial, ops),
+                grace.as_secs(),
+                ended
+            ));
+        }
+    };
+    match result {
+        Ok(out) if out.success() => Ok(()),
+        Ok(out) if out.stdout.lines().any(|l| l == "@@closetctl lost-lock") => Err(
+            "this apply no longer holds the host's lock (it was broken or taken over); the step changed nothing"
+                .into(),
+        ),
+        Ok(out) => {
+            let what = ops::failed_op(&out.stdout)
+                .and_then(|i| ops.get(i))
+                .map_or("the step".to_string(), |op| op.describe());
+            Err(format!("{what} failed: {}", last_lines(&out.stderr, 15)))
+        }
+        Err(TransportError::Timeout { after, partial, .. }) => {
+            let ended = end_step(conn, run).await;
+            Err(format!(
+                "timed out after {} s while running {}; {}",
+                after.as_secs(),
+                running_op(&partial.stdout, ops),
+                ended
+            ))
+        }
+        Err(TransportError::Lost {
+            message, partial, ..
+        }) => Err(format!(
+            "the connection broke while running {}: {message}",
+            running_op(&partial.stdout, ops)
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `` `install munge` (op 1 of 6) ``: the first op a script's output does not report
+/// done.
+fn running_op(stdout: &str, ops: &[ops::Op]) -> String {
+    let done = stdout
+        .lines()
+        .filter(|l| l.starts_with("@@closetctl ok "))
+        .count();
+    match ops.get(done) {
+        Some(op) => format!("`{}` (op {} of {})", op.describe(), done + 1, ops.len()),
+        None => "the step's last lines".to_string(),
+    }
+}
+
+/// End this run's step script on the host; what happened, for the report.
+async fn end_step<T: Transport>(conn: &T, run: &str) -> String {
+    match tokio::time::timeout(END_LIMIT, conn.run(lock::end_step_script(run))).await {
+        Ok(Ok(out)) if out.stdout.contains("@@closetctl ended") => {
+            "its processes were ended on the host".into()
+        }
+        Ok(Ok(_)) => "it was no longer running on the host".into(),
+        Ok(Err(e)) => format!(
+            "its processes could not be ended ({e}); the next apply shows the host's lock as stale once the host answers"
+        ),
+        Err(_) => format!(
+            "its processes could not be ended (no answer within {} s); the next apply shows the host's lock as stale once the host answers",
+            END_LIMIT.as_secs()
+        ),
+    }
 }
 
 /// Release `run`'s lock on every host whose probe took it, all at once. The hosts

@@ -15,6 +15,7 @@ pub mod desired;
 pub mod engine;
 pub mod facts;
 pub mod gpu;
+pub mod interrupt;
 pub mod inventory;
 pub mod journal;
 pub mod lock;

@@ -1,15 +1,18 @@
 //! Interrupted applies on fake hosts: locks that cannot strand a closet (stale holders
 //! reported with the exact `closetctl unlock` command, live holders never broken, a
-//! lost probe answer releasing its lock), and what the next apply does after them.
+//! lost probe answer releasing its lock), step time limits, a stop (Ctrl-C) during a
+//! step, after the grace period and at the question, a link lost between a change and
+//! its handler, and what the next apply does after each.
 
 use closetctl::command::unlock::{unlock_with, Outcome};
 use closetctl::command::{apply_with, plan_with, ApplyOptions, Loaded};
 use closetctl::engine::HostOutcome;
+use closetctl::interrupt::Stop;
 use closetctl::lock::Owner;
 use closetctl::plan::render::{self, Style};
 use closetctl::plan::{HostStatus, Plan};
 use closetctl::report::Reporter;
-use closetctl::transport::fake::FakeCluster;
+use closetctl::transport::fake::{FakeCluster, FakeHook};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -326,4 +329,304 @@ async fn a_timeouts_section_names_only_real_steps() {
         e.contains(":24:8: timeouts.step `0` would give up at once"),
         "{e}"
     );
+}
+
+const LAB_PLAYBOOK: &str = r#"[[step]]
+name = "lab"
+roles = ["all"]
+packages = ["munge"]
+
+[[step.file]]
+path = "/etc/lab.conf"
+template = "lab.conf.j2"
+
+[[step.service]]
+name = "munge"
+
+[[step.handler]]
+name = "restart munged"
+watch = ["/etc/lab.conf"]
+restart = "munge"
+"#;
+
+/// The users step and a lab step (package, file, service, handler).
+fn lab_closet(extra: &str) -> Closet {
+    let closet = Closet::new(&format!("{INVENTORY}{extra}"));
+    let dir = closet.dir.path();
+    std::fs::create_dir_all(dir.join("playbooks")).unwrap();
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(dir.join("playbooks/50-lab.toml"), LAB_PLAYBOOK).unwrap();
+    std::fs::write(dir.join("templates/lab.conf.j2"), "x = {{ host.name }}\n").unwrap();
+    closet
+}
+
+async fn apply_opts(
+    fake: &Arc<FakeCluster>,
+    loaded: &Loaded,
+    options: &ApplyOptions,
+) -> closetctl::command::ApplyOutcome {
+    let reporter = Reporter::start();
+    let outcome = apply_with(fake.clone(), loaded, options, &reporter, |_| true)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    reporter.finish().await;
+    outcome
+}
+
+fn journal(fake: &FakeCluster, host: &str) -> Vec<String> {
+    fake.host(host).with(|s| s.journal.clone())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_step_times_out_names_what_ran_and_is_ended_on_its_host() {
+    let closet = lab_closet("\n[timeouts]\nstep = 60\n");
+    let loaded = closet.load();
+    let fake = cluster();
+    // node1 stops answering before op 2 of the users step.
+    fake.host("node1").with(|s| s.hang_after_ops = Some(1));
+    let started = tokio::time::Instant::now();
+    let outcome = apply(&fake, &loaded).await;
+    assert_eq!(
+        outcome.report.hosts["node1"],
+        HostOutcome::Failed {
+            step: "users".into(),
+            error: "timed out after 60 s while running `groupadd alice (1001)` (op 2 of 4); its processes were ended on the host".into()
+        }
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_secs(60));
+    assert!(journal(&fake, "node1").contains(&"end-step users".to_string()));
+    assert!(
+        !journal(&fake, "node1").iter().any(|l| l.contains("munge")),
+        "no later step on node1"
+    );
+    assert!(matches!(
+        outcome.report.hosts["head"],
+        HostOutcome::Converged { .. }
+    ));
+    assert!(outcome.locks_left.is_empty(), "{:?}", outcome.locks_left);
+    assert!(!locked(&fake, "node1") && !locked(&fake, "head"));
+    let next = apply(&fake, &loaded).await;
+    assert!(next.success(), "{:?}", next.report);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_package_install_gets_the_longer_limit() {
+    let closet = lab_closet("\n[timeouts]\nstep = 60\ninstall = 900\n");
+    let loaded = closet.load();
+    let fake = cluster();
+    // Hang in the lab step (it installs munge): users has 4 ops on node1.
+    fake.host("node1").with(|s| s.hang_after_ops = Some(4));
+    let outcome = apply(&fake, &loaded).await;
+    match &outcome.report.hosts["node1"] {
+        HostOutcome::Failed { step, error } => {
+            assert_eq!(step, "lab");
+            assert!(
+                error.starts_with("timed out after 900 s while running `install munge` (op 1 of "),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_stop_during_a_step_lets_it_finish_starts_no_new_step_and_releases_every_lock() {
+    let closet = lab_closet("");
+    let loaded = closet.load();
+    let fake = cluster();
+    let stop = Stop::default();
+    let pull = stop.clone();
+    // Ctrl-C while node1 is between op 1 and op 2 of the users step.
+    fake.host("node1").with(|s| {
+        s.hook_after_ops = Some((
+            1,
+            FakeHook(Arc::new(move || {
+                pull.request();
+            })),
+        ))
+    });
+    let options = ApplyOptions {
+        stop: stop.clone(),
+        ..ApplyOptions::default()
+    };
+    let outcome = apply_opts(&fake, &loaded, &options).await;
+    assert!(outcome.interrupted && outcome.confirmed);
+    assert!(!outcome.success());
+    for h in ["head", "node1"] {
+        assert_eq!(
+            outcome.report.hosts[h],
+            HostOutcome::Interrupted {
+                before_step: "lab".into()
+            },
+            "{h}"
+        );
+        // The running users step finished; the lab step never started.
+        assert!(fake.host(h).with(|s| s.users.contains_key("alice")), "{h}");
+        assert!(
+            !journal(&fake, h).iter().any(|l| l.contains("munge")),
+            "{h}: {:?}",
+            journal(&fake, h)
+        );
+        assert!(!locked(&fake, h), "{h} still locked");
+    }
+    assert!(outcome.locks_left.is_empty());
+    assert!(stop.held().is_empty(), "no lock left to name on abort");
+    assert!(outcome.after.is_none(), "no verification after a stop");
+    let summary = closetctl::command::apply::summary(&outcome);
+    assert!(
+        summary.contains("  node1: INTERRUPTED before step lab (the steps before it ran)\n"),
+        "{summary}"
+    );
+    assert!(
+        summary.ends_with("Interrupted: no step started after the stop; every lock this apply took was released. Run apply again to finish (handlers still owed run then)."),
+        "{summary}"
+    );
+    let next = apply(&fake, &loaded).await;
+    assert!(next.success(), "{:?}", next.report);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_still_running_after_the_grace_period_is_ended_on_its_host() {
+    let closet = lab_closet("\n[timeouts]\ngrace = 30\n");
+    let loaded = closet.load();
+    let fake = cluster();
+    fake.host("node1").with(|s| s.hang_after_ops = Some(1));
+    let stop = Stop::default();
+    let pull = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        pull.request();
+    });
+    let started = tokio::time::Instant::now();
+    let options = ApplyOptions {
+        stop,
+        ..ApplyOptions::default()
+    };
+    let outcome = apply_opts(&fake, &loaded, &options).await;
+    let took = started.elapsed().as_secs();
+    assert!((35..60).contains(&took), "took {took} s");
+    assert_eq!(
+        outcome.report.hosts["node1"],
+        HostOutcome::Failed {
+            step: "users".into(),
+            error: "interrupted: `groupadd alice (1001)` (op 2 of 4) had not finished after the 30 s grace period; its processes were ended on the host".into()
+        }
+    );
+    assert!(journal(&fake, "node1").contains(&"end-step users".to_string()));
+    assert_eq!(
+        outcome.report.hosts["head"],
+        HostOutcome::Interrupted {
+            before_step: "lab".into()
+        }
+    );
+    assert!(!locked(&fake, "node1") && !locked(&fake, "head"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_at_the_question_releases_the_locks_and_changes_nothing() {
+    let closet = lab_closet("");
+    let loaded = closet.load();
+    let fake = cluster();
+    let stop = Stop::default();
+    let pull = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        pull.request();
+    });
+    let options = ApplyOptions {
+        stop,
+        ..ApplyOptions::default()
+    };
+    let reporter = Reporter::start();
+    let mut seen = false;
+    let outcome = closetctl::command::apply::apply_asking(
+        fake.clone(),
+        &loaded,
+        &options,
+        &reporter,
+        |plan| {
+            seen = plan.has_changes();
+            // A person who never answers.
+            std::future::pending::<bool>()
+        },
+    )
+    .await
+    .unwrap();
+    reporter.finish().await;
+    assert!(seen);
+    assert!(outcome.interrupted && !outcome.confirmed);
+    for h in ["head", "node1"] {
+        assert!(!locked(&fake, h), "{h}");
+        assert!(journal(&fake, h).is_empty(), "{h}: nothing ran");
+    }
+}
+
+#[tokio::test]
+async fn a_munge_key_written_before_the_link_dropped_is_restarted_by_the_next_apply() {
+    // The README's key rotation, with node1's link dropping right after its new key
+    // was written (before `restart munged`).
+    let closet = Closet::new(&format!("{INVENTORY}\n[slurm]\ncontroller = \"head\"\n"));
+    let fake = cluster();
+    let first = apply(&fake, &closet.load()).await;
+    assert!(first.success(), "{:?}", first.report);
+    std::fs::remove_file(closet.dir.path().join("secrets/munge.key")).unwrap();
+    let loaded = closet.load();
+    let p = plan(&fake, &loaded).await;
+    let munge = host(&p, "node1")
+        .steps
+        .iter()
+        .find(|s| s.name == "munge")
+        .unwrap();
+    let ops: Vec<String> = munge.ops().iter().map(|o| o.describe()).collect();
+    assert_eq!(ops, ["write /etc/munge/munge.key", "restart munge.service"]);
+    let before_restart = fake.host("node1").with(|s| s.handlers_paid.len());
+    fake.host("node1").with(|s| s.cut_after_ops = Some(1));
+    let options = ApplyOptions {
+        owner: Some(killed_owner()),
+        ..ApplyOptions::default()
+    };
+    let cut = apply_opts(&fake, &loaded, &options).await;
+    match &cut.report.hosts["node1"] {
+        HostOutcome::Failed { step, error } => {
+            assert_eq!(step, "munge");
+            assert_eq!(
+                error,
+                "the connection broke while running `restart munge.service` (op 2 of 2): Connection reset by peer"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(cut.locks_left.contains_key("node1"), "{:?}", cut.locks_left);
+    // The link comes back. The key matches now, but munged still has the old one.
+    fake.host("node1").with(|s| s.reachable = true);
+    let p = plan(&fake, &loaded).await;
+    let node1 = host(&p, "node1");
+    assert_eq!(node1.status, HostStatus::Locked, "{:?}", node1.error);
+    let outcomes = unlock_with(fake.clone(), &loaded, &["node1".into()], |_| true)
+        .await
+        .unwrap();
+    assert!(matches!(outcomes["node1"], Outcome::Broken { .. }));
+    let p = plan(&fake, &loaded).await;
+    let t = text(&p);
+    assert!(
+        t.contains("host node1\n  step munge\n    * handler owed by an interrupted apply: restart munge.service (handler restart munged)\n"),
+        "{t}"
+    );
+    assert!(
+        t.contains("Handlers owed by an interrupted apply: 1 on node1."),
+        "{t}"
+    );
+    assert!(p.has_changes(), "an owed handler is work for apply");
+    let next = apply(&fake, &loaded).await;
+    assert!(next.success(), "{:?}", next.report);
+    let summary = closetctl::command::apply::summary(&next);
+    assert!(
+        summary.contains("  node1: converged (0 changes, 1 owed handler run)"),
+        "{summary}"
+    );
+    let paid = fake
+        .host("node1")
+        .with(|s| s.handlers_paid[before_restart..].to_vec());
+    assert_eq!(paid, [closetctl::journal::id("munge", "restart munged")]);
+    assert!(!plan(&fake, &loaded).await.has_changes());
 }

@@ -68,6 +68,9 @@ pub struct FakeState {
     /// The host stops answering when it is about to run one more op than this: the step
     /// script hangs until it is ended from outside (a hung host, an apt lock).
     pub hang_after_ops: Option<usize>,
+    /// The link to this host breaks when it is about to run one more op than this: the
+    /// script stops there and the host is unreachable until `reachable` is set again.
+    pub cut_after_ops: Option<usize>,
     /// Called (once) when the host is about to run one more op than the count.
     pub hook_after_ops: Option<(usize, FakeHook)>,
     /// A step script hangs here now.
@@ -137,6 +140,7 @@ impl FakeState {
             garble_probe_answers: 0,
             kill_after_ops: None,
             hang_after_ops: None,
+            cut_after_ops: None,
             hook_after_ops: None,
             hung: false,
             handlers_paid: Vec::new(),
@@ -254,6 +258,8 @@ pub struct FakeHost {
     pub scripts: Mutex<Vec<String>>,
     /// Wakes a hung step script when it is ended from outside.
     ended: tokio::sync::Notify,
+    /// What a hung step script printed before it hung.
+    hung_output: Mutex<RemoteOutput>,
 }
 
 impl FakeHost {
@@ -263,6 +269,7 @@ impl FakeHost {
             runs: AtomicUsize::new(0),
             scripts: Mutex::new(Vec::new()),
             ended: tokio::sync::Notify::new(),
+            hung_output: Mutex::new(RemoteOutput::default()),
         })
     }
 
@@ -311,6 +318,7 @@ impl FakeCluster {
             h.with(|s| {
                 s.kill_after_ops = None;
                 s.hang_after_ops = None;
+                s.cut_after_ops = None;
                 s.hook_after_ops = None;
             });
         }
@@ -345,6 +353,22 @@ impl Connector for FakeCluster {
 impl Transport for FakeConn {
     fn host(&self) -> &str {
         &self.1
+    }
+
+    /// As the SSH transport: on timeout, what the script printed so far.
+    async fn run_for(
+        &self,
+        script: String,
+        limit: std::time::Duration,
+    ) -> Result<RemoteOutput, TransportError> {
+        match tokio::time::timeout(limit, self.run(script)).await {
+            Ok(r) => r,
+            Err(_) => Err(TransportError::Timeout {
+                host: self.1.clone(),
+                after: limit,
+                partial: self.hung_partial(),
+            }),
+        }
     }
 
     async fn run(&self, script: String) -> Result<RemoteOutput, TransportError> {
@@ -392,11 +416,20 @@ impl Transport for FakeConn {
             let (out, stopped) = apply(&mut state, &script);
             if let Stopped::Hung = stopped {
                 state.hung = true;
+                *host.hung_output.lock().unwrap() = out.clone();
+            }
+            if let Stopped::Cut = stopped {
+                state.reachable = false;
             }
             (out, stopped)
         };
         match stopped {
             Stopped::No => Ok(out),
+            Stopped::Cut => Err(TransportError::Lost {
+                host: self.1.clone(),
+                message: "Connection reset by peer".into(),
+                partial: out,
+            }),
             Stopped::Killed => {
                 self.2.store(true, Ordering::SeqCst);
                 Err(gone())
@@ -412,11 +445,19 @@ impl Transport for FakeConn {
     }
 }
 
+impl FakeConn {
+    /// What the step script that hangs here printed so far.
+    fn hung_partial(&self) -> RemoteOutput {
+        self.0.hung_output.lock().unwrap().clone()
+    }
+}
+
 /// How a fake step script ended early.
 enum Stopped {
     No,
     Killed,
     Hung,
+    Cut,
 }
 
 /// The lock directory and its files in the fake's file map.
@@ -745,14 +786,22 @@ fn apply(s: &mut FakeState, script: &str) -> (RemoteOutput, Stopped) {
                     s.hang_after_ops = None;
                     return (out, Stopped::Hung);
                 }
+                if s.cut_after_ops == Some(0) {
+                    s.cut_after_ops = None;
+                    return (out, Stopped::Cut);
+                }
                 if let Some((0, hook)) = &s.hook_after_ops {
                     let hook = hook.clone();
                     s.hook_after_ops = None;
                     (hook.0)();
                 }
-                for k in [&mut s.kill_after_ops, &mut s.hang_after_ops]
-                    .into_iter()
-                    .flatten()
+                for k in [
+                    &mut s.kill_after_ops,
+                    &mut s.hang_after_ops,
+                    &mut s.cut_after_ops,
+                ]
+                .into_iter()
+                .flatten()
                 {
                     *k -= 1;
                 }

@@ -16,6 +16,13 @@ pub enum TransportError {
     Connect { host: String, message: String },
     #[error("running a script on `{host}` failed: {message}")]
     Run { host: String, message: String },
+    /// The connection broke while the script ran; `partial` is what it printed.
+    #[error("the connection to `{host}` broke while the script ran: {message}")]
+    Lost {
+        host: String,
+        message: String,
+        partial: RemoteOutput,
+    },
     /// The script did not finish in time; `partial` is what it printed until then.
     #[error("`{host}` did not finish the script within {} s", after.as_secs())]
     Timeout {

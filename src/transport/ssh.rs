@@ -125,7 +125,13 @@ impl Transport for SshHost {
     ) -> Result<RemoteOutput, TransportError> {
         let buffers = Buffers::default();
         match tokio::time::timeout(limit, self.run_into(script, &buffers)).await {
-            Ok(status) => Ok(buffers.output(status?)),
+            Ok(Ok(status)) => Ok(buffers.output(status)),
+            Ok(Err(TransportError::Run { host, message })) => Err(TransportError::Lost {
+                host,
+                message,
+                partial: buffers.output(-1),
+            }),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(TransportError::Timeout {
                 host: self.name.clone(),
                 after: limit,
