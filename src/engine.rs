@@ -21,6 +21,7 @@ use crate::resource::ResourceKind;
 use crate::shell::quote;
 use crate::transport::{Connector, Transport, TransportError};
 use serde::Serialize;
+use sha2::Digest;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -309,8 +310,15 @@ pub fn step_script(host: &str, sp: &StepPlan, run: &str) -> (String, Vec<ops::Op
             ..o.clone()
         })
         .collect();
+    // An install that an interrupted apply left half-done is finished first (dpkg
+    // refuses any other install until then); a failure there is the install's.
+    let heal = if matches!(ops.first(), Some(ops::Op::InstallPackages(_))) {
+        "cc_dpkg_heal || { printf '@@closetctl failed 0\\n'; exit 1; }\n"
+    } else {
+        ""
+    };
     let before = format!(
-        "cc_begin {} {}\n{}",
+        "cc_begin {} {}\n{}{heal}",
         quote(run),
         quote(&sp.name),
         journal::owe_lines(&owes)
@@ -393,6 +401,8 @@ pub async fn apply<T: Transport>(
     events: Option<Events>,
 ) -> ApplyReport {
     let mut report = ApplyReport::before(plan);
+    // What each host wrote in this run (path -> SHA-256), for rollbacks across hosts.
+    let mut written: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for step in step_order {
         let mut set = JoinSet::new();
         for hp in &plan.hosts {
@@ -432,7 +442,14 @@ pub async fn apply<T: Transport>(
                         operations: ops.len(),
                     },
                 );
-                let result = run_step(&*conn, script, &ops, limit, &stop, grace, &run).await;
+                let (result, stdout) =
+                    run_step(&*conn, script, &ops, limit, &stop, grace, &run).await;
+                let done = stdout
+                    .lines()
+                    .filter(|l| l.starts_with("@@closetctl ok "))
+                    .count();
+                let written = written_files(&ops[..done.min(ops.len())]);
+                let restored = ops::restored(&stdout);
                 match &result {
                     Ok(()) => emit(
                         &events,
@@ -450,19 +467,123 @@ pub async fn apply<T: Transport>(
                         },
                     ),
                 }
-                (host, step, result)
+                (host, step, result, written, restored)
             });
         }
+        let mut rejected = Vec::new();
         while let Some(joined) = set.join_next().await {
-            let (host, step, result) = joined.expect("apply task panicked");
+            let (host, step, result, wrote, restored) = joined.expect("apply task panicked");
+            let mine = written.entry(host.clone()).or_default();
+            for (path, hash) in wrote {
+                mine.insert(path, hash);
+            }
+            for path in restored {
+                // A file this host rejected: the version it wrote in this run.
+                if let Some(hash) = mine.remove(&path) {
+                    rejected.push((host.clone(), step.clone(), path, hash));
+                }
+            }
             if let Err(error) = result {
                 report
                     .hosts
                     .insert(host, HostOutcome::Failed { step, error });
             }
         }
+        roll_back(
+            &rejected,
+            &mut written,
+            &mut report,
+            connections,
+            control,
+            &events,
+        )
+        .await;
     }
     report
+}
+
+/// SHA-256 of each file the ops wrote, by path.
+fn written_files(ops: &[ops::Op]) -> Vec<(String, String)> {
+    ops.iter()
+        .filter_map(|op| match op {
+            ops::Op::WriteFile { path, content, .. } => {
+                Some((path.clone(), format!("{:x}", sha2::Sha256::digest(content))))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Keep the cluster consistent when a host rejected a file it shares with others
+/// (`slurm.conf` is the same bytes everywhere): every other host that wrote the same
+/// bytes for that path in this run gets its previous version back and stops there, so
+/// no node stays on a configuration its controller refused.
+async fn roll_back<T: Transport>(
+    rejected: &[(String, String, String, String)],
+    written: &mut BTreeMap<String, BTreeMap<String, String>>,
+    report: &mut ApplyReport,
+    connections: &Connections<T>,
+    control: &ApplyControl,
+    events: &Option<Events>,
+) {
+    let mut set = JoinSet::new();
+    for (by, step, path, hash) in rejected {
+        for (host, files) in written.iter_mut() {
+            if host == by || files.get(path) != Some(hash) {
+                continue;
+            }
+            files.remove(path);
+            let Some(conn) = connections.hosts.get(host).cloned() else {
+                continue;
+            };
+            let ops = [ops::Op::Restore(path.clone())];
+            let script = ops::framed_script(
+                &format!("roll back {path} on {host}"),
+                lock::STEP_PRELUDE,
+                &format!("cc_begin {} 'roll back'\n", quote(&control.run)),
+                &ops,
+                |_| String::new(),
+                "cc_end\n",
+            );
+            let (host, by, step, path) = (host.clone(), by.clone(), step.clone(), path.clone());
+            set.spawn(async move {
+                let result = tokio::time::timeout(END_LIMIT, conn.run(script)).await;
+                let done = matches!(&result, Ok(Ok(out)) if out.success());
+                let mut error = format!(
+                    "rolled back {path}: {by} did not accept the same file (its step {step} failed), so this host keeps the previous one"
+                );
+                if !done {
+                    error = format!(
+                        "{path} is the version {by} did not accept (its step {step} failed) and putting the previous one back failed: {}",
+                        match result {
+                            Err(_) => format!("no answer within {} s", END_LIMIT.as_secs()),
+                            Ok(Err(e)) => e.to_string(),
+                            Ok(Ok(out)) => last_lines(&out.stderr, 3),
+                        }
+                    );
+                }
+                (host, step, error)
+            });
+        }
+    }
+    while let Some(joined) = set.join_next().await {
+        let (host, step, error) = joined.expect("rollback task panicked");
+        emit(
+            events,
+            Event::HostFailed {
+                host: host.clone(),
+                step: step.clone(),
+                error: error.clone(),
+            },
+        );
+        let error = match report.hosts.get(&host) {
+            Some(HostOutcome::Failed { error: first, .. }) => format!("{first}; {error}"),
+            _ => error,
+        };
+        report
+            .hosts
+            .insert(host, HostOutcome::Failed { step, error });
+    }
 }
 
 /// Run one step script: to its end, to its time limit, or to the end of the grace
@@ -475,7 +596,7 @@ async fn run_step<T: Transport>(
     stop: &Stop,
     grace: Duration,
     run: &str,
-) -> Result<(), String> {
+) -> (Result<(), String>, String) {
     let running = conn.run_for(script, limit);
     tokio::pin!(running);
     let grace_over = async {
@@ -492,15 +613,23 @@ async fn run_step<T: Transport>(
                 Ok(Err(TransportError::Lost { partial, .. } | TransportError::Timeout { partial, .. })) => partial.stdout.clone(),
                 _ => String::new(),
             };
-            return Err(format!(
+            let error = format!(
                 "interrupted: {} had not finished after the {} s grace period; {}",
                 running_op(&partial, ops),
                 grace.as_secs(),
                 ended
-            ));
+            );
+            return (Err(error), partial);
         }
     };
-    match result {
+    let stdout = match &result {
+        Ok(out) => out.stdout.clone(),
+        Err(TransportError::Lost { partial, .. } | TransportError::Timeout { partial, .. }) => {
+            partial.stdout.clone()
+        }
+        Err(_) => String::new(),
+    };
+    let outcome = match result {
         Ok(out) if out.success() => Ok(()),
         Ok(out) if out.stdout.lines().any(|l| l == "@@closetctl lost-lock") => Err(
             "this apply no longer holds the host's lock (it was broken or taken over); the step changed nothing"
@@ -528,7 +657,8 @@ async fn run_step<T: Transport>(
             running_op(&partial.stdout, ops)
         )),
         Err(e) => Err(e.to_string()),
-    }
+    };
+    (outcome, stdout)
 }
 
 /// `` `install munge` (op 1 of 6) ``: the first op a script's output does not report

@@ -74,6 +74,15 @@ pub enum Op {
     Reload(String),
     /// A command from a playbook or closetctl's own code (never inventory text).
     Command(String),
+    /// A handler's command that activates files (`exportfs -ra`, `scontrol
+    /// reconfigure`): if it fails, restore `restore` from their backups and run it
+    /// again, so the service is back on the previous files; then fail.
+    Activate {
+        command: String,
+        restore: Vec<String>,
+    },
+    /// Put a file back as it was before this apply wrote it (from its backup).
+    Restore(String),
 }
 
 /// Never prints file content: it may be a secret.
@@ -106,6 +115,8 @@ impl Op {
             Op::Restart { unit, .. } => format!("restart {unit}"),
             Op::Reload(u) => format!("reload {u}"),
             Op::Command(c) => format!("run `{c}`"),
+            Op::Activate { command, .. } => format!("run `{command}`"),
+            Op::Restore(p) => format!("restore the previous {p}"),
         }
     }
 
@@ -199,6 +210,10 @@ impl Op {
                 format!("cc_restart {} {}", quote(unit), join(restore))
             }
             Op::Command(c) => format!("cc_command {}", quote(c)),
+            Op::Activate { command, restore } => {
+                format!("cc_activate {} {}", quote(command), join(restore))
+            }
+            Op::Restore(p) => format!("cc_restore_marked {}", quote(p)),
         }
     }
 }
@@ -241,12 +256,38 @@ cc_restart() {
   systemctl restart "$u" && sleep 2 && systemctl is-active --quiet "$u" && return 0
   printf '%s did not come back; its last log lines:\n' "$u" >&2
   journalctl -u "$u" -n 12 --no-pager -o cat >&2 2>/dev/null
-  for p in "$@"; do cc_restore "$p" && printf 'restored the previous %s\n' "$p" >&2; done
+  for p in "$@"; do cc_restore_marked "$p"; done
   [ $# -eq 0 ] || systemctl restart "$u" >/dev/null 2>&1
   return 1
 }
 cc_command() { sh -c "$1"; }
+cc_restore_marked() { cc_restore "$1" && printf '@@closetctl restored %s\n' "$1" && printf 'restored the previous %s\n' "$1" >&2; }
+cc_activate() {
+  c=$1; shift
+  sh -c "$c" && return 0
+  printf '`%s` failed; putting the previous files back and running it again\n' "$c" >&2
+  for p in "$@"; do cc_restore_marked "$p"; done
+  [ $# -eq 0 ] || sh -c "$c" >/dev/null 2>&1
+  return 1
+}
+cc_dpkg_heal() {
+  for f in /var/lib/dpkg/updates/*; do
+    [ -e "$f" ] || continue
+    printf 'finishing the package installation an interrupted apply left half-done (dpkg --configure -a)\n' >&2
+    dpkg --configure -a >/dev/null || return 1
+    break
+  done
+}
 "#;
+
+/// The paths a failed script put back from their backups (`@@closetctl restored P`).
+pub fn restored(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("@@closetctl restored "))
+        .map(|p| p.trim().to_string())
+        .collect()
+}
 
 /// The script for a batch of operations, in order.
 pub fn script(title: &str, ops: &[Op]) -> String {
@@ -369,5 +410,58 @@ mod tests {
             .unwrap();
         assert!(!out.status.success());
         assert_eq!(failed_op(&String::from_utf8_lossy(&out.stdout)), Some(1));
+    }
+
+    #[test]
+    fn a_failing_activation_puts_the_files_back_and_runs_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("exports");
+        let target = target.to_str().unwrap();
+        let ran = dir.path().join("ran");
+        let me = |f: &str| {
+            let out = std::process::Command::new("id").arg(f).output().unwrap();
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        let write = |content: &str| Op::WriteFile {
+            path: target.into(),
+            owner: me("-un"),
+            group: me("-gn"),
+            mode: 0o644,
+            content: content.as_bytes().to_vec(),
+        };
+        let in_dir = |ops: &[Op]| {
+            let text = script("t", ops).replace(
+                "B=/var/lib/closetctl/backup",
+                &format!("B={}/backup", dir.path().display()),
+            );
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&text)
+                .output()
+                .unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        };
+        assert!(in_dir(&[write("good v1\n")]).0);
+        // The command accepts only files that say "good"; it logs each run.
+        let check = format!("echo x >> {}; grep -q good {target}", ran.display());
+        let (ok, stdout) = in_dir(&[
+            write("bad v2\n"),
+            Op::Activate {
+                command: check,
+                restore: vec![target.into()],
+            },
+        ]);
+        assert!(!ok);
+        assert_eq!(failed_op(&stdout), Some(1));
+        assert_eq!(restored(&stdout), [target.to_string()]);
+        assert_eq!(std::fs::read_to_string(target).unwrap(), "good v1\n");
+        assert_eq!(
+            std::fs::read_to_string(&ran).unwrap(),
+            "x\nx\n",
+            "run again on the previous files"
+        );
     }
 }

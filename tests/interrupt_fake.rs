@@ -630,3 +630,145 @@ async fn a_munge_key_written_before_the_link_dropped_is_restarted_by_the_next_ap
     assert_eq!(paid, [closetctl::journal::id("munge", "restart munged")]);
     assert!(!plan(&fake, &loaded).await.has_changes());
 }
+
+const SLURM: &str = r#"
+[[host]]
+name = "node2"
+address = "10.0.0.3"
+roles = ["compute"]
+
+[slurm]
+controller = "head"
+fair_share = false
+"#;
+
+fn file_text(fake: &FakeCluster, host: &str, path: &str) -> Option<String> {
+    fake.host(host).with(|s| {
+        s.files
+            .get(path)
+            .map(|f| String::from_utf8_lossy(&f.content).into_owned())
+    })
+}
+
+#[tokio::test]
+async fn nodes_never_stay_on_a_slurm_conf_the_controller_rejected() {
+    let closet = Closet::new(&format!("{INVENTORY}{SLURM}"));
+    let fake = Arc::new(FakeCluster::debian(&["head", "node1", "node2"]));
+    let first = apply(&fake, &closet.load()).await;
+    assert!(first.success(), "{:?}", first.report);
+    let conf = "/etc/slurm/slurm.conf";
+    let before = file_text(&fake, "head", conf).unwrap();
+    // A partition slurmctld will not take (as `scontrol reconfigure` would refuse it).
+    std::fs::write(
+        closet.path(),
+        format!("{INVENTORY}{SLURM}\n[[slurm.partition]]\nname = \"debug\"\n"),
+    )
+    .unwrap();
+    fake.host("head").with(|s| {
+        s.failing_command = Some((
+            "scontrol reconfigure".into(),
+            conf.into(),
+            "PartitionName=debug".into(),
+        ))
+    });
+    let loaded = closet.load();
+    let p = plan(&fake, &loaded).await;
+    let t = text(&p);
+    assert!(
+        t.contains("* handler reconfigure slurm: run `scontrol reconfigure` (because file /etc/slurm/slurm.conf)"),
+        "{t}"
+    );
+    let outcome = apply(&fake, &loaded).await;
+    match &outcome.report.hosts["head"] {
+        HostOutcome::Failed { step, error } => {
+            assert_eq!(step, "slurm-controller");
+            assert!(
+                error.starts_with("run `scontrol reconfigure` failed: "),
+                "{error}"
+            );
+            assert!(
+                error.contains("putting the previous files back and running it again"),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    for node in ["node1", "node2"] {
+        assert_eq!(
+            outcome.report.hosts[node],
+            HostOutcome::Failed {
+                step: "slurm-controller".into(),
+                error: "rolled back /etc/slurm/slurm.conf: head did not accept the same file (its step slurm-controller failed), so this host keeps the previous one".into()
+            },
+            "{node}"
+        );
+        // Its later step (slurmd reload) did not run.
+        let j = journal(&fake, node);
+        let last = j
+            .iter()
+            .rposition(|l| l.starts_with("cc_restore_marked"))
+            .unwrap();
+        assert!(!j[last..].iter().any(|l| l.contains("slurmd")), "{j:?}");
+    }
+    for h in ["head", "node1", "node2"] {
+        assert_eq!(file_text(&fake, h, conf).unwrap(), before, "{h}");
+        assert!(!locked(&fake, h), "{h}");
+    }
+    // Without the rejection, the next apply converges.
+    fake.host("head").with(|s| s.failing_command = None);
+    let next = apply(&fake, &loaded).await;
+    assert!(next.success(), "{:?}", next.report);
+    assert!(file_text(&fake, "node2", conf)
+        .unwrap()
+        .contains("PartitionName=debug"));
+}
+
+#[tokio::test]
+async fn a_failing_command_handler_puts_its_files_back_and_runs_again() {
+    let nfs = "\n[nfs]\nserver = \"head\"\nnetwork = \"10.0.0.0/24\"\nexports = [ { path = \"/home\" } ]\n";
+    let inventory = INVENTORY.replace(
+        "roles = [\"controller\"]",
+        "roles = [\"controller\", \"nfs-server\"]",
+    );
+    let closet = Closet::new(&format!("{inventory}{nfs}"));
+    let fake = cluster();
+    assert!(apply(&fake, &closet.load()).await.success());
+    let before = file_text(&fake, "head", "/etc/exports").unwrap();
+    std::fs::write(
+        closet.path(),
+        format!(
+            "{inventory}{}",
+            nfs.replace(
+                "{ path = \"/home\" }",
+                "{ path = \"/home\" }, { path = \"/scratch\" }"
+            )
+        ),
+    )
+    .unwrap();
+    fake.host("head").with(|s| {
+        s.failing_command = Some((
+            "exportfs -ra".into(),
+            "/etc/exports".into(),
+            "/scratch".into(),
+        ))
+    });
+    let loaded = closet.load();
+    let outcome = apply(&fake, &loaded).await;
+    match &outcome.report.hosts["head"] {
+        HostOutcome::Failed { step, error } => {
+            assert_eq!(step, "nfs-server");
+            assert!(
+                error.starts_with(
+                    "run `exportfs -ra` failed: exportfs -ra: error: /etc/exports is not accepted"
+                ),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(file_text(&fake, "head", "/etc/exports").unwrap(), before);
+    // The export that failed is still to do, and its handler still owed.
+    let t = text(&plan(&fake, &loaded).await);
+    assert!(t.contains("~ file /etc/exports"), "{t}");
+    assert!(t.contains("handler re-export: run `exportfs -ra` (because file /etc/exports; also owed by an interrupted apply)"), "{t}");
+}

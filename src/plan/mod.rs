@@ -304,7 +304,16 @@ fn plan_step(
                     },
                 ),
                 HandlerAction::Reload(u) => (format!("reload {u}"), Op::Reload(u.clone())),
-                HandlerAction::Command(c) => (format!("run `{c}`"), Op::Command(c.clone())),
+                HandlerAction::Command(c) if restore.is_empty() => {
+                    (format!("run `{c}`"), Op::Command(c.clone()))
+                }
+                HandlerAction::Command(c) => (
+                    format!("run `{c}`"),
+                    Op::Activate {
+                        command: c.clone(),
+                        restore,
+                    },
+                ),
             };
             Some(HandlerRun {
                 name: h.name.clone(),
@@ -337,7 +346,7 @@ fn record_owed(steps: &mut [StepPlan]) {
                     continue;
                 }
                 let restore = match &h.op {
-                    Op::Restart { restore, .. } => restore.clone(),
+                    Op::Restart { restore, .. } | Op::Activate { restore, .. } => restore.clone(),
                     _ => Vec::new(),
                 };
                 owes.push(Owed {

@@ -73,6 +73,10 @@ pub struct FakeState {
     pub cut_after_ops: Option<usize>,
     /// Called (once) when the host is about to run one more op than the count.
     pub hook_after_ops: Option<(usize, FakeHook)>,
+    /// A command that fails while `path` contains `needle`: `(command, path, needle)`.
+    pub failing_command: Option<(String, String, String)>,
+    /// Paths the running script restored (its `@@closetctl restored` lines).
+    pub restored: Vec<String>,
     /// A step script hangs here now.
     pub hung: bool,
     /// Journal ids of the handlers whose record was cleared after they ran, in order.
@@ -142,6 +146,8 @@ impl FakeState {
             hang_after_ops: None,
             cut_after_ops: None,
             hook_after_ops: None,
+            failing_command: None,
+            restored: Vec::new(),
             hung: false,
             handlers_paid: Vec::new(),
             slurmdb: FakeSlurmdb::default(),
@@ -838,7 +844,11 @@ fn apply(s: &mut FakeState, script: &str) -> (RemoteOutput, Stopped) {
         }
         let words = shlex::split(line).unwrap_or_default();
         let n = &words[1];
-        match run_op(s, &words[2], &words[3..]) {
+        let result = run_op(s, &words[2], &words[3..]);
+        for p in std::mem::take(&mut s.restored) {
+            let _ = writeln!(out.stdout, "@@closetctl restored {p}");
+        }
+        match result {
             Ok(()) => {
                 let _ = writeln!(out.stdout, "@@closetctl ok {n}");
             }
@@ -1074,20 +1084,8 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
             s.next_pid += 1;
             let pid = s.next_pid;
             if let Err(e) = check_broken(s, unit) {
-                // As cc_restore: the previous content, or no file if there was none.
                 for p in &a[1..] {
-                    if let Some(b) = s
-                        .files
-                        .get(&format!("/var/lib/closetctl/backup{p}"))
-                        .cloned()
-                    {
-                        s.files.insert(p.clone(), b);
-                    } else if s
-                        .files
-                        .contains_key(&format!("/var/lib/closetctl/backup{p}.absent"))
-                    {
-                        s.files.remove(p);
-                    }
+                    restore(s, p);
                 }
                 return Err(format!(
                     "{unit} did not come back; its last log lines:\n{e}"
@@ -1101,7 +1099,55 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
             u.main_pid = pid;
         }
         "cc_command" => run_command(s, &a[0])?,
+        "cc_activate" => {
+            let cmd = &a[0];
+            if let Err(e) = check_command(s, cmd).and_then(|()| run_command(s, cmd)) {
+                for p in &a[1..] {
+                    restore(s, p);
+                }
+                return Err(format!(
+                    "{e}\n`{cmd}` failed; putting the previous files back and running it again"
+                ));
+            }
+        }
+        "cc_restore_marked" => restore(s, &a[0]),
         other => return Err(format!("fake host: unknown operation {other}")),
+    }
+    Ok(())
+}
+
+/// As `cc_restore_marked`: the previous content from the backup, or no file if there
+/// was none; noted for the script's `@@closetctl restored` lines.
+fn restore(s: &mut FakeState, p: &str) {
+    if let Some(b) = s
+        .files
+        .get(&format!("/var/lib/closetctl/backup{p}"))
+        .cloned()
+    {
+        s.files.insert(p.to_string(), b);
+    } else if s
+        .files
+        .contains_key(&format!("/var/lib/closetctl/backup{p}.absent"))
+    {
+        s.files.remove(p);
+    } else {
+        return;
+    }
+    s.restored.push(p.to_string());
+}
+
+/// A command that rejects a file's content (`scontrol reconfigure` and a slurm.conf
+/// slurmctld will not take).
+fn check_command(s: &FakeState, cmd: &str) -> Result<(), String> {
+    if let Some((c, path, needle)) = &s.failing_command {
+        let content = s
+            .files
+            .get(path)
+            .map(|f| String::from_utf8_lossy(&f.content).to_string())
+            .unwrap_or_default();
+        if cmd.contains(c.as_str()) && content.contains(needle.as_str()) {
+            return Err(format!("{c}: error: {path} is not accepted"));
+        }
     }
     Ok(())
 }
