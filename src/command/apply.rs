@@ -103,6 +103,13 @@ where
         .unwrap_or_else(crate::lock::Owner::current);
     let run = owner.run.clone();
     let stop = &options.stop;
+    // Until the probes answer, any selected host may hold this run's lock.
+    let selected: Vec<String> = loaded
+        .select(&options.hosts)?
+        .into_iter()
+        .map(|h| h.name)
+        .collect();
+    stop.hold(selected.clone());
     let (plan, facts, connections) =
         super::plan_with(connector.clone(), loaded, &options.hosts, Some(owner), None).await?;
     let locked: Vec<String> = facts
@@ -111,7 +118,7 @@ where
         .filter(|(_, f)| f.lock_acquired)
         .map(|(h, _)| h.clone())
         .collect();
-    stop.hold(locked.clone());
+    stop.released(selected.into_iter().filter(|h| !locked.contains(h)));
     let refresher = engine::keep_fresh(&connections, &locked, &run);
     let confirmed = plan.has_changes()
         && !stop.requested()

@@ -216,11 +216,14 @@ impl SshHost {
         let status = child.wait().await.map_err(|e| err(&e))?;
         out.map_err(|e| err(&e))?;
         errs.map_err(|e| err(&e))?;
-        if let Err(e) = written {
-            if status.code().is_none() {
-                return Err(err(&e));
-            }
+        match (status.code(), written) {
+            (Some(code), _) => Ok(code),
+            (None, Err(e)) => Err(err(&e)),
+            // No exit status: killed by a signal, or the connection went away.
+            (None, Ok(())) => Err(TransportError::Run {
+                host: self.name.clone(),
+                message: "the remote script ended without an exit status (killed, or the connection was lost)".into(),
+            }),
         }
-        Ok(status.code().unwrap_or(255))
     }
 }
