@@ -189,7 +189,8 @@ async fn probe_host<C: Connector>(
             Some(owner) => {
                 let released = release_after_failure(connector, host, &conn, &owner.run).await;
                 Err(match released {
-                    Ok(()) => format!("{error} (the lock its probe may have taken is released)"),
+                    Ok(true) => format!("{error} (the lock its probe had taken is released)"),
+                    Ok(false) => format!("{error} (its probe had not taken the lock)"),
                     Err(why) => format!(
                         "{error}; the lock its probe may have taken could not be released ({why}): it will show as stale"
                     ),
@@ -200,23 +201,26 @@ async fn probe_host<C: Connector>(
     }
 }
 
-/// Release `run`'s lock over `conn`, or over a new connection when that one is gone.
+/// Release `run`'s lock over `conn`, or over a new connection when that one is gone;
+/// whether there was one to release.
 async fn release_after_failure<C: Connector>(
     connector: &C,
     host: &Host,
     conn: &C::Conn,
     run: &str,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let script = lock::release_script(run);
+    let released =
+        |out: &crate::transport::RemoteOutput| lock::answer(&out.stdout) == Some("released");
     match tokio::time::timeout(RELEASE_LIMIT, conn.run(script.clone())).await {
-        Ok(Ok(out)) if out.success() => return Ok(()),
+        Ok(Ok(out)) if out.success() => return Ok(released(&out)),
         _ => {}
     }
     let again = async {
         let fresh = connector.connect(host).await.map_err(|e| e.to_string())?;
         let out = fresh.run(script).await.map_err(|e| e.to_string())?;
         if out.success() {
-            Ok(())
+            Ok(released(&out))
         } else {
             Err(last_lines(&out.stderr, 3))
         }

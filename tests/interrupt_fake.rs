@@ -294,7 +294,7 @@ async fn a_probe_answer_lost_after_it_took_the_lock_releases_the_lock() {
     for h in ["head", "node1"] {
         match &first.report.hosts[h] {
             HostOutcome::Skipped { reason } => assert!(
-                reason.ends_with("(the lock its probe may have taken is released)"),
+                reason.ends_with("(the lock its probe had taken is released)"),
                 "{h}: {reason}"
             ),
             other => panic!("{h}: {other:?}"),
