@@ -82,13 +82,15 @@ pub async fn apply_with<C: Connector + 'static>(
             verification: Vec::new(),
         });
     }
-    let report = engine::apply(
-        &plan,
+    // Steps that need a missing secret are refused; every other step runs.
+    let mut report = engine::apply(
+        &plan.runnable(),
         &loaded.step_order(),
         &connections,
         Some(reporter.sender()),
     )
     .await;
+    refuse(&mut report, &plan.refused_steps());
     engine::unlock(&facts, &connections).await;
     drop(connections);
     let (after, after_facts, connections) =
@@ -108,6 +110,20 @@ pub async fn apply_with<C: Connector + 'static>(
         after: Some(after),
         verification,
     })
+}
+
+/// A host whose other steps went through did not converge when a step was refused.
+fn refuse(report: &mut ApplyReport, refused: &[crate::plan::RefusedStep]) {
+    for r in refused {
+        if let Some(o @ (HostOutcome::Converged { .. } | HostOutcome::Unchanged)) =
+            report.hosts.get_mut(&r.host)
+        {
+            *o = HostOutcome::Failed {
+                step: r.step.clone(),
+                error: r.reason(),
+            };
+        }
+    }
 }
 
 /// The plan with its steps removed, to report outcomes without running anything.

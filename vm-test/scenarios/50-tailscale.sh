@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # vm-test/scenarios/50-tailscale.sh: Tailscale enrollment against the guests' stand-in
 # CLI (/usr/bin/tailscale, see vm-test/README.md). The first apply runs `tailscale up`
 # with the declared flags and the auth key as `--auth-key=file:PATH` (the path is in the
