@@ -856,3 +856,81 @@ async fn a_new_file_that_breaks_a_running_service_is_removed_again() {
         );
     }
 }
+
+const BOB_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBobBobBobBobBobBobBobBobBobBobBobBobBobBobB bob@laptop";
+
+#[tokio::test]
+async fn a_symlinked_ssh_dir_is_named_and_skipped_while_the_others_get_their_keys() {
+    let closet = Closet::new(&[]);
+    let fake = cluster();
+    assert!(apply(&fake, &closet.load()).await.success());
+    // Alice, with a shell on head, points her ~/.ssh at /etc.
+    fake.host("head").with(|s| {
+        s.files.remove("/home/alice/.ssh/authorized_keys");
+        s.files.insert(
+            "/home/alice/.ssh".into(),
+            FakeFile {
+                kind: FileKind::Symlink,
+                mode: 0o777,
+                owner: "alice".into(),
+                group: "alice".into(),
+                content: b"/etc".to_vec(),
+            },
+        );
+    });
+    // An inventory change makes apply write keys again: alice gets a second key, bob
+    // his first.
+    let edited = inventory_text()
+        .replace(
+            &format!("ssh_keys = [\"{ALICE_KEY}\"]"),
+            &format!("ssh_keys = [\"{ALICE_KEY}\", \"{BOB_KEY}\"]"),
+        )
+        .replace(
+            "comment = \"Bob Builder\"",
+            &format!("comment = \"Bob Builder\"\nssh_keys = [\"{BOB_KEY}\"]"),
+        );
+    closet.write("inventory.toml", &edited);
+    let loaded = closet.load();
+    let before = plan(&fake, &loaded, &["head"]).await;
+    let head = before.hosts.iter().find(|h| h.host == "head").unwrap();
+    assert!(
+        head.warnings
+            .iter()
+            .any(|w| w.contains("user `alice`")
+                && w.contains("`/home/alice/.ssh` is a symbolic link")),
+        "{:?}",
+        head.warnings
+    );
+    let rendered = text(&before);
+    assert!(!rendered.contains("file /home/alice/.ssh"), "{rendered}");
+    assert!(
+        !rendered.contains("directory /home/alice/.ssh"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("/home/bob/.ssh/authorized_keys"),
+        "{rendered}"
+    );
+    let outcome = apply(&fake, &loaded).await;
+    assert!(outcome.success(), "{:?}", outcome.report);
+    // Bob's keys are in, written as bob; nothing was written through alice's link.
+    fake.host("head").with(|s| {
+        let keys = &s.files["/home/bob/.ssh/authorized_keys"];
+        assert_eq!((keys.owner.as_str(), keys.mode), ("bob", 0o600));
+        assert!(String::from_utf8_lossy(&keys.content).contains("bob@laptop"));
+        assert!(!s
+            .files
+            .keys()
+            .any(|p| p.starts_with("/etc/authorized_keys")));
+        assert_eq!(s.files["/home/alice/.ssh"].kind, FileKind::Symlink);
+    });
+    // Alice's keys were installed on the other hosts; head's plan has only the warning.
+    assert!(
+        file_text(&fake, "node1", "/home/alice/.ssh/authorized_keys")
+            .unwrap()
+            .contains("bob@laptop")
+    );
+    let again = plan(&fake, &loaded, &[]).await;
+    assert!(!again.has_changes(), "{}", text(&again));
+}

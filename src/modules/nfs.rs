@@ -9,6 +9,7 @@
 
 use crate::facts::HostFacts;
 use crate::inventory::{Export, Host, Inventory};
+use crate::ops::Actor;
 use crate::resource::{Directory, File, Resource};
 
 pub const FSTAB: &str = "/etc/fstab";
@@ -157,6 +158,7 @@ pub fn resources(inventory: &Inventory, host: &Host, facts: Option<&HostFacts>) 
                 owner,
                 group,
                 mode: mode(&e.mode, 0o755),
+                actor: Actor::Root,
             }));
         } else if e.path != "/home" {
             // The mount point; what is mounted on it has the server's owner and mode.
@@ -165,6 +167,7 @@ pub fn resources(inventory: &Inventory, host: &Host, facts: Option<&HostFacts>) 
                 owner: "root".into(),
                 group: "root".into(),
                 mode: 0o755,
+                actor: Actor::Root,
             }));
         }
     }
@@ -181,6 +184,7 @@ pub fn resources(inventory: &Inventory, host: &Host, facts: Option<&HostFacts>) 
             content: replace_block(&current, &fstab_block(inventory)).into_bytes(),
             secret: None,
             disruption: Some("remount".into()),
+            actor: Actor::Root,
         }));
     }
     out

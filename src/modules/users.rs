@@ -5,13 +5,37 @@
 //! Before anything changes, [`conflicts`] compares the inventory with the live
 //! accounts: a UID or GID held by another name, or an account with another ID, is a
 //! conflict. closetctl never renumbers an account (files on NFS would be orphaned).
+//!
+//! A home belongs to its user, so what closetctl puts inside it (`~/.ssh` and its
+//! keys) is written *as that user* ([`Actor::Owner`]); only the home directory itself,
+//! in root's `/home`, is made by root. A `~/.ssh` that is a symbolic link is never
+//! used: that user's keys are left out (and [`warnings`] names her) while everyone
+//! else's are installed.
 
-use crate::facts::HostFacts;
-use crate::inventory::{Host, Inventory};
+use crate::facts::{FileKind, HostFacts};
+use crate::inventory::{Host, Inventory, User};
+use crate::ops::Actor;
 use crate::resource::{Directory, File, Resource, UserAccount};
 use std::collections::BTreeSet;
 
-pub fn resources(inventory: &Inventory, host: &Host) -> Vec<Resource> {
+/// `~/.ssh` of a user.
+fn ssh_dir(user: &User) -> String {
+    format!("{}/.ssh", user.home)
+}
+
+/// A user's home or `~/.ssh` that is a symbolic link on this host: closetctl will not
+/// write through it.
+fn linked_ssh_path(user: &User, facts: &HostFacts) -> Option<String> {
+    [user.home.clone(), ssh_dir(user)].into_iter().find(|p| {
+        facts
+            .files
+            .get(p)
+            .is_some_and(|f| f.kind == FileKind::Symlink)
+    })
+}
+
+/// `facts` is `None` while the probe request is built: every path is asked for.
+pub fn resources(inventory: &Inventory, host: &Host, facts: Option<&HostFacts>) -> Vec<Resource> {
     let groups = inventory.managed_groups();
     let managed: BTreeSet<String> = groups.iter().map(|g| g.name.clone()).collect();
     let local_home = inventory.home_is_local(host);
@@ -42,34 +66,57 @@ pub fn resources(inventory: &Inventory, host: &Host) -> Vec<Resource> {
             owner: u.name.clone(),
             group: u.primary_group.clone(),
             mode: 0o700,
+            actor: Actor::Root,
         }));
-        if !u.ssh_keys.is_empty() {
-            let ssh_dir = format!("{}/.ssh", u.home);
-            out.push(Resource::Directory(Directory {
-                path: ssh_dir.clone(),
-                owner: u.name.clone(),
-                group: u.primary_group.clone(),
-                mode: 0o700,
-            }));
-            let mut content = String::from(
-                "# Managed by closetctl from the inventory; local edits are replaced.\n",
-            );
-            for k in &u.ssh_keys {
-                content.push_str(k);
-                content.push('\n');
-            }
-            out.push(Resource::File(File {
-                path: format!("{ssh_dir}/authorized_keys"),
-                owner: u.name.clone(),
-                group: u.primary_group.clone(),
-                mode: 0o600,
-                content: content.into_bytes(),
-                secret: None,
-                disruption: None,
-            }));
+        if u.ssh_keys.is_empty() || facts.is_some_and(|f| linked_ssh_path(u, f).is_some()) {
+            continue;
         }
+        let ssh_dir = ssh_dir(u);
+        out.push(Resource::Directory(Directory {
+            path: ssh_dir.clone(),
+            owner: u.name.clone(),
+            group: u.primary_group.clone(),
+            mode: 0o700,
+            actor: Actor::Owner,
+        }));
+        let mut content =
+            String::from("# Managed by closetctl from the inventory; local edits are replaced.\n");
+        for k in &u.ssh_keys {
+            content.push_str(k);
+            content.push('\n');
+        }
+        out.push(Resource::File(File {
+            path: format!("{ssh_dir}/authorized_keys"),
+            owner: u.name.clone(),
+            group: u.primary_group.clone(),
+            mode: 0o600,
+            content: content.into_bytes(),
+            secret: None,
+            disruption: None,
+            actor: Actor::Owner,
+        }));
     }
     out
+}
+
+/// Users whose keys are left out on this host because their home or `~/.ssh` is a
+/// symbolic link (apply would otherwise write where the link points).
+pub fn warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+    if !inventory.home_is_local(host) {
+        return Vec::new();
+    }
+    inventory
+        .users
+        .iter()
+        .filter(|u| !u.ssh_keys.is_empty())
+        .filter_map(|u| {
+            let path = linked_ssh_path(u, facts)?;
+            Some(format!(
+                "user `{}`: `{path}` is a symbolic link; closetctl never writes through a link in a home, so her SSH keys are not installed here until it is replaced by a directory",
+                u.name
+            ))
+        })
+        .collect()
 }
 
 /// Accounts on the host that contradict the inventory.

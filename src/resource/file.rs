@@ -4,7 +4,7 @@
 
 use super::{attribute_details, mode_text, Action, Change, ResourceKind, SecretState};
 use crate::facts::{FileKind, HostFacts};
-use crate::ops::Op;
+use crate::ops::{Actor, Op};
 use sha2::{Digest, Sha256};
 
 #[derive(Clone)]
@@ -18,6 +18,8 @@ pub struct File {
     pub secret: Option<String>,
     /// How a content change disturbs running work.
     pub disruption: Option<String>,
+    /// Root, or the owner for a file inside her own home.
+    pub actor: Actor,
 }
 
 impl std::fmt::Debug for File {
@@ -107,6 +109,7 @@ impl File {
                 group: self.group.clone(),
                 mode: self.mode,
                 content: self.content.clone(),
+                actor: self.actor,
             });
         } else {
             c.ops.push(Op::SetAttributes {
@@ -114,6 +117,7 @@ impl File {
                 owner: self.owner.clone(),
                 group: self.group.clone(),
                 mode: self.mode,
+                actor: self.actor,
             });
         }
         c.details = details;
@@ -161,6 +165,7 @@ mod tests {
             content: content.to_vec(),
             secret: secret.then(|| "key".into()),
             disruption: None,
+            actor: Actor::Root,
         }
     }
 

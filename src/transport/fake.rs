@@ -617,6 +617,7 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
         }
         "cc_dir" => {
             owner_exists(s, &a[1], &a[2])?;
+            root_may_work_on(s, &a[0])?;
             s.files.insert(
                 a[0].clone(),
                 FakeFile {
@@ -630,6 +631,7 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
         }
         "cc_write" => {
             owner_exists(s, &a[1], &a[2])?;
+            root_may_work_on(s, &a[0])?;
             let content = base64::engine::general_purpose::STANDARD
                 .decode(&a[4])
                 .map_err(|e| e.to_string())?;
@@ -670,6 +672,7 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
         }
         "cc_attr" => {
             owner_exists(s, &a[1], &a[2])?;
+            root_may_work_on(s, &a[0])?;
             let m = mode(&a[3])?;
             let f = s
                 .files
@@ -730,8 +733,97 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
             u.active = "active".into();
             u.main_pid = pid;
         }
+        "cc_owner_dir" | "cc_owner_write" | "cc_owner_attr" => {
+            owner_exists(s, &a[1], &a[2])?;
+            owner_works_on(s, func, a)?;
+        }
         "cc_command" => run_command(s, &a[0])?,
         other => return Err(format!("fake host: unknown operation {other}")),
+    }
+    Ok(())
+}
+
+/// A person's account (Debian's 1000–59999, and nobody): root never works under a
+/// directory such an account can change, as `cc_safe` in the prelude.
+fn is_person(uid: u32) -> bool {
+    uid >= 1000 && (uid < 60000 || uid >= 65534)
+}
+
+/// As the prelude's `cc_safe` and `cc_nolink`: every directory above `path` is a real
+/// directory no person owns, and `path` itself is not a link.
+fn root_may_work_on(s: &FakeState, path: &str) -> Result<(), String> {
+    let mut dir = path;
+    while let Some(i) = dir.rfind('/') {
+        dir = &dir[..i];
+        if dir.is_empty() {
+            break;
+        }
+        let Some(f) = s.files.get(dir) else { continue };
+        let person = s.users.get(&f.owner).is_some_and(|u| is_person(u.uid));
+        if f.kind != FileKind::Directory || person {
+            return Err(format!(
+                "closetctl: refusing to work as root under {dir}: it is a {:?} owned by {}",
+                f.kind, f.owner
+            ));
+        }
+    }
+    if s.files
+        .get(path)
+        .is_some_and(|f| f.kind == FileKind::Symlink)
+    {
+        return Err(format!("closetctl: refusing {path}: it is a symbolic link"));
+    }
+    Ok(())
+}
+
+/// `cc_owner_dir|write|attr PATH OWNER GROUP MODE [DATA]`, as the owner would: never
+/// through a link, and only in a directory she owns (the kernel's check, simplified).
+fn owner_works_on(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
+    let (path, owner, group) = (&a[0], &a[1], &a[2]);
+    let mode = u32::from_str_radix(&a[3], 8).map_err(|e| e.to_string())?;
+    let parent = path.rsplit_once('/').map_or("/", |(p, _)| p);
+    let is_link = |p: &str| s.files.get(p).is_some_and(|f| f.kind == FileKind::Symlink);
+    if func == "cc_owner_write" && is_link(parent) {
+        return Err(format!(
+            "closetctl: refusing to write {path}: {parent} is a symbolic link"
+        ));
+    }
+    if func != "cc_owner_write" && is_link(path) {
+        return Err(format!("closetctl: refusing {path}: it is a symbolic link"));
+    }
+    let denied = || format!("{path}: Permission denied");
+    match s.files.get(parent) {
+        Some(d) if d.kind == FileKind::Directory && &d.owner == owner => {}
+        _ => return Err(denied()),
+    }
+    match func {
+        "cc_owner_attr" => {
+            let f = s.files.get_mut(path.as_str()).ok_or_else(denied)?;
+            if &f.owner != owner {
+                return Err(denied());
+            }
+            (f.group, f.mode) = (group.clone(), mode);
+        }
+        _ => {
+            let (kind, content) = if func == "cc_owner_dir" {
+                (FileKind::Directory, Vec::new())
+            } else {
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(&a[4])
+                    .map_err(|e| e.to_string())?;
+                (FileKind::File, data)
+            };
+            s.files.insert(
+                path.clone(),
+                FakeFile {
+                    kind,
+                    mode,
+                    owner: owner.clone(),
+                    group: group.clone(),
+                    content,
+                },
+            );
+        }
     }
     Ok(())
 }
