@@ -746,7 +746,7 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
 /// A person's account (Debian's 1000–59999, and nobody): root never works under a
 /// directory such an account can change, as `cc_safe` in the prelude.
 fn is_person(uid: u32) -> bool {
-    uid >= 1000 && (uid < 60000 || uid >= 65534)
+    uid >= 1000 && !(60000..65534).contains(&uid)
 }
 
 /// As the prelude's `cc_safe` and `cc_nolink`: every directory above `path` is a real
