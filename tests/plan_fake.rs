@@ -934,3 +934,86 @@ async fn a_symlinked_ssh_dir_is_named_and_skipped_while_the_others_get_their_key
     let again = plan(&fake, &loaded, &[]).await;
     assert!(!again.has_changes(), "{}", text(&again));
 }
+
+/// The test closet with `/home` shared from head.
+fn nfs_closet() -> Closet {
+    let text = inventory_text().replace(
+        "roles = [\"controller\", \"login\"]",
+        "roles = [\"controller\", \"login\", \"nfs-server\"]",
+    ) + "\n[nfs]\nserver = \"head\"\n";
+    let closet = Closet::new(&[]);
+    closet.write("inventory.toml", &text);
+    closet
+}
+
+fn put_fstab(fake: &FakeCluster, host: &str, content: Vec<u8>) {
+    fake.host(host).with(|s| {
+        s.files.insert(
+            "/etc/fstab".into(),
+            FakeFile {
+                kind: FileKind::File,
+                mode: 0o644,
+                owner: "root".into(),
+                group: "root".into(),
+                content,
+            },
+        );
+    });
+}
+
+#[tokio::test]
+async fn an_fstab_is_edited_byte_for_byte_or_not_at_all() {
+    let closet = nfs_closet();
+    let loaded = closet.load();
+    let fake = cluster();
+    // node1: a Latin-1 comment and CRLF line ends; node2: larger than the probe reads.
+    let latin1: Vec<u8> =
+        b"# machine de l'\xe9quipe\r\nUUID=0a1b / ext4 errors=remount-ro 0 1\r\n/swapfile none swap sw 0 0\n"
+            .to_vec();
+    put_fstab(&fake, "node1", latin1.clone());
+    let mut large = b"UUID=0a1b / ext4 errors=remount-ro 0 1\n".to_vec();
+    while large.len() <= 65536 {
+        large.extend(b"# a long comment the admin wrote, kept on every line of this file\n");
+    }
+    put_fstab(&fake, "node2", large.clone());
+    let p = plan(&fake, &loaded, &[]).await;
+    let node1 = p.hosts.iter().find(|h| h.host == "node1").unwrap();
+    let fstab = node1
+        .steps
+        .iter()
+        .flat_map(|s| &s.changes)
+        .find(|c| c.name == "/etc/fstab")
+        .expect("node1's fstab gets the block");
+    let diff = fstab.diff.as_deref().unwrap();
+    assert!(diff.contains(" UUID=0a1b / ext4"), "{diff}");
+    assert!(diff.contains("+# BEGIN closetctl"), "{diff}");
+    assert!(fstab.details.iter().any(|d| d.starts_with("not UTF-8")));
+    let written = fstab
+        .ops
+        .iter()
+        .find_map(|op| match op {
+            closetctl::ops::Op::WriteFile { content, .. } => Some(content.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        written.starts_with(&latin1),
+        "every byte of the old fstab is kept"
+    );
+    // node2's fstab cannot be read whole: the host is refused, not given a fresh fstab.
+    assert_eq!(status(&p, "node2"), HostStatus::Conflict);
+    let node2 = p.hosts.iter().find(|h| h.host == "node2").unwrap();
+    assert!(
+        node2
+            .conflicts
+            .iter()
+            .any(|c| c.contains("`/etc/fstab` is") && c.contains("over the 65536")),
+        "{:?}",
+        node2.conflicts
+    );
+    assert!(!node2
+        .steps
+        .iter()
+        .flat_map(|s| &s.changes)
+        .any(|c| c.name == "/etc/fstab"));
+}

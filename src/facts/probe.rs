@@ -209,6 +209,7 @@ pub fn parse(out: &str, req: &ProbeRequest) -> Result<HostFacts, ProbeError> {
         file.sha256 = Some(format!("{:x}", Sha256::digest(bytes)));
         if !req.secret_files.contains(*path) {
             file.content = String::from_utf8(bytes.to_vec()).ok();
+            file.bytes = Some(bytes.to_vec());
         }
     }
     for line in get("sha256")?.1.lines() {
@@ -388,6 +389,7 @@ fn parse_stat(body: &str) -> Result<BTreeMap<String, FileState>, ProbeError> {
                 size,
                 sha256: None,
                 content: None,
+                bytes: None,
             },
         );
     }

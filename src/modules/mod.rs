@@ -57,6 +57,7 @@ pub fn host_warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> V
 /// Problems on a live host that make apply refuse to touch it.
 pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
     let mut out = users::conflicts(inventory, facts);
+    out.extend(nfs::conflicts(inventory, host, facts));
     if inventory.slurm.is_some() {
         out.extend(slurm::gpu_conflicts(host, facts));
         out.extend(accounting::conflicts(inventory, host, facts));
