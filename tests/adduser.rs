@@ -4,7 +4,10 @@
 use assert_cmd::Command;
 use closetctl::inventory::edit::{add_user, NewUser};
 use closetctl::inventory::Inventory;
+use std::io::BufRead;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 const COMMENTED: &str = r#"# The lab closet. Ask Pat before changing anything below.
 
@@ -251,12 +254,11 @@ fn cli_adduser_edits_the_file_and_prints_the_next_step() {
         text,
         add_user(Path::new("inventory.toml"), COMMENTED, &carol()).unwrap()
     );
-    // No temp file is left beside the inventory.
-    let entries: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(entries, ["inventory.toml"]);
+    // No temp file is left beside the inventory; the lock file stays (see edit.rs).
+    assert_eq!(
+        entries(dir.path()),
+        [".inventory.toml.lock", "inventory.toml"]
+    );
 }
 
 #[test]
@@ -284,4 +286,300 @@ fn cli_adduser_refuses_a_taken_uid_and_leaves_the_file_alone() {
         "error: inventory `inventory.toml`: uid 1001 is already taken by user `alice`\n"
     );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), COMMENTED);
+}
+
+/// The names in `dir`, sorted.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `closetctl adduser carol --uid 1003 --group vision-lab -i inventory.toml` in `dir`,
+/// started, with stderr piped.
+fn spawn_adduser(dir: &Path, extra: &[&str]) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("closetctl"))
+        .current_dir(dir)
+        .env_remove("CLOSETCTL_INVENTORY")
+        .env("NO_COLOR", "1")
+        .args([
+            "adduser",
+            "carol",
+            "--uid",
+            "1003",
+            "--group",
+            "vision-lab",
+            "-i",
+            "inventory.toml",
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait for `path` to exist (at most 60 s).
+fn wait_for(path: &Path) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An inventory whose only host is reached through a ProxyCommand that says it started,
+/// waits for `go`, and fails: adduser's look at the hosts holds still until the test
+/// has made its concurrent edit.
+fn inventory_with_a_slow_host(dir: &Path) {
+    std::fs::write(
+        dir.join("ssh_config"),
+        format!(
+            "Host *\n    ProxyCommand sh -c 'touch {d}/started; while [ ! -e {d}/go ]; do sleep 0.05; done; exit 1'\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("inventory.toml"),
+        format!("{COMMENTED}\n[ssh]\nconfig = \"ssh_config\"\n"),
+    )
+    .unwrap();
+}
+
+const DAVE: &str = "\n[[user]]\nname = \"dave\"   # added by another admin meanwhile\nuid = 1004\n";
+
+#[test]
+fn cli_adduser_keeps_an_edit_made_while_it_looked_at_the_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    inventory_with_a_slow_host(dir.path());
+    let path = dir.path().join("inventory.toml");
+    let child = spawn_adduser(dir.path(), &[]);
+    // adduser has read the file and is waiting on the host: another admin adds dave.
+    wait_for(&dir.path().join("started"));
+    let edited = format!("{}{DAVE}", std::fs::read_to_string(&path).unwrap());
+    std::fs::write(&path, &edited).unwrap();
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: could not check host `head`"),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let inv = Inventory::parse(&path, &text).unwrap();
+    let names: Vec<&str> = inv.users.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["alice", "bob", "dave", "carol"], "{text}");
+    assert!(
+        text.starts_with(&edited),
+        "dave's edit is kept as written:\n{text}"
+    );
+}
+
+#[test]
+fn cli_adduser_refuses_when_a_concurrent_edit_took_the_uid() {
+    let dir = tempfile::tempdir().unwrap();
+    inventory_with_a_slow_host(dir.path());
+    let path = dir.path().join("inventory.toml");
+    let child = spawn_adduser(dir.path(), &[]);
+    wait_for(&dir.path().join("started"));
+    let edited = format!(
+        "{}{}",
+        std::fs::read_to_string(&path).unwrap(),
+        DAVE.replace("1004", "1003")
+    );
+    std::fs::write(&path, &edited).unwrap();
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.ends_with(
+            "error: inventory `inventory.toml`: uid 1003 is already taken by user `dave`\n"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), edited);
+}
+
+#[test]
+fn cli_adduser_waits_for_the_lock_and_keeps_the_holders_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.toml");
+    std::fs::write(&path, COMMENTED).unwrap();
+    // Another editor holds the lock beside the inventory.
+    let lock = std::fs::File::create(dir.path().join(".inventory.toml.lock")).unwrap();
+    lock.lock().unwrap();
+    let mut child = spawn_adduser(dir.path(), &["--offline"]);
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert_eq!(
+        line,
+        format!(
+            "waiting for the lock {} (another closetctl is editing the inventory)\n",
+            dir.path().join(".inventory.toml.lock").display()
+        ),
+        "adduser did not wait for the lock"
+    );
+    // The holder writes its edit and lets go.
+    std::fs::write(&path, format!("{COMMENTED}{DAVE}")).unwrap();
+    drop(lock);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let inv = Inventory::load(&path).unwrap();
+    let names: Vec<&str> = inv.users.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["alice", "bob", "dave", "carol"]);
+}
+
+#[test]
+fn cli_adduser_writes_through_a_symlink_to_its_target() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("lab")).unwrap();
+    let target = dir.path().join("lab/closet.toml");
+    std::fs::write(&target, COMMENTED).unwrap();
+    std::os::unix::fs::symlink("lab/closet.toml", dir.path().join("inventory.toml")).unwrap();
+    let out = spawn_adduser(dir.path(), &["--offline"])
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The link is still the same link; its target has carol.
+    let link = dir.path().join("inventory.toml");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        Path::new("lab/closet.toml")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        add_user(Path::new("inventory.toml"), COMMENTED, &carol()).unwrap()
+    );
+    // The lock and the temp file were beside the target; only the lock stays.
+    assert_eq!(entries(dir.path()), ["inventory.toml", "lab"]);
+    assert_eq!(
+        entries(&dir.path().join("lab")),
+        [".closet.toml.lock", "closet.toml"]
+    );
+}
+
+#[test]
+fn cli_adduser_keeps_the_mode_and_replaces_the_file_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.toml");
+    std::fs::write(&path, COMMENTED).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    // A second name for the old file: a rename leaves it as it was, a rewrite in place
+    // (the torn-file risk) would change it too.
+    std::fs::hard_link(&path, dir.path().join("before.toml")).unwrap();
+    let ino = std::fs::metadata(&path).unwrap().ino();
+    let out = spawn_adduser(dir.path(), &["--offline"])
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o640);
+    assert_ne!(meta.ino(), ino, "a new file was renamed in");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("before.toml")).unwrap(),
+        COMMENTED
+    );
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .contains("name = \"carol\""));
+}
+
+/// Whether this test runs as root with `setpriv` (else the owner tests are skipped, visibly).
+fn root_with_setpriv(test: &str) -> bool {
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false);
+    let setpriv = std::process::Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !(root && setpriv) {
+        eprintln!("SKIPPED {test}: needs root and setpriv (root: {root}, setpriv: {setpriv})");
+    }
+    root && setpriv
+}
+
+#[test]
+fn cli_adduser_keeps_the_owner() {
+    if !root_with_setpriv("cli_adduser_keeps_the_owner") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.toml");
+    std::fs::write(&path, COMMENTED).unwrap();
+    std::os::unix::fs::chown(&path, Some(4242), Some(4343)).unwrap();
+    let out = spawn_adduser(dir.path(), &["--offline"])
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (4242, 4343));
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .contains("name = \"carol\""));
+}
+
+#[test]
+fn cli_adduser_refuses_rather_than_take_over_someone_elses_file() {
+    if !root_with_setpriv("cli_adduser_refuses_rather_than_take_over_someone_elses_file") {
+        return;
+    }
+    // nobody may write the file and its directory, but cannot give a new file 4242's
+    // ownership: the edit is refused and nothing changes.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = dir.path().join("inventory.toml");
+    std::fs::write(&path, COMMENTED).unwrap();
+    std::os::unix::fs::chown(&path, Some(4242), Some(4242)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(assert_cmd::cargo::cargo_bin("closetctl"))
+        .args(["adduser", "carol", "--uid", "1003", "-i"])
+        .arg(&path)
+        .arg("--offline")
+        .env_remove("CLOSETCTL_INVENTORY")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "error: cannot write inventory `{}`: cannot keep its owner 4242:4242 (run adduser as that user or as root): Operation not permitted (os error 1)\n",
+            path.display()
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), COMMENTED);
+    assert_eq!(
+        entries(dir.path()),
+        [".inventory.toml.lock", "inventory.toml"]
+    );
 }

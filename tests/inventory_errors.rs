@@ -320,7 +320,7 @@ fn comment_with_a_colon() {
     assert_eq!(
         error(&text),
         expect(&[
-            "12:11: user `alice`: comment `Alice: PhD` may not contain `:`, quotes or newlines"
+            "12:11: user `alice`: comment `Alice: PhD` may not contain `:`, quotes or control characters"
         ])
     );
 }
@@ -528,5 +528,366 @@ fn the_example_inventory_is_valid() {
     assert_eq!(
         inv.cluster.secrets_dir,
         path.parent().unwrap().join("secrets")
+    );
+}
+
+// ---- homes: only under the home bases, never a system directory or another's home ----
+
+/// `with`, plus one user `alice` whose `home` line (line 12) is `home = "<home>"`.
+fn with_home(home: &str) -> String {
+    with(&format!(
+        "\n[[user]]\nname = \"alice\"\nuid = 1001\nhome = \"{home}\"\n"
+    ))
+}
+
+#[test]
+fn home_etc_is_refused() {
+    assert_eq!(
+        error(&with_home("/etc")),
+        expect(&["12:8: user `alice`: home `/etc` is a system directory; a home must be under a home base (`/home`)"])
+    );
+}
+
+#[test]
+fn homes_inside_system_directories_are_refused() {
+    for (home, sys) in [
+        ("/usr/local/alice", "/usr"),
+        ("/root/alice", "/root"),
+        ("/var/lib/alice", "/var"),
+        ("/lib64/alice", "/lib64"),
+        ("/tmp/alice", "/tmp"),
+    ] {
+        assert_eq!(
+            error(&with_home(home)),
+            expect(&[&format!("12:8: user `alice`: home `{home}` is inside the system directory `{sys}`; a home must be under a home base (`/home`)")])
+        );
+    }
+    assert_eq!(
+        error(&with_home("/")),
+        expect(&["12:8: user `alice`: home `/` is a system directory; a home must be under a home base (`/home`)"])
+    );
+}
+
+#[test]
+fn a_home_outside_the_home_bases_is_refused() {
+    assert_eq!(
+        error(&with_home("/data/alice")),
+        expect(&["12:8: user `alice`: home `/data/alice` is not under a home base (`/home`); move it there or list its base in `[cluster] home_bases`"])
+    );
+    // A prefix of the name is not a parent directory.
+    assert_eq!(
+        error(&with_home("/homework/alice")),
+        expect(&["12:8: user `alice`: home `/homework/alice` is not under a home base (`/home`); move it there or list its base in `[cluster] home_bases`"])
+    );
+}
+
+#[test]
+fn a_home_base_itself_is_not_a_home() {
+    assert_eq!(
+        error(&with_home("/home")),
+        expect(&["12:8: user `alice`: home `/home` is a home base itself; give a directory inside it, like `/home/alice`"])
+    );
+}
+
+#[test]
+fn a_home_is_a_normalized_path() {
+    assert_eq!(
+        error(&with_home("/home//alice")),
+        expect(&["12:8: user `alice`: home `/home//alice` contains an empty component (`//`)"])
+    );
+    assert_eq!(
+        error(&with_home("/home/./alice")),
+        expect(&["12:8: user `alice`: home `/home/./alice` contains `.` or `..` components"])
+    );
+}
+
+#[test]
+fn configured_home_bases_are_honoured_and_the_first_is_the_default() {
+    let text = with(
+        "\n[[user]]\nname = \"alice\"\nuid = 1001\nhome = \"/home/alice\"\n\n[[user]]\nname = \"bob\"\nuid = 1002\nhome = \"/data/homes/lab/bob\"\n\n[[user]]\nname = \"carol\"\nuid = 1003\n",
+    )
+    .replace(
+        "name = \"closet\"\n",
+        "name = \"closet\"\nhome_bases = [\"/data/homes\", \"/home\"]\n",
+    );
+    let inv = Inventory::parse(Path::new("inv.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(inv.cluster.home_bases, ["/data/homes", "/home"]);
+    let homes: Vec<&str> = inv.users.iter().map(|u| u.home.as_str()).collect();
+    assert_eq!(
+        homes,
+        ["/home/alice", "/data/homes/lab/bob", "/data/homes/carol"]
+    );
+    // Without `home_bases`, only /home.
+    let inv = Inventory::parse(Path::new("inv.toml"), HEAD).unwrap();
+    assert_eq!(inv.cluster.home_bases, ["/home"]);
+}
+
+#[test]
+fn bad_home_bases_are_each_named() {
+    let text = format!(
+        "[cluster]\nname = \"closet\"\nhome_bases = [\"/home\", \"/etc\", \"/\", \"homes\", \"/home/lab\", \"/srv/homes\", \"/home\"]\n{}",
+        &HEAD["[cluster]\nname = \"closet\"\n".len()..]
+    );
+    assert_eq!(
+        error(&text),
+        expect(&[
+            "3:24: home base `/etc` is a system directory; homes may not be there",
+            "3:32: home base `/` is a system directory; homes may not be there",
+            "3:37: home base `homes` is not an absolute path",
+            "3:46: home base `/home/lab` is inside home base `/home` at line 3, column 15; list only `/home`",
+            "3:59: home base `/srv/homes` is inside the system directory `/srv`; homes may not be there",
+            "3:73: duplicate home base `/home`: already declared at line 3, column 15",
+        ])
+    );
+}
+
+#[test]
+fn an_empty_list_of_home_bases_is_refused() {
+    let text = HEAD.replace(
+        "name = \"closet\"\n",
+        "name = \"closet\"\nhome_bases = []\n",
+    );
+    assert_eq!(
+        error(&text),
+        expect(&[
+            "3:14: `home_bases` is empty; list the directories homes live in, like `[\"/home\"]`"
+        ])
+    );
+}
+
+#[test]
+fn a_home_is_never_another_users_home_or_inside_or_around_it() {
+    // alice has the default /home/alice (named at her name), dave has /home/lab/dave.
+    let text = with(concat!(
+        "\n[[user]]\nname = \"alice\"\nuid = 1001\n",
+        "\n[[user]]\nname = \"bob\"\nuid = 1002\nhome = \"/home/alice\"\n",
+        "\n[[user]]\nname = \"carol\"\nuid = 1003\nhome = \"/home/alice/carol\"\n",
+        "\n[[user]]\nname = \"dave\"\nuid = 1004\nhome = \"/home/lab/dave\"\n",
+        "\n[[user]]\nname = \"erin\"\nuid = 1005\nhome = \"/home/lab\"\n",
+    ));
+    assert_eq!(
+        error(&text),
+        expect(&[
+            "16:8: user `bob`: home `/home/alice` is already the home of user `alice` (`/home/alice`) at line 10, column 8",
+            "21:8: user `carol`: home `/home/alice/carol` is inside the home of user `alice` (`/home/alice`) at line 10, column 8",
+            "31:8: user `erin`: home `/home/lab` contains the home of user `dave` (`/home/lab/dave`) at line 26, column 8",
+        ])
+    );
+}
+
+// ---- values that reach config lines: slurm.conf, exports, fstab, the Tailscale API ----
+
+#[test]
+fn decay_half_life_cannot_inject_a_slurm_conf_line() {
+    let text = with(
+        "\n[slurm]\ncontroller = \"head\"\n\n[slurm.fair_share]\ndecay_half_life = \"7-0\\n+PrologSlurmctld=/tmp/evil.sh\"\n",
+    );
+    assert_eq!(
+        error(&text),
+        expect(&["13:19: slurm fair_share decay_half_life `7-0\\n+PrologSlurmctld=/tmp/evil.sh` is not a Slurm time like `7-0` (days-hours), `7-12`, `2-00:00:00` or minutes like `30`"])
+    );
+    // The inline-table form is pointed at as precisely.
+    let text = with(
+        "\n[slurm]\ncontroller = \"head\"\nfair_share = { decay_half_life = \"+PrologSlurmctld=/tmp/evil.sh\" }\n",
+    );
+    assert_eq!(
+        error(&text),
+        expect(&["11:34: slurm fair_share decay_half_life `+PrologSlurmctld=/tmp/evil.sh` is not a Slurm time like `7-0` (days-hours), `7-12`, `2-00:00:00` or minutes like `30`"])
+    );
+}
+
+#[test]
+fn slurm_times() {
+    use closetctl::inventory::is_slurm_time;
+    for ok in [
+        "7-0",
+        "14-0",
+        "7-12",
+        "2-00:00:00",
+        "1-12:30",
+        "30:00",
+        "1:00:00",
+        "30",
+        "0",
+    ] {
+        assert!(is_slurm_time(ok), "{ok} is a Slurm time");
+    }
+    for bad in [
+        "",
+        "7-",
+        "-7",
+        "7-0-0",
+        "1:2:3:4",
+        "7d",
+        "1 day",
+        "7-0#x",
+        "7-0\n",
+        ":30",
+        "1-:30",
+        "1234567890",
+        "UNLIMITED",
+    ] {
+        assert!(!is_slurm_time(bad), "{bad:?} is not a Slurm time");
+    }
+    let text = with(
+        "\n[slurm]\ncontroller = \"head\"\nfair_share = { decay_half_life = \"14-0\" }\n\n[[slurm.partition]]\nname = \"gpu\"\nmax_time = \"UNLIMITED\"\n",
+    );
+    let inv = Inventory::parse(Path::new("inv.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
+    let slurm = inv.slurm.unwrap();
+    assert_eq!(slurm.fair_share.decay_half_life, "14-0");
+    assert_eq!(slurm.partitions[0].max_time.as_deref(), Some("UNLIMITED"));
+}
+
+#[test]
+fn partition_max_time_must_be_a_slurm_time() {
+    let text = with("\n[slurm]\ncontroller = \"head\"\n\n[[slurm.partition]]\nname = \"gpu\"\nmax_time = \"7-0:00:00,x\"\n");
+    assert_eq!(
+        error(&text),
+        expect(&["14:12: partition `gpu`: max_time `7-0:00:00,x` is not a Slurm time like `7-00:00:00` or `UNLIMITED`"])
+    );
+}
+
+#[test]
+fn slurm_option_names_must_be_slurm_parameters() {
+    let text = with(concat!(
+        "\n[slurm]\ncontroller = \"head\"\n",
+        "\n[slurm.options]\n\"\" = \"x\"\n\"Prolog Slurmctld\" = \"/bin/true\"\n1Max = \"1\"\nMaxJobCount = \"10000\"\n",
+        "\n[[slurm.partition]]\nname = \"gpu\"\noptions = { \"State=DOWN\\nX\" = \"1\" }\n",
+    ));
+    assert_eq!(
+        error(&text),
+        expect(&[
+            "13:1: slurm: an option name is empty; give a Slurm parameter like `MaxNodes`",
+            "14:1: slurm: option name `Prolog Slurmctld` does not match `^[A-Za-z][A-Za-z0-9]*$` (a Slurm parameter like `MaxNodes`)",
+            "15:1: slurm: option name `1Max` does not match `^[A-Za-z][A-Za-z0-9]*$` (a Slurm parameter like `MaxNodes`)",
+            "20:13: partition `gpu`: option name `State=DOWN\\nX` does not match `^[A-Za-z][A-Za-z0-9]*$` (a Slurm parameter like `MaxNodes`)",
+        ])
+    );
+}
+
+#[test]
+fn slurm_option_values_cannot_end_the_line_or_start_a_comment() {
+    let text = with(concat!(
+        "\n[slurm]\ncontroller = \"head\"\n",
+        "\n[slurm.options]\nMaxJobCount = \"10000\\nPrologSlurmctld=/tmp/evil.sh\"\nMinJobAge = \"300 # keep\"\nKillWait = \"\"\nMessageTimeout = \"10\\r\"\n",
+        "\n[[slurm.partition]]\nname = \"gpu\"\noptions = { MaxNodes = \"1\\u001b[2J\" }\n",
+    ));
+    assert_eq!(
+        error(&text),
+        expect(&[
+            "13:15: slurm: option `MaxJobCount` value `10000\\nPrologSlurmctld=/tmp/evil.sh` contains `\\n`; slurm.conf values here may use letters, digits and `=,:._-/+[]@`",
+            "14:13: slurm: option `MinJobAge` value `300 # keep` contains ` `; slurm.conf values here may use letters, digits and `=,:._-/+[]@`",
+            "15:12: slurm: option `KillWait` has an empty value",
+            "16:18: slurm: option `MessageTimeout` value `10\\r` contains `\\r`; slurm.conf values here may use letters, digits and `=,:._-/+[]@`",
+            "20:24: partition `gpu`: option `MaxNodes` value `1\\u{1b}[2J` contains `\\u{1b}`; slurm.conf values here may use letters, digits and `=,:._-/+[]@`",
+        ])
+    );
+}
+
+#[test]
+fn tailscale_api_url_must_be_https() {
+    let text = with("\n[tailscale]\napi_url = \"http://api.tailscale.example\"\n");
+    assert_eq!(
+        error(&text),
+        expect(&["10:11: tailscale api_url `http://api.tailscale.example` must start with https:// (the API key would cross the network in clear text; plain http is taken only for a loopback address literal such as `http://127.0.0.1:8080`)"])
+    );
+    // `localhost` is a name, not an address: it is not taken for loopback.
+    let text = with("\n[tailscale]\napi_url = \"http://localhost:8080\"\n");
+    assert_eq!(
+        error(&text),
+        expect(&["10:11: tailscale api_url `http://localhost:8080` must start with https:// (the API key would cross the network in clear text; plain http is taken only for a loopback address literal such as `http://127.0.0.1:8080`)"])
+    );
+    for (url, why) in [
+        ("ftp://api.example", "must start with https:// (the API key would cross the network in clear text; plain http is taken only for a loopback address literal such as `http://127.0.0.1:8080`)"),
+        ("https://admin:pw@api.example", "may not carry a user or password (the API key comes from `api_key_file` or `api_key_env`)"),
+        ("https://api.example/?tailnet=x", "may not have a query or fragment; give a URL like `https://api.tailscale.com`"),
+        ("api.tailscale.com", "is not a URL like `https://api.tailscale.com` (relative URL without a base)"),
+        ("https://api.example\\n", "contains spaces or control characters; give a URL like `https://api.tailscale.com`"),
+    ] {
+        let text = with(&format!("\n[tailscale]\napi_url = \"{url}\"\n"));
+        // The newline is shown as `\n`, as the file spells it.
+        assert_eq!(
+            error(&text),
+            expect(&[&format!("10:11: tailscale api_url `{url}` {why}")])
+        );
+    }
+}
+
+#[test]
+fn plain_http_only_to_a_loopback_address_literal() {
+    for url in [
+        "http://127.0.0.1:8080",
+        "http://127.1.2.3",
+        "http://[::1]:8080/",
+        "https://api.tailscale.com",
+        "https://headscale.lab.example/proxy",
+    ] {
+        let text = with(&format!("\n[tailscale]\napi_url = \"{url}\"\n"));
+        let inv =
+            Inventory::parse(Path::new("inv.toml"), &text).unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(inv.tailscale.unwrap().api_url, url.trim_end_matches('/'));
+    }
+}
+
+#[test]
+fn tailnet_cannot_change_the_api_url() {
+    let text = with("\n[tailscale]\ntailnet = \"example.com/../../other?x=\"\n");
+    assert_eq!(
+        error(&text),
+        expect(&["10:11: tailscale tailnet `example.com/../../other?x=` is not a tailnet name like `example.com` (or `-`, the API key's own tailnet)"])
+    );
+    for ok in ["-", "example.com", "alice@gmail.com", "T1a2B3CNTRL"] {
+        let text = with(&format!("\n[tailscale]\ntailnet = \"{ok}\"\n"));
+        Inventory::parse(Path::new("inv.toml"), &text).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+}
+
+#[test]
+fn read_only_export_with_rw_options_is_a_conflict() {
+    let text = with_nfs(
+        "\n[nfs]\nserver = \"head\"\nexports = [{ path = \"/datasets\", read_only = true, options = \"rw,sync\" }]\n",
+    );
+    assert_eq!(
+        error(&text),
+        expect(&["11:62: nfs export `/datasets`: options `rw,sync` contain `rw`, but the export has `read_only = true`; drop `rw` (closetctl adds `ro`)"])
+    );
+}
+
+#[test]
+fn duplicate_addresses_are_compared_as_the_network_sees_them() {
+    let text = "[cluster]\nname = \"closet\"\n\n[[host]]\nname = \"head\"\naddress = \"Head.Lab.example\"\n\n[[host]]\nname = \"gpu1\"\naddress = \"head.lab.EXAMPLE\"\n\n[[host]]\nname = \"gpu2\"\naddress = \"fd00::1\"\n\n[[host]]\nname = \"gpu3\"\naddress = \"fd00:0:0::1\"\n";
+    assert_eq!(
+        error(text),
+        expect(&[
+            "10:11: duplicate host address `head.lab.EXAMPLE`: already declared as `Head.Lab.example` at line 6, column 11",
+            "18:11: duplicate host address `fd00:0:0::1`: already declared as `fd00::1` at line 14, column 11",
+        ])
+    );
+}
+
+#[test]
+fn a_dotted_all_digit_address_is_not_a_dns_name() {
+    let text = HEAD.replace("10.0.0.1", "10.0.0.300");
+    assert_eq!(
+        error(&text),
+        expect(&[
+            "6:11: host `head`: address `10.0.0.300` is neither an IP address nor a DNS name"
+        ])
+    );
+}
+
+#[test]
+fn control_characters_are_shown_escaped() {
+    let text = HEAD.replace("name = \"head\"", "name = \"he\\u001b[2Jad\\u202e\"");
+    assert_eq!(
+        error(&text),
+        expect(&[
+            "5:8: host name `he\\u{1b}[2Jad\\u{202e}` does not match `^[a-z_][a-z0-9_-]{0,31}$`"
+        ])
+    );
+    let text = with("\n[[user]]\nname = \"alice\"\nuid = 1001\ncomment = \"Alice\\u0007\\r\"\n");
+    assert_eq!(
+        error(&text),
+        expect(&["12:11: user `alice`: comment `Alice\\u{7}\\r` may not contain `:`, quotes or control characters"])
     );
 }

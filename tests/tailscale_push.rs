@@ -37,6 +37,8 @@ struct ApiState {
     reject: Option<(String, String)>,
     /// Someone edits the policy in the admin console right after closetctl's GET.
     edit_after_get: bool,
+    /// Every request is answered `302 Found` to this location.
+    redirect_to: Option<String>,
     requests: Vec<Request>,
 }
 
@@ -84,6 +86,13 @@ fn respond(state: &Mutex<ApiState>, req: &Request) -> (u16, Vec<(String, String)
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{API_KEY}:"))
     );
+    if let Some(to) = &s.redirect_to {
+        return (
+            302,
+            vec![("Location".to_string(), to.clone())],
+            String::new(),
+        );
+    }
     if req.header("Authorization") != Some(auth.as_str()) {
         return (401, vec![], r#"{"message":"API token invalid"}"#.into());
     }
@@ -348,4 +357,44 @@ fn a_missing_or_wrong_api_key_is_a_clear_error_without_the_key() {
     assert_eq!(code, 1);
     assert!(stderr.contains("HTTP 401"), "{stderr}");
     assert!(!stderr.contains("tskey-api-wrong"), "{stderr}");
+}
+
+#[test]
+fn plain_http_to_a_name_is_refused_before_the_key_is_sent() {
+    // `localhost` reaches the stand-in, but it is a name, not a loopback literal: over
+    // plain http the key would go wherever the name resolves. Nothing is sent.
+    let api = Api::start(ApiState::default());
+    let dir = closet(api.port);
+    let inventory = dir.path().join("inventory.toml");
+    let text = std::fs::read_to_string(&inventory).unwrap().replace(
+        &format!("http://127.0.0.1:{}", api.port),
+        &format!("http://localhost:{}", api.port),
+    );
+    std::fs::write(&inventory, text).unwrap();
+    let (code, stdout, stderr) = closetctl(&dir, &["tailscale", "policy", "--push"]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "tailscale api_url `http://localhost:{}` must start with https://",
+            api.port
+        )),
+        "{stderr}"
+    );
+    assert!(api.requests().is_empty(), "{:?}", api.requests());
+}
+
+#[test]
+fn a_redirect_is_not_followed() {
+    let api = Api::start(ApiState {
+        redirect_to: Some("http://127.0.0.1:1/elsewhere".into()),
+        ..ApiState::default()
+    });
+    let dir = closet(api.port);
+    let (code, stdout, stderr) = closetctl(&dir, &["tailscale", "policy", "--push"]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert_eq!(
+        stderr,
+        format!("error: POST http://127.0.0.1:{}/api/v2/tailnet/-/acl/validate: HTTP 302: not followed: a redirect to `http://127.0.0.1:1/elsewhere`\n", api.port)
+    );
+    assert_eq!(api.requests().len(), 1);
 }

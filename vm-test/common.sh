@@ -17,6 +17,19 @@ VM_GUESTS="head 10.77.0.10 1536 -
 node1 10.77.0.11 1024 a100-sxm4-80gb:4
 node2 10.77.0.12 1024 rtx-4090:2"
 
+# vm_close_fds: closes every file descriptor above 2 in this shell. The closet's daemons
+# (qemu -daemonize, the repository's http server) start in a subshell that calls it
+# first: otherwise they inherit the fd of `flock /tmp/closetctl-closet.lock vm-test/up`
+# and hold that lock for as long as the closet runs (vm-test/down under the same lock
+# then waits forever), or a pipe that never closes.
+vm_close_fds() {
+    local fd
+    for fd in /proc/self/fd/*; do
+        fd=${fd##*/}
+        if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+    done
+}
+
 log() { printf '[vm-test %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
@@ -26,6 +39,25 @@ vm_cache_key() {
         && find guest -type f | LC_ALL=C sort) | sha256sum | cut -c1-16
 }
 vm_image_dir() { echo "$VM_CACHE/$(vm_cache_key)"; }
+
+# vm_result_dir OUTPUT FILE...: the directory a builder script (build-image,
+# build-rootfs) printed: the last line of OUTPUT, used only if it is an absolute path to
+# a directory holding every FILE. Prints it; fails (printing OUTPUT to stderr) otherwise.
+vm_result_dir() {
+    local d f out=$1; shift
+    d=$(printf '%s\n' "$out" | tail -n 1)
+    case $d in /*) ;; *) d= ;; esac
+    if [ -n "$d" ] && [ -d "$d" ]; then
+        for f in "$@"; do [ -e "$d/$f" ] || d=; done
+    else
+        d=
+    fi
+    if [ -z "$d" ]; then
+        log "expected a result directory, got: $out"
+        return 1
+    fi
+    echo "$d"
+}
 
 # First N guest rows.
 vm_guest_rows() { printf '%s\n' "$VM_GUESTS" | head -n "${1:-3}"; }

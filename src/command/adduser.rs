@@ -1,6 +1,11 @@
 //! `closetctl adduser`: add a user to the inventory, refusing a name or UID already
 //! taken in the file or live on any reachable host (naming the host), and keeping the
 //! file's comments and layout.
+//!
+//! The edit is checked first against the file as read, before any host is contacted;
+//! after the (slow) look at the hosts it is applied again under the inventory's lock to
+//! the file as it is then ([`edit::update_file`]): an edit made meanwhile is kept, and a
+//! name or UID it took is refused with nothing written.
 
 use super::{CliError, InventoryArgs, Loaded};
 use crate::facts::ClusterFacts;
@@ -72,7 +77,7 @@ pub async fn run(args: AdduserArgs) -> Result<i32, CliError> {
         groups: args.groups,
         ssh_keys: args.ssh_keys,
     };
-    let text = edit::add_user(&path, &source, &user)?;
+    edit::add_user(&path, &source, &user)?;
     if !args.offline {
         let loaded = Loaded::load(&path)?;
         let connector = super::ssh_connector(&loaded.inventory)?;
@@ -90,7 +95,16 @@ pub async fn run(args: AdduserArgs) -> Result<i32, CliError> {
             eprintln!("warning: could not check host `{host}` ({why}); check it before apply");
         }
     }
-    edit::write_atomically(&path, &text)?;
+    edit::update_file(
+        &path,
+        |current| edit::add_user(&path, current, &user),
+        |lock| {
+            eprintln!(
+                "waiting for the lock {} (another closetctl is editing the inventory)",
+                lock.display()
+            )
+        },
+    )?;
     println!(
         "Added user `{}` (uid {}) to {}.",
         user.name,

@@ -5,6 +5,7 @@
 pub mod adduser;
 pub mod apply;
 mod check;
+pub mod completions;
 mod export;
 pub mod facts;
 pub mod plan;
@@ -57,6 +58,10 @@ pub enum Command {
     Tailscale(tailscale::TailscaleArgs),
     /// Export the cluster for other tools (a SkyPilot SSH node pool).
     Export(export::ExportArgs),
+    /// Print a shell completion script (bash, zsh or fish).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page closetctl(1), or write all pages into a directory.
+    Manpage(completions::ManpageArgs),
 }
 
 /// Flags every command that reads the inventory shares.
@@ -223,6 +228,8 @@ pub async fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Check(a) => check::run(a).await,
         Command::Tailscale(a) => tailscale::run(a).await,
         Command::Export(a) => export::run(a).await,
+        Command::Completions(a) => completions::run_completions(a).await,
+        Command::Manpage(a) => completions::run_manpage(a).await,
     }
 }
 

@@ -7,6 +7,11 @@
 //! replaces it with `If-Match`, so an edit made meanwhile (in the admin console) is
 //! never overwritten: the server answers 412 and nothing changes. The API key comes
 //! from `api_key_file` or the variable named by `api_key_env`, and is never printed.
+//!
+//! The key only travels over https: the inventory refuses any other `api_url` but plain
+//! http to a loopback address literal (a test server on this machine). Redirects are not
+//! followed (the API has none; following one would turn the If-Match POST into a GET
+//! and report a push that did not happen): any answer other than 2xx is an error.
 
 use super::{CliError, InventoryArgs};
 use crate::inventory::{Inventory, Tailscale};
@@ -105,6 +110,7 @@ impl PolicyApi {
         PolicyApi {
             agent: ureq::AgentBuilder::new()
                 .timeout(Duration::from_secs(30))
+                .redirects(0)
                 .build(),
             base: format!(
                 "{}/api/v2/tailnet/{tailnet}/acl",
@@ -129,7 +135,17 @@ impl PolicyApi {
             None => req.call(),
         };
         match result {
-            Ok(r) => Ok(r),
+            Ok(r) if (200..300).contains(&r.status()) => Ok(r),
+            Ok(r) => {
+                let status = r.status();
+                let location = r.header("Location").unwrap_or("").to_string();
+                Err(PushError::Http {
+                    what,
+                    url: url.to_string(),
+                    status,
+                    body: format!("not followed: a redirect to `{location}`"),
+                })
+            }
             Err(ureq::Error::Status(412, _)) => Err(PushError::Changed),
             Err(ureq::Error::Status(status, r)) => {
                 let body = r.into_string().unwrap_or_default();

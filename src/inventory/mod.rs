@@ -14,7 +14,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
-pub use validate::{is_octal_mode as validate_mode, is_valid_cidr, is_valid_name, NAME_PATTERN};
+pub use validate::{
+    is_octal_mode as validate_mode, is_slurm_time, is_valid_cidr, is_valid_name, shown,
+    DEFAULT_HOME_BASE, NAME_PATTERN, SLURM_KEY_PATTERN,
+};
 
 /// A validation or parse problem at one place in the inventory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +121,8 @@ pub struct Cluster {
     pub id_min: u32,
     /// Absolute directory holding generated secrets (MUNGE key, database password).
     pub secrets_dir: PathBuf,
+    /// Directories users' homes are in; every home is strictly under one of them.
+    pub home_bases: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -204,6 +209,21 @@ pub struct Export {
     pub owner: Option<String>,
     pub group: Option<String>,
     pub mode: Option<String>,
+}
+
+impl Export {
+    /// Whether `options` holds the export option `opt` (a whole comma-separated word).
+    pub fn has_option(&self, opt: &str) -> bool {
+        self.options
+            .as_deref()
+            .is_some_and(|o| o.split(',').any(|w| w == opt))
+    }
+
+    /// Read-only for the server and the clients: `read_only = true`, or `ro` among
+    /// the export's own options.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only || self.has_option("ro")
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

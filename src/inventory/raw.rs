@@ -38,6 +38,8 @@ pub struct RawCluster {
     pub id_min: Option<S<u32>>,
     /// Directory for generated secrets, relative to the inventory (default `secrets`).
     pub secrets_dir: Option<S<String>>,
+    /// Directories users' homes may be in (default `["/home"]`).
+    pub home_bases: Option<S<Vec<S<String>>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -137,17 +139,42 @@ pub struct RawSlurm {
     pub partitions: Vec<S<RawPartition>>,
     #[serde(default, rename = "account")]
     pub accounts: Vec<S<RawAccount>>,
-    /// Extra `slurm.conf` lines, `Key = "Value"`.
+    /// Extra `slurm.conf` lines, `Key = "Value"`; keys carry their span too.
     #[serde(default)]
-    pub options: BTreeMap<String, S<String>>,
+    pub options: BTreeMap<S<String>, S<String>>,
 }
 
 /// `fair_share = true|false` or a table of weights.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+///
+/// Deserialized by hand rather than `#[serde(untagged)]`: an untagged enum buffers its
+/// input and so loses the spans of the values inside the table.
+#[derive(Debug)]
 pub enum RawFairShare {
     Enabled(bool),
     Settings(RawFairShareSettings),
+}
+
+impl<'de> Deserialize<'de> for RawFairShare {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawFairShare;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`true`, `false` or a table of fair-share settings")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<RawFairShare, E> {
+                Ok(RawFairShare::Enabled(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawFairShare, A::Error> {
+                RawFairShareSettings::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawFairShare::Settings)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,7 +184,7 @@ pub struct RawFairShareSettings {
     pub weight_fairshare: Option<u32>,
     pub weight_age: Option<u32>,
     pub weight_job_size: Option<u32>,
-    pub decay_half_life: Option<String>,
+    pub decay_half_life: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,7 +196,7 @@ pub struct RawPartition {
     pub default: bool,
     pub max_time: Option<S<String>>,
     #[serde(default)]
-    pub options: BTreeMap<String, S<String>>,
+    pub options: BTreeMap<S<String>, S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,6 +13,86 @@ use std::ops::Range;
 /// The pattern every name (host, user, group, circuit, partition, ...) must match.
 pub const NAME_PATTERN: &str = "^[a-z_][a-z0-9_-]{0,31}$";
 
+/// The pattern of a Slurm parameter name in `options` (`slurm.conf` keys).
+pub const SLURM_KEY_PATTERN: &str = "^[A-Za-z][A-Za-z0-9]*$";
+
+/// Where homes live when `[cluster] home_bases` is not given.
+pub const DEFAULT_HOME_BASE: &str = "/home";
+
+/// The characters a value in `slurm.conf` or `/etc/exports` options may use besides
+/// letters and digits: no space, `#`, quote or control character can get through.
+const OPTION_PUNCTUATION: &str = "=,:._-/+[]@";
+
+/// Top-level directories of the system. No home and no home base may be one of them or
+/// lie inside one, whatever `home_bases` says (`/lib*` is matched by prefix).
+const SYSTEM_DIRS: &[&str] = &[
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lost+found",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/snap",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/var",
+];
+
+/// `s` fit to quote in a message: control characters (and the invisible ones that
+/// reorder or hide text) are shown escaped, `\u{1b}`, `\n`, so a value cannot redraw
+/// the admin's terminal or hide what it is. Everything else is kept, `ü` included.
+pub fn shown(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || is_invisible_format(c) => {
+                out.extend(c.escape_unicode());
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Zero-width and bidirectional formatting characters (Unicode category Cf in use).
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+}
+
+/// The system directory `path` is or is inside, if any.
+fn system_dir(path: &str) -> Option<String> {
+    if path == "/" {
+        return Some("/".into());
+    }
+    let top = path.split('/').nth(1).unwrap_or("");
+    if top.starts_with("lib") {
+        return Some(format!("/{top}"));
+    }
+    SYSTEM_DIRS
+        .iter()
+        .find(|d| path == **d || path.strip_prefix(**d).is_some_and(|r| r.starts_with('/')))
+        .map(|d| d.to_string())
+}
+
+/// Whether `inner` is strictly inside the directory `outer` (both normalized).
+fn is_inside(inner: &str, outer: &str) -> bool {
+    if outer == "/" {
+        return inner.len() > 1 && inner.starts_with('/');
+    }
+    inner
+        .strip_prefix(outer)
+        .is_some_and(|rest| rest.len() > 1 && rest.starts_with('/'))
+}
+
 /// Whether `s` matches [`NAME_PATTERN`].
 pub fn is_valid_name(s: &str) -> bool {
     let b = s.as_bytes();
@@ -41,12 +121,14 @@ impl Checker<'_> {
         (line, column)
     }
 
+    /// Record a problem at `span`. Control characters in the message (from a quoted
+    /// value) are escaped here, once for every message.
     fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
         let (line, column) = self.position(span.start);
         self.problems.push(Problem {
             line,
             column,
-            message: message.into(),
+            message: shown(&message.into()),
         });
     }
 
@@ -123,6 +205,9 @@ fn check_abs_path(value: &str) -> Result<(), &'static str> {
     if value.len() > 1 && value.ends_with('/') {
         return Err("ends with `/`");
     }
+    if value.contains("//") {
+        return Err("contains an empty component (`//`)");
+    }
     if !value
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "/._-+@".contains(c))
@@ -147,6 +232,8 @@ pub fn is_valid_cidr(s: &str) -> bool {
     }
 }
 
+/// An IP address, or a DNS name whose last label is not all digits (`10.0.0.300` is a
+/// mistyped address, not a name).
 fn is_valid_address(s: &str) -> bool {
     if s.parse::<std::net::IpAddr>().is_ok() {
         return true;
@@ -160,6 +247,81 @@ fn is_valid_address(s: &str) -> bool {
                 && !label.ends_with('-')
                 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         })
+        && !s
+            .rsplit('.')
+            .next()
+            .is_some_and(|l| l.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// The form two addresses are compared in: an IP address in its canonical text
+/// (`fd00:0::1` is `fd00::1`), a DNS name in lower case (names are case-insensitive).
+fn address_key(s: &str) -> String {
+    match s.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.to_string(),
+        Err(_) => s.to_ascii_lowercase(),
+    }
+}
+
+/// A Slurm time string, as `slurm.conf` takes it for `PriorityDecayHalfLife` and
+/// `MaxTime`: `minutes`, `minutes:seconds`, `hours:minutes:seconds`, `days-hours`,
+/// `days-hours:minutes` or `days-hours:minutes:seconds`, every part digits.
+pub fn is_slurm_time(s: &str) -> bool {
+    let digits = |p: &str| !p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit());
+    let rest = match s.split_once('-') {
+        Some((days, rest)) if digits(days) => rest,
+        Some(_) => return false,
+        None => s,
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    parts.len() <= 3 && parts.iter().all(|p| digits(p))
+}
+
+/// Whether `s` matches [`SLURM_KEY_PATTERN`].
+fn is_slurm_key(s: &str) -> bool {
+    s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && s.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// A tailnet in the API's path: its name (`example.com`, `alice@gmail.com`), its ID, or
+/// `-` for the API key's own tailnet. Nothing that could change the URL (`/?#%`).
+fn is_valid_tailnet(s: &str) -> bool {
+    s == "-"
+        || s.len() <= 253
+            && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
+}
+
+/// `api_url` normalized (no trailing `/`), or why it is refused. https only; plain http
+/// only to a loopback address literal (`127.0.0.1`, `[::1]`): a test server on this
+/// machine, where the key never crosses a network. `localhost` is a name and is not
+/// taken for loopback.
+fn check_api_url(value: &str) -> Result<String, String> {
+    let example = "a URL like `https://api.tailscale.com`";
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "contains spaces or control characters; give {example}"
+        ));
+    }
+    let url = url::Url::parse(value).map_err(|e| format!("is not {example} ({e})"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(_)) => false,
+        None => return Err(format!("has no host; give {example}")),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => return Err("must start with https:// (the API key would cross the network in clear text; plain http is taken only for a loopback address literal such as `http://127.0.0.1:8080`)".into()),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("may not carry a user or password (the API key comes from `api_key_file` or `api_key_env`)".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("may not have a query or fragment; give {example}"));
+    }
+    Ok(value.trim_end_matches('/').to_string())
 }
 
 fn is_valid_tag(s: &str) -> bool {
@@ -171,7 +333,7 @@ fn is_valid_ssh_key(s: &str) -> bool {
     let mut parts = s.split_whitespace();
     let kind = parts.next().unwrap_or("");
     let blob = parts.next().unwrap_or("");
-    !s.contains(['\n', '\r'])
+    !s.chars().any(char::is_control)
         && (kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-"))
         && blob.len() >= 16
         && blob
@@ -179,11 +341,16 @@ fn is_valid_ssh_key(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c))
 }
 
-/// A conservative character set for option strings that end up in config files.
+/// The first character of `s` outside the conservative set for option strings that end
+/// up in config files (letters, digits and [`OPTION_PUNCTUATION`]).
+fn unsafe_option_char(s: &str) -> Option<char> {
+    s.chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || OPTION_PUNCTUATION.contains(*c)))
+}
+
+/// Whether `s` is a non-empty option string of the conservative set.
 fn is_safe_option_text(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "=,:._-/+[]@".contains(c))
+    !s.is_empty() && unsafe_option_char(s).is_none()
 }
 
 pub(super) fn parse_and_validate(path: &Path, source: &str) -> Result<Inventory, Vec<Problem>> {
@@ -239,13 +406,14 @@ fn check(c: &mut Checker, raw: RawInventory) -> Inventory {
     }
     let secrets_dir = c.local_path(rc.secrets_dir.as_ref().map_or("secrets", |s| s.get_ref()));
     let _ = cluster_span;
+    let home_bases = check_home_bases(c, rc.home_bases.as_ref());
 
     let ssh = check_ssh(c, &raw.ssh);
     let circuits = check_circuits(c, &raw.power);
     let circuit_names: Vec<String> = circuits.iter().map(|x| x.name.clone()).collect();
     let hosts = check_hosts(c, &raw.hosts, &circuit_names);
     let groups = check_groups(c, &raw.groups, id_min);
-    let users = check_users(c, &raw.users, &raw.groups, id_min);
+    let users = check_users(c, &raw.users, &raw.groups, id_min, &home_bases);
 
     let user_names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
     let nfs = raw.nfs.as_ref().map(|n| check_nfs(c, n, &hosts));
@@ -262,6 +430,7 @@ fn check(c: &mut Checker, raw: RawInventory) -> Inventory {
             name: cluster_name,
             id_min,
             secrets_dir,
+            home_bases,
         },
         ssh,
         hosts,
@@ -272,6 +441,65 @@ fn check(c: &mut Checker, raw: RawInventory) -> Inventory {
         tailscale,
         circuits,
         cooling,
+    }
+}
+
+/// `[cluster] home_bases`: absolute, normalized, not `/`, not a system directory, not
+/// inside one another, at least one.
+fn check_home_bases(c: &mut Checker, raw: Option<&S<Vec<S<String>>>>) -> Vec<String> {
+    let Some(raw) = raw else {
+        return vec![DEFAULT_HOME_BASE.to_string()];
+    };
+    if raw.get_ref().is_empty() {
+        c.at(
+            raw.span(),
+            "`home_bases` is empty; list the directories homes live in, like `[\"/home\"]`",
+        );
+        return vec![DEFAULT_HOME_BASE.to_string()];
+    }
+    let mut bases = Vec::new();
+    for b in raw.get_ref() {
+        let value = b.get_ref();
+        if let Err(why) = check_abs_path(value) {
+            c.at(b.span(), format!("home base `{value}` {why}"));
+        } else if let Some(sys) = system_dir(value) {
+            let phrase = system_dir_phrase(value, &sys);
+            c.at(
+                b.span(),
+                format!("home base `{value}` {phrase}; homes may not be there"),
+            );
+        } else if let Some(outer) = raw.get_ref().iter().find(|o| {
+            // Against the bases that are valid themselves (`/` is refused already).
+            let o = o.get_ref();
+            is_inside(value, o) && check_abs_path(o).is_ok() && system_dir(o).is_none()
+        }) {
+            let at = c.where_(&outer.span());
+            c.at(
+                b.span(),
+                format!(
+                    "home base `{value}` is inside home base `{}` at {at}; list only `{}`",
+                    outer.get_ref(),
+                    outer.get_ref()
+                ),
+            );
+        }
+        bases.push(value.clone());
+    }
+    c.unique(
+        "home base",
+        raw.get_ref()
+            .iter()
+            .map(|b| (b.get_ref().clone(), b.span())),
+    );
+    bases
+}
+
+/// How `value` relates to the system directory `sys`: it or inside it.
+fn system_dir_phrase(value: &str, sys: &str) -> String {
+    if value == sys {
+        "is a system directory".to_string()
+    } else {
+        format!("is inside the system directory `{sys}`")
     }
 }
 
@@ -465,15 +693,30 @@ fn check_hosts(c: &mut Checker, raw: &[S<RawHost>], circuits: &[String]) -> Vec<
         raw.iter()
             .map(|h| (h.get_ref().name.get_ref().clone(), h.get_ref().name.span())),
     );
-    c.unique(
-        "host address",
-        raw.iter().map(|h| {
-            (
-                h.get_ref().address.get_ref().clone(),
-                h.get_ref().address.span(),
-            )
-        }),
-    );
+    // Compared as the network sees them: `Head.Lab` is `head.lab`, `fd00:0::1` is `fd00::1`.
+    let mut seen: HashMap<String, (String, Range<usize>)> = HashMap::new();
+    for h in raw {
+        let address = &h.get_ref().address;
+        let key = address_key(address.get_ref());
+        match seen.get(&key) {
+            Some((first, span)) => {
+                let at = c.where_(span);
+                let same = if first == address.get_ref() {
+                    String::new()
+                } else {
+                    format!(" as `{first}`")
+                };
+                let message = format!(
+                    "duplicate host address `{}`: already declared{same} at {at}",
+                    address.get_ref()
+                );
+                c.at(address.span(), message);
+            }
+            None => {
+                seen.insert(key, (address.get_ref().clone(), address.span()));
+            }
+        }
+    }
     hosts
 }
 
@@ -517,6 +760,7 @@ fn check_users(
     raw: &[S<RawUser>],
     raw_groups: &[S<RawGroup>],
     id_min: u32,
+    home_bases: &[String],
 ) -> Vec<User> {
     // Declared groups by name: gid and where the name is written.
     let declared: BTreeMap<&str, (u32, Range<usize>)> = raw_groups
@@ -529,6 +773,8 @@ fn check_users(
         })
         .collect();
     let mut users = Vec::new();
+    // Each user's valid home with where it is written (the name when it is the default).
+    let mut homes: Vec<(String, String, Range<usize>)> = Vec::new();
     // gid -> owner description and span for every group id in use, declared or private.
     // The last field: whether the gid is a user's uid (a private group without `gid`).
     let mut gids: Vec<(u32, String, Range<usize>, bool)> = raw_groups
@@ -596,15 +842,25 @@ fn check_users(
         let shell = u.shell.as_ref().map_or("/bin/bash".to_string(), |s| {
             c.abs_path(&format!("user `{name}`: shell"), s)
         });
-        let home = u.home.as_ref().map_or(format!("/home/{name}"), |s| {
-            c.abs_path(&format!("user `{name}`: home"), s)
-        });
+        let home = match &u.home {
+            None => {
+                let base = home_bases.first().map_or(DEFAULT_HOME_BASE, |b| b.as_str());
+                homes.push((name.clone(), format!("{base}/{name}"), u.name.span()));
+                format!("{base}/{name}")
+            }
+            Some(h) => {
+                if check_home(c, &name, h, home_bases) {
+                    homes.push((name.clone(), h.get_ref().clone(), h.span()));
+                }
+                h.get_ref().clone()
+            }
+        };
         let comment = u.comment.as_ref().map(|s| {
-            if s.get_ref().contains([':', '\n', '\'']) {
+            if s.get_ref().contains([':', '\'', '"']) || s.get_ref().chars().any(char::is_control) {
                 c.at(
                     s.span(),
                     format!(
-                        "user `{name}`: comment `{}` may not contain `:`, quotes or newlines",
+                        "user `{name}`: comment `{}` may not contain `:`, quotes or control characters",
                         s.get_ref()
                     ),
                 );
@@ -632,6 +888,27 @@ fn check_users(
             ssh_keys,
         });
     }
+    // No home is another's or inside another's: its owner could reach into the other.
+    for (i, (name, home, span)) in homes.iter().enumerate() {
+        // A user declared twice is reported once, as a duplicate name.
+        for (other, other_home, other_span) in homes[..i].iter().filter(|(o, ..)| o != name) {
+            let relation = if home == other_home {
+                "is already the home of"
+            } else if is_inside(home, other_home) {
+                "is inside the home of"
+            } else if is_inside(other_home, home) {
+                "contains the home of"
+            } else {
+                continue;
+            };
+            let at = c.where_(other_span);
+            let message = format!(
+                "user `{name}`: home `{home}` {relation} user `{other}` (`{other_home}`) at {at}"
+            );
+            c.at(span.clone(), message);
+            break;
+        }
+    }
     c.unique(
         "user name",
         raw.iter()
@@ -656,6 +933,45 @@ fn check_users(
         }),
     );
     users
+}
+
+/// A user's explicit `home`: a normalized absolute path strictly under a home base and
+/// not a system directory. Whether it is valid (then it is compared with the others').
+fn check_home(c: &mut Checker, user: &str, home: &S<String>, bases: &[String]) -> bool {
+    let value = home.get_ref();
+    let what = format!("user `{user}`: home");
+    if let Err(why) = check_abs_path(value) {
+        c.at(home.span(), format!("{what} `{value}` {why}"));
+        return false;
+    }
+    let listed = bases
+        .iter()
+        .map(|b| format!("`{b}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Some(sys) = system_dir(value) {
+        let phrase = system_dir_phrase(value, &sys);
+        c.at(
+            home.span(),
+            format!("{what} `{value}` {phrase}; a home must be under a home base ({listed})"),
+        );
+        return false;
+    }
+    if bases.iter().any(|b| b == value) {
+        c.at(
+            home.span(),
+            format!("{what} `{value}` is a home base itself; give a directory inside it, like `{value}/{user}`"),
+        );
+        return false;
+    }
+    if !bases.iter().any(|b| is_inside(value, b)) {
+        c.at(
+            home.span(),
+            format!("{what} `{value}` is not under a home base ({listed}); move it there or list its base in `[cluster] home_bases`"),
+        );
+        return false;
+    }
+    true
 }
 
 fn check_nfs(c: &mut Checker, n: &S<RawNfs>, hosts: &[Host]) -> Nfs {
@@ -699,6 +1015,9 @@ fn check_nfs(c: &mut Checker, n: &S<RawNfs>, hosts: &[Host]) -> Nfs {
         if let Some(o) = &e.options {
             if !is_safe_option_text(o.get_ref()) {
                 c.at(o.span(), format!("nfs export `{path}`: options `{}` contain characters not allowed in /etc/exports", o.get_ref()));
+            } else if e.read_only && o.get_ref().split(',').any(|w| w == "rw") {
+                // `read_only` wins over nothing silently: the two contradict, say so.
+                c.at(o.span(), format!("nfs export `{path}`: options `{}` contain `rw`, but the export has `read_only = true`; drop `rw` (closetctl adds `ro`)", o.get_ref()));
             }
         }
         for (what, v) in [("owner", &e.owner), ("group", &e.group)] {
@@ -792,7 +1111,15 @@ fn check_slurm(
                 weight_fairshare: x.weight_fairshare.unwrap_or(d.weight_fairshare),
                 weight_age: x.weight_age.unwrap_or(d.weight_age),
                 weight_job_size: x.weight_job_size.unwrap_or(d.weight_job_size),
-                decay_half_life: x.decay_half_life.clone().unwrap_or(d.decay_half_life),
+                decay_half_life: match &x.decay_half_life {
+                    None => d.decay_half_life,
+                    Some(v) => {
+                        if !is_slurm_time(v.get_ref()) {
+                            c.at(v.span(), format!("slurm fair_share decay_half_life `{}` is not a Slurm time like `7-0` (days-hours), `7-12`, `2-00:00:00` or minutes like `30`", v.get_ref()));
+                        }
+                        v.get_ref().clone()
+                    }
+                },
             }
         }
     };
@@ -827,7 +1154,11 @@ fn check_slurm(
         });
         let options = check_options(c, &format!("partition `{name}`"), &p.options);
         if let Some(t) = &p.max_time {
-            if !is_safe_option_text(t.get_ref()) {
+            let v = t.get_ref();
+            if !(is_slurm_time(v)
+                || v.eq_ignore_ascii_case("UNLIMITED")
+                || v.eq_ignore_ascii_case("INFINITE"))
+            {
                 c.at(t.span(), format!("partition `{name}`: max_time `{}` is not a Slurm time like `7-00:00:00` or `UNLIMITED`", t.get_ref()));
             }
         }
@@ -902,21 +1233,30 @@ fn check_slurm(
     }
 }
 
+/// `Key = "Value"` pairs written into `slurm.conf` as `Key=Value`: the key a Slurm
+/// parameter name, the value of the conservative set (no space, `#`, newline or other
+/// control character: nothing that ends the line, starts a comment or a second pair).
 fn check_options(
     c: &mut Checker,
     what: &str,
-    options: &BTreeMap<String, S<String>>,
+    options: &BTreeMap<S<String>, S<String>>,
 ) -> BTreeMap<String, String> {
     options
         .iter()
         .map(|(k, v)| {
-            if !k.chars().all(|ch| ch.is_ascii_alphanumeric()) {
-                c.at(v.span(), format!("{what}: option name `{k}` must be a Slurm key like `MaxNodes`"));
+            let key = k.get_ref();
+            if key.is_empty() {
+                c.at(k.span(), format!("{what}: an option name is empty; give a Slurm parameter like `MaxNodes`"));
+            } else if !is_slurm_key(key) {
+                c.at(k.span(), format!("{what}: option name `{key}` does not match `{SLURM_KEY_PATTERN}` (a Slurm parameter like `MaxNodes`)"));
             }
-            if !is_safe_option_text(v.get_ref()) {
-                c.at(v.span(), format!("{what}: option `{k}` value `{}` contains characters not allowed in slurm.conf", v.get_ref()));
+            let value = v.get_ref();
+            if value.is_empty() {
+                c.at(v.span(), format!("{what}: option `{key}` has an empty value"));
+            } else if let Some(bad) = unsafe_option_char(value) {
+                c.at(v.span(), format!("{what}: option `{key}` value `{value}` contains `{bad}`; slurm.conf values here may use letters, digits and `{OPTION_PUNCTUATION}`"));
             }
-            (k.clone(), v.get_ref().clone())
+            (key.clone(), value.clone())
         })
         .collect()
 }
@@ -967,7 +1307,10 @@ fn check_tailscale(c: &mut Checker, t: &S<RawTailscale>) -> Tailscale {
             );
         }
         for m in members {
-            if !m.get_ref().contains('@') || m.get_ref().contains(char::is_whitespace) {
+            if !m.get_ref().contains('@')
+                || m.get_ref()
+                    .contains(|ch: char| ch.is_whitespace() || ch.is_control())
+            {
                 c.at(m.span(), format!("tailscale group `{name}`: member `{}` is not a login like `alice@example.edu`", m.get_ref()));
             }
         }
@@ -992,21 +1335,25 @@ fn check_tailscale(c: &mut Checker, t: &S<RawTailscale>) -> Tailscale {
             }
         }
     }
-    let api_url = t
-        .api_url
-        .as_ref()
-        .map_or("https://api.tailscale.com".to_string(), |u| {
-            if !(u.get_ref().starts_with("https://") || u.get_ref().starts_with("http://")) {
-                c.at(
-                    u.span(),
-                    format!(
-                        "tailscale api_url `{}` must start with https://",
-                        u.get_ref()
-                    ),
-                );
-            }
-            u.get_ref().trim_end_matches('/').to_string()
-        });
+    let api_url =
+        t.api_url.as_ref().map_or(
+            "https://api.tailscale.com".to_string(),
+            |u| match check_api_url(u.get_ref()) {
+                Ok(url) => url,
+                Err(why) => {
+                    c.at(
+                        u.span(),
+                        format!("tailscale api_url `{}` {why}", u.get_ref()),
+                    );
+                    u.get_ref().trim_end_matches('/').to_string()
+                }
+            },
+        );
+    if let Some(tn) = &t.tailnet {
+        if !is_valid_tailnet(tn.get_ref()) {
+            c.at(tn.span(), format!("tailscale tailnet `{}` is not a tailnet name like `example.com` (or `-`, the API key's own tailnet)", tn.get_ref()));
+        }
+    }
     Tailscale {
         auth_key_file: t.auth_key_file.as_ref().map(|p| c.local_path(p.get_ref())),
         auth_key_env: t.auth_key_env.as_ref().map(|v| v.get_ref().clone()),

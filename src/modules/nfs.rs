@@ -29,14 +29,18 @@ pub fn is_client(inventory: &Inventory, host: &Host) -> bool {
         .is_some_and(|n| n.server != host.name)
 }
 
-/// The export options: the inventory's, or `rw|ro,sync,no_subtree_check,root_squash`.
+/// The export options: `rw|ro,sync,no_subtree_check,root_squash`, or the inventory's
+/// own, with `ro` put first when the export is `read_only` and they do not say `ro`
+/// (validation refuses `rw` together with `read_only`): `read_only` is never dropped.
 pub fn export_options(e: &Export) -> String {
-    e.options.clone().unwrap_or_else(|| {
-        format!(
+    match &e.options {
+        None => format!(
             "{},sync,no_subtree_check,root_squash",
             if e.read_only { "ro" } else { "rw" }
-        )
-    })
+        ),
+        Some(o) if e.read_only && !e.has_option("ro") => format!("ro,{o}"),
+        Some(o) => o.clone(),
+    }
 }
 
 /// `/etc/exports` for the server.
@@ -69,12 +73,17 @@ pub fn fstab_block(inventory: &Inventory) -> Vec<String> {
     let Some(nfs) = &inventory.nfs else {
         return Vec::new();
     };
-    let server = inventory
+    let address = inventory
         .host(&nfs.server)
         .map_or(nfs.server.as_str(), |h| h.address.as_str());
+    // `server:/path`: an IPv6 address needs brackets, or its colons run into the path.
+    let server = match address.parse::<std::net::Ipv6Addr>() {
+        Ok(_) => format!("[{address}]"),
+        Err(_) => address.to_string(),
+    };
     let mut lines = vec![BEGIN.to_string()];
     for e in &nfs.exports {
-        let ro = if e.read_only { ",ro" } else { "" };
+        let ro = if e.is_read_only() { ",ro" } else { "" };
         lines.push(format!(
             "{server}:{path} {path} nfs {MOUNT_OPTIONS}{ro} 0 0",
             path = e.path
@@ -123,24 +132,28 @@ pub fn replace_block(current: &[u8], block: &[String]) -> Vec<u8> {
     out
 }
 
-/// systemd's unit name for a mount point (`/data/sets` -> `data-sets.automount`).
+/// systemd's unit name for a mount point, exactly as `systemd-escape --path --suffix
+/// automount` makes it (`/data/sets` -> `data-sets.automount`): the path simplified
+/// (`//`, `.` and trailing `/` dropped), `/` alone is `-`; then `/` becomes `-`, and
+/// every byte other than ASCII letters, digits, `:`, `_` and `.` (and a leading `.`) is
+/// written `\xNN` in lower-case hex, a UTF-8 character byte by byte.
 pub fn automount_unit(path: &str) -> String {
-    let trimmed = path.trim_matches('/');
-    let escaped: String = trimmed
+    let parts: Vec<&str> = path
         .split('/')
-        .map(|part| {
-            part.chars()
-                .map(|c| {
-                    if c == '-' {
-                        "\\x2d".to_string()
-                    } else {
-                        c.to_string()
-                    }
-                })
-                .collect::<String>()
-        })
-        .collect::<Vec<_>>()
-        .join("-");
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    if parts.is_empty() {
+        return "-.automount".to_string();
+    }
+    let mut escaped = String::new();
+    for (i, &byte) in parts.join("/").as_bytes().iter().enumerate() {
+        match byte {
+            b'/' => escaped.push('-'),
+            b'.' if i == 0 => escaped.push_str("\\x2e"),
+            b if b.is_ascii_alphanumeric() || b":_.".contains(&b) => escaped.push(b as char),
+            b => escaped.push_str(&format!("\\x{b:02x}")),
+        }
+    }
     format!("{escaped}.automount")
 }
 
@@ -260,6 +273,7 @@ mod tests {
 
     #[test]
     fn automount_units_escape_like_systemd() {
+        // More, and a comparison with the real systemd-escape, in tests/nfs_values.rs.
         assert_eq!(automount_unit("/home"), "home.automount");
         assert_eq!(automount_unit("/data/sets"), "data-sets.automount");
         assert_eq!(automount_unit("/lab-data"), "lab\\x2ddata.automount");
