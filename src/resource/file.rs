@@ -89,7 +89,9 @@ impl File {
         } else if content_differs {
             // What the host has, as text: exact, or (not UTF-8) decoded for display only.
             let old = match current {
+                // Nothing, or a link or directory that the file replaces: all is new.
                 None => Some(String::new()),
+                Some(f) if f.kind != FileKind::File => Some(String::new()),
                 Some(f) => f.content.clone().or_else(|| {
                     f.bytes
                         .as_deref()
@@ -100,7 +102,8 @@ impl File {
                 Some(old) => {
                     let new = String::from_utf8_lossy(&self.content);
                     c.diff = Some(unified(&old, &new, &self.path));
-                    let exact = current.is_none_or(|f| f.content.is_some());
+                    let exact =
+                        current.is_none_or(|f| f.content.is_some() || f.kind != FileKind::File);
                     if !exact || std::str::from_utf8(&self.content).is_err() {
                         details.push(
                             "not UTF-8: the diff shows undecodable bytes as \u{fffd}; every byte outside the change is written back as it was"
