@@ -248,7 +248,13 @@ export LC_ALL=C DEBIAN_FRONTEND=noninteractive
 umask 022
 B=/var/lib/closetctl/backup
 K=5
-cc_op() { n=$1; shift; if "$@"; then printf '@@closetctl ok %s\n' "$n"; else printf '@@closetctl failed %s\n' "$n"; exit 1; fi; }
+[ ! -d "$B" ] || chmod 0700 -- "$B"
+cc_op() {
+  n=$1; shift
+  if "$@"; then printf '@@closetctl ok %s\n' "$n"; return 0; fi
+  case $1 in cc_owner_*) printf '@@closetctl skipped %s\n' "$n"; return 0 ;; esac
+  printf '@@closetctl failed %s\n' "$n"; exit 1
+}
 cc_install() {
   e=$(mktemp) || return 1
   if apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" >/dev/null 2>"$e"; then rm -f -- "$e"; return 0; fi
@@ -267,17 +273,31 @@ cc_usermod() { usermod -g "$2" -G "$3" -s "$4" -d "$5" -c "$6" "$1"; }
 cc_refuse() { printf 'closetctl: refusing %s\n' "$*" >&2; return 1; }
 cc_person() { [ "$1" -ge 1000 ] && { [ "$1" -lt 60000 ] || [ "$1" -ge 65534 ]; }; }
 cc_safe() (
+  case $1 in /*) ;; *) cc_refuse "$1: not an absolute path"; exit 1 ;; esac
+  depth=${2:-0}
+  [ "$depth" -le 8 ] || { cc_refuse "$1: too many levels of links above it"; exit 1; }
   p=${1%/*}; set --
-  while [ -n "$p" ]; do set -- "$p" "$@"; p=${p%/*}; done
+  while [ -n "$p" ]; do if [ -e "$p" ] || [ -L "$p" ]; then set -- "$p" "$@"; fi; p=${p%/*}; done
   [ $# -gt 0 ] || exit 0
+  n=$#; last=; eval "last=\${$#}"
   stat -c '%u|%g|%a|%F|%n' -- "$@" 2>/dev/null | {
-    while IFS='|' read -r u g a t n; do
-      case $t in directory) ;; "symbolic link") cc_refuse "to work as root under $n: it is a symbolic link"; exit 1 ;; *) cc_refuse "to work as root under $n: it is a $t"; exit 1 ;; esac
-      m=$((0$a))
-      if cc_person "$u" || { [ $((m & 16)) -ne 0 ] && cc_person "$g"; } || [ $((m & 2)) -ne 0 ]; then
-        cc_refuse "to work as root under $n: a user (uid $u, gid $g, mode $a) can change it"; exit 1
-      fi
+    seen=0
+    while IFS='|' read -r u g a t d; do
+      seen=$((seen + 1)); m=$((0$a))
+      case $t in
+        directory)
+          if cc_person "$u" || [ $((m & 18)) -ne 0 ]; then
+            cc_refuse "to work as root under $d: others can change it (owner uid $u, group gid $g, mode $a)"; exit 1
+          fi ;;
+        "symbolic link")
+          [ "$u" = 0 ] || { cc_refuse "to work as root under $d: it is a symbolic link owned by uid $u"; exit 1; }
+          l=$(readlink -- "$d") || exit 1
+          case $l in /*) ;; *) l=${d%/*}/$l ;; esac
+          cc_safe "$l/." $((depth + 1)) || exit 1 ;;
+        *) cc_refuse "to work as root under $d: it is a $t"; exit 1 ;;
+      esac
     done
+    [ "$seen" = "$n" ] || { cc_refuse "to work as root under ${last}: stat could not report every directory above it"; exit 1; }
   }
 )
 cc_nolink() { if [ -L "$1" ]; then cc_refuse "$1: it is a symbolic link"; return 1; fi; }
@@ -297,7 +317,7 @@ cc_restore() {
     cc_safe "$1" || return 1
     r=$(mktemp -d "${1%/*}/.closetctl.XXXXXXXX") || return 1
     if cp -a -- "$B$1" "$r/f" && mv -f -T -- "$r/f" "$1"; then rm -rf -- "$r"; else rm -rf -- "$r"; return 1; fi
-  elif [ -e "$B$1.absent" ]; then rm -f -- "$1"
+  elif [ -e "$B$1.absent" ]; then cc_safe "$1" && cc_nolink "$1" && rm -f -- "$1"
   fi
 }
 cc_dir() {
@@ -328,7 +348,14 @@ write) if [ -L "$d" ]; then refuse "to write $f: $d is a symbolic link"; fi
   if cat > "$t" && chgrp -- "$g" "$t" && chmod -- "$m" "$t" && sync -- "$t" && mv -f -T -- "$t" "$f"; then sync -- "$d"; exit 0; fi
   rm -f -- "$t"; exit 1 ;;
 esac'
-cc_as_owner() { setpriv --reuid="$3" --regid="$4" --init-groups --no-new-privs --reset-env -- sh -c "$CC_AS_OWNER" closetctl "$1" "$2" "$4" "$5"; }
+cc_as_owner() (
+  o=$(mktemp) || exit 1
+  (ulimit -f 2048; timeout -s KILL 60 setpriv --reuid="$3" --regid="$4" --init-groups --no-new-privs --reset-env -- sh -c "$CC_AS_OWNER" closetctl "$1" "$2" "$4" "$5") >"$o" 2>&1
+  rc=$?
+  [ "$rc" != 137 ] || printf 'closetctl: %s as %s did not finish in 60 s\n' "$1 $2" "$3" >>"$o"
+  tr -cd '[:print:]\n' <"$o" | head -c 2000 >&2; rm -f -- "$o"
+  exit "$rc"
+)
 cc_owner_dir() { cc_as_owner dir "$1" "$2" "$3" "$4" </dev/null; }
 cc_owner_attr() { cc_as_owner attr "$1" "$2" "$3" "$4" </dev/null; }
 cc_owner_write() { printf '%s' "$5" | base64 -d | cc_as_owner write "$1" "$2" "$3" "$4"; }
@@ -358,6 +385,15 @@ pub fn script(title: &str, ops: &[Op]) -> String {
 /// Release the apply lock taken by the probe.
 pub fn unlock_script() -> String {
     "rm -rf /var/lib/closetctl/lock\n".to_string()
+}
+
+/// Operations done as a home's owner that failed and were passed over (her `~/.ssh`
+/// is not usable): the batch went on without them.
+pub fn skipped_ops(stdout: &str) -> Vec<usize> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("@@closetctl skipped ")?.trim().parse().ok())
+        .collect()
 }
 
 /// How far a batch got: the index of the failed op, if any.

@@ -1017,3 +1017,50 @@ async fn an_fstab_is_edited_byte_for_byte_or_not_at_all() {
         .flat_map(|s| &s.changes)
         .any(|c| c.name == "/etc/fstab"));
 }
+
+#[tokio::test]
+async fn keys_left_by_root_in_a_home_are_replaced_by_their_owner_and_a_foreign_ssh_dir_is_named() {
+    let closet = Closet::new(&[]);
+    let loaded = closet.load();
+    let fake = cluster();
+    assert!(apply(&fake, &loaded).await.success());
+    // An admin fixed alice's keys by hand on head (root-owned file now), and made her
+    // ~/.ssh on node1 as root.
+    fake.host("head").with(|s| {
+        let f = s.files.get_mut("/home/alice/.ssh/authorized_keys").unwrap();
+        (f.owner, f.group) = ("root".into(), "root".into());
+    });
+    fake.host("node1").with(|s| {
+        s.files.remove("/home/alice/.ssh/authorized_keys");
+        let d = s.files.get_mut("/home/alice/.ssh").unwrap();
+        (d.owner, d.group) = ("root".into(), "root".into());
+    });
+    let p = plan(&fake, &loaded, &[]).await;
+    let rendered = text(&p);
+    assert!(
+        rendered
+            .contains("~ file /home/alice/.ssh/authorized_keys: owner root:root -> alice:alice"),
+        "{rendered}"
+    );
+    let node1 = p.hosts.iter().find(|h| h.host == "node1").unwrap();
+    assert!(
+        node1
+            .warnings
+            .iter()
+            .any(|w| w.contains("`/home/alice/.ssh` belongs to `root`, not to her")),
+        "{:?}",
+        node1.warnings
+    );
+    assert!(apply(&fake, &loaded).await.success());
+    fake.host("head").with(|s| {
+        let f = &s.files["/home/alice/.ssh/authorized_keys"];
+        assert_eq!(
+            (f.owner.as_str(), f.group.as_str(), f.mode),
+            ("alice", "alice", 0o600)
+        );
+    });
+    fake.host("node1").with(|s| {
+        assert!(!s.files.contains_key("/home/alice/.ssh/authorized_keys"));
+        assert_eq!(s.files["/home/alice/.ssh"].owner, "root");
+    });
+}

@@ -132,6 +132,20 @@ pub fn replace_block(current: &[u8], block: &[String]) -> Vec<u8> {
     out
 }
 
+/// A `# BEGIN closetctl` line with no `# END closetctl` after it: replacing "the block"
+/// would take every line up to some later END with it.
+fn has_unclosed_block(bytes: &[u8]) -> bool {
+    let mut open = false;
+    for line in bytes.split(|b| *b == b'\n') {
+        if line.starts_with(BEGIN_MARKER.as_bytes()) {
+            open = true;
+        } else if line.starts_with(END.as_bytes()) {
+            open = false;
+        }
+    }
+    open
+}
+
 /// systemd's unit name for a mount point, exactly as `systemd-escape --path --suffix
 /// automount` makes it (`/data/sets` -> `data-sets.automount`): the path simplified
 /// (`//`, `.` and trailing `/` dropped), `/` alone is `-`; then `/` becomes `-`, and
@@ -234,6 +248,9 @@ pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<S
             f.size,
             crate::facts::probe::CONTENT_LIMIT
         )],
+        Some(f) if f.bytes.as_deref().is_some_and(has_unclosed_block) => vec![format!(
+            "`{FSTAB}` has a `{BEGIN_MARKER}` line with no `{END}` after it: closetctl will not guess where its block ends (add the END line or remove the BEGIN line)"
+        )],
         _ => Vec::new(),
     }
 }
@@ -295,6 +312,15 @@ mod tests {
         let changed = replace_block(&moved, &block("s:/data /data nfs o 0 0"));
         assert!(changed.starts_with(fstab));
         assert!(changed.ends_with(b"s:/data /data nfs o 0 0\n# END closetctl\n# after\n"));
+    }
+
+    #[test]
+    fn a_begin_without_an_end_is_noticed() {
+        assert!(has_unclosed_block(b"a\n# BEGIN closetctl: x\nb\n"));
+        assert!(!has_unclosed_block(
+            b"a\n# BEGIN closetctl: x\nb\n# END closetctl\n"
+        ));
+        assert!(!has_unclosed_block(b"a\nb\n"));
     }
 
     #[test]

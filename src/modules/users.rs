@@ -23,15 +23,34 @@ fn ssh_dir(user: &User) -> String {
     format!("{}/.ssh", user.home)
 }
 
-/// A user's home or `~/.ssh` that is a symbolic link on this host: closetctl will not
-/// write through it.
-fn linked_ssh_path(user: &User, facts: &HostFacts) -> Option<String> {
-    [user.home.clone(), ssh_dir(user)].into_iter().find(|p| {
-        facts
-            .files
-            .get(p)
-            .is_some_and(|f| f.kind == FileKind::Symlink)
-    })
+/// Why a user's `~/.ssh` cannot be used on this host, if it cannot: her home or
+/// `~/.ssh` is a link, `~/.ssh` is not a directory or not hers, `authorized_keys` is
+/// not a file. closetctl does not work around any of these as root; she (or an admin)
+/// fixes it, and her keys are installed by the next apply.
+fn unusable_ssh_dir(user: &User, facts: &HostFacts) -> Option<String> {
+    let ssh = ssh_dir(user);
+    let keys = format!("{ssh}/authorized_keys");
+    let state = |p: &str| facts.files.get(p);
+    for p in [&user.home, &ssh] {
+        if state(p).is_some_and(|f| f.kind == FileKind::Symlink) {
+            return Some(format!("`{p}` is a symbolic link"));
+        }
+    }
+    match state(&ssh) {
+        Some(f) if f.kind != FileKind::Directory => {
+            return Some(format!("`{ssh}` is not a directory"))
+        }
+        Some(f) if f.owner != user.name => {
+            return Some(format!("`{ssh}` belongs to `{}`, not to her", f.owner))
+        }
+        _ => {}
+    }
+    match state(&keys) {
+        Some(f) if !matches!(f.kind, FileKind::File | FileKind::Symlink) => {
+            Some(format!("`{keys}` is not a file"))
+        }
+        _ => None,
+    }
 }
 
 /// `facts` is `None` while the probe request is built: every path is asked for.
@@ -68,7 +87,7 @@ pub fn resources(inventory: &Inventory, host: &Host, facts: Option<&HostFacts>) 
             mode: 0o700,
             actor: Actor::Root,
         }));
-        if u.ssh_keys.is_empty() || facts.is_some_and(|f| linked_ssh_path(u, f).is_some()) {
+        if u.ssh_keys.is_empty() || facts.is_some_and(|f| unusable_ssh_dir(u, f).is_some()) {
             continue;
         }
         let ssh_dir = ssh_dir(u);
@@ -99,8 +118,8 @@ pub fn resources(inventory: &Inventory, host: &Host, facts: Option<&HostFacts>) 
     out
 }
 
-/// Users whose keys are left out on this host because their home or `~/.ssh` is a
-/// symbolic link (apply would otherwise write where the link points).
+/// Users whose keys are left out on this host because their `~/.ssh` cannot be used
+/// (see `unusable_ssh_dir`).
 pub fn warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
     if !inventory.home_is_local(host) {
         return Vec::new();
@@ -110,9 +129,9 @@ pub fn warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<St
         .iter()
         .filter(|u| !u.ssh_keys.is_empty())
         .filter_map(|u| {
-            let path = linked_ssh_path(u, facts)?;
+            let why = unusable_ssh_dir(u, facts)?;
             Some(format!(
-                "user `{}`: `{path}` is a symbolic link; closetctl never writes through a link in a home, so her SSH keys are not installed here until it is replaced by a directory",
+                "user `{}`: {why}; closetctl does not work around it as root, so her SSH keys are not installed here until `~/.ssh` is her own directory",
                 u.name
             ))
         })

@@ -68,9 +68,12 @@ impl File {
                 true,
                 vec![format!("replaces a {:?}", cur.kind).to_lowercase()],
             ),
+            // An owner cannot chown a file someone else left in her directory, but she
+            // can replace it: rewrite it, as her.
             Some(cur) => (
                 Action::Update,
-                cur.sha256.as_deref() != Some(&desired_hash),
+                cur.sha256.as_deref() != Some(&desired_hash)
+                    || (self.actor == Actor::Owner && cur.owner != self.owner),
                 attribute_details(&self.owner, &self.group, self.mode, cur),
             ),
         };
