@@ -23,7 +23,7 @@ pub use user::UserAccount;
 
 use crate::facts::probe::ProbeRequest;
 use crate::facts::HostFacts;
-use crate::ops::Op;
+use crate::ops::{Actor, Op};
 use serde::Serialize;
 
 /// One thing closetctl manages on a host.
@@ -203,6 +203,19 @@ impl Resource {
                 req.packages.insert(p.clone());
             }
             Resource::Group { .. } | Resource::User(_) => {}
+            // What an owner manages in her home, she is also the one to look at.
+            Resource::Directory(d) if d.actor == Actor::Owner => {
+                req.owned_files
+                    .entry((d.owner.clone(), d.group.clone()))
+                    .or_default()
+                    .insert(d.path.clone());
+            }
+            Resource::File(f) if f.actor == Actor::Owner => {
+                req.owned_files
+                    .entry((f.owner.clone(), f.group.clone()))
+                    .or_default()
+                    .insert(f.path.clone());
+            }
             Resource::Directory(d) => {
                 req.files.insert(d.path.clone());
             }

@@ -14,7 +14,7 @@
 
 use super::{fingerprint, Action, Change, MissingSecret, ResourceKind};
 use crate::facts::HostFacts;
-use crate::ops::Op;
+use crate::ops::{Actor, Op};
 use crate::shell::quote;
 use serde::Deserialize;
 
@@ -328,6 +328,7 @@ impl TailscaleNode {
                     owner: "root".into(),
                     group: "root".into(),
                     mode: 0o700,
+                    actor: Actor::Root,
                 });
                 c.ops.push(Op::WriteFile {
                     path: KEY_PATH.into(),
@@ -335,6 +336,7 @@ impl TailscaleNode {
                     group: "root".into(),
                     mode: 0o600,
                     content: key.clone(),
+                    actor: Actor::Root,
                 });
                 c.ops.push(Op::Command(self.up_command()));
             }
