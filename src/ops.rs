@@ -98,6 +98,15 @@ pub enum Op {
     Reload(String),
     /// A command from a playbook or closetctl's own code (never inventory text).
     Command(String),
+    /// A handler's command that activates files (`exportfs -ra`, `scontrol
+    /// reconfigure`): if it fails, restore `restore` from their backups and run it
+    /// again, so the service is back on the previous files; then fail.
+    Activate {
+        command: String,
+        restore: Vec<String>,
+    },
+    /// Put a file back as it was before this apply wrote it (from its backup).
+    Restore(String),
 }
 
 /// Never prints file content: it may be a secret.
@@ -120,9 +129,11 @@ impl Op {
             Op::GroupAdd { name, gid } => format!("groupadd {name} ({gid})"),
             Op::UserAdd { name, uid, .. } => format!("useradd {name} ({uid})"),
             Op::UserMod { name, .. } => format!("usermod {name}"),
-            Op::Directory { path, .. } => format!("directory {path}"),
-            Op::WriteFile { path, .. } => format!("write {path}"),
-            Op::SetAttributes { path, .. } => format!("chmod/chown {path}"),
+            Op::Directory { path, actor, .. } => format!("directory {path}{}", actor.note(self)),
+            Op::WriteFile { path, actor, .. } => format!("write {path}{}", actor.note(self)),
+            Op::SetAttributes { path, actor, .. } => {
+                format!("chmod/chown {path}{}", actor.note(self))
+            }
             Op::Enable(u) => format!("enable {u}"),
             Op::Disable(u) => format!("disable {u}"),
             Op::Start(u) => format!("start {u}"),
@@ -130,6 +141,8 @@ impl Op {
             Op::Restart { unit, .. } => format!("restart {unit}"),
             Op::Reload(u) => format!("reload {u}"),
             Op::Command(c) => format!("run `{c}`"),
+            Op::Activate { command, .. } => format!("run `{command}`"),
+            Op::Restore(p) => format!("restore the previous {p}"),
         }
     }
 
@@ -229,11 +242,28 @@ impl Op {
                 format!("cc_restart {} {}", quote(unit), join(restore))
             }
             Op::Command(c) => format!("cc_command {}", quote(c)),
+            Op::Activate { command, restore } => {
+                format!("cc_activate {} {}", quote(command), join(restore))
+            }
+            Op::Restore(p) => format!("cc_restore_marked {}", quote(p)),
         }
     }
 }
 
 impl Actor {
+    /// ` (as alice)` for an operation done by its owner.
+    fn note(self, op: &Op) -> String {
+        match (self, op) {
+            (
+                Actor::Owner,
+                Op::Directory { owner, .. }
+                | Op::WriteFile { owner, .. }
+                | Op::SetAttributes { owner, .. },
+            ) => format!(" (as {owner})"),
+            _ => String::new(),
+        }
+    }
+
     /// The prelude function for `what` (`dir`, `write`, `attr`) done by this actor.
     fn function(self, what: &str) -> String {
         match self {
@@ -365,12 +395,38 @@ cc_restart() {
   systemctl restart "$u" && sleep 2 && systemctl is-active --quiet "$u" && return 0
   printf '%s did not come back; its last log lines:\n' "$u" >&2
   journalctl -u "$u" -n 12 --no-pager -o cat >&2 2>/dev/null
-  for p in "$@"; do cc_restore "$p" && printf 'restored the previous %s\n' "$p" >&2; done
+  for p in "$@"; do cc_restore_marked "$p"; done
   [ $# -eq 0 ] || systemctl restart "$u" >/dev/null 2>&1
   return 1
 }
 cc_command() { sh -c "$1"; }
+cc_restore_marked() { cc_restore "$1" && printf '@@closetctl restored %s\n' "$1" && printf 'restored the previous %s\n' "$1" >&2; }
+cc_activate() {
+  c=$1; shift
+  sh -c "$c" && return 0
+  printf '`%s` failed; putting the previous files back and running it again\n' "$c" >&2
+  for p in "$@"; do cc_restore_marked "$p"; done
+  [ $# -eq 0 ] || sh -c "$c" >/dev/null 2>&1
+  return 1
+}
+cc_dpkg_heal() {
+  for f in /var/lib/dpkg/updates/*; do
+    [ -e "$f" ] || continue
+    printf 'finishing the package installation an interrupted apply left half-done (dpkg --configure -a)\n' >&2
+    dpkg --configure -a >/dev/null || return 1
+    break
+  done
+}
 "#;
+
+/// The paths a failed script put back from their backups (`@@closetctl restored P`).
+pub fn restored(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("@@closetctl restored "))
+        .map(|p| p.trim().to_string())
+        .collect()
+}
 
 /// The script for a batch of operations, in order.
 pub fn script(title: &str, ops: &[Op]) -> String {
@@ -382,9 +438,27 @@ pub fn script(title: &str, ops: &[Op]) -> String {
     s
 }
 
-/// Release the apply lock taken by the probe.
-pub fn unlock_script() -> String {
-    "rm -rf /var/lib/closetctl/lock\n".to_string()
+/// The script for a step: like [`script`], with the caller's shell functions after the
+/// prelude, `before` ahead of the first op, `after(n)` right after op `n`, and `end`
+/// after the last (the lock check and the journal of owed handlers live there).
+pub fn framed_script(
+    title: &str,
+    functions: &str,
+    before: &str,
+    ops: &[Op],
+    after: impl Fn(usize) -> String,
+    end: &str,
+) -> String {
+    let mut s = format!("# closetctl apply: {}\n", title.replace('\n', " "));
+    s.push_str(PRELUDE);
+    s.push_str(functions);
+    s.push_str(before);
+    for (n, op) in ops.iter().enumerate() {
+        s.push_str(&format!("cc_op {n} {}\n", op.words()));
+        s.push_str(&after(n));
+    }
+    s.push_str(end);
+    s
 }
 
 /// Operations done as a home's owner that failed and were passed over (her `~/.ssh`

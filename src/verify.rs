@@ -4,7 +4,8 @@
 //! and registered the GRES its slurm.conf line says.
 //!
 //! Two round trips for MUNGE (make credentials everywhere, then decode them crosswise)
-//! and one for Slurm (a bounded wait loop runs on the controller).
+//! and one for Slurm (a wait loop bounded by the clock runs on the controller). Only
+//! the hosts the caller passes are checked and waited for.
 
 use crate::engine::Connections;
 use crate::inventory::{Inventory, Role};
@@ -24,6 +25,9 @@ pub struct Finding {
     pub detail: String,
 }
 
+/// The most any one verification script may take (the Slurm wait loop included).
+const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Run `script` on each named host at once; results by host.
 async fn on_each<T: Transport>(
     connections: &Connections<T>,
@@ -35,7 +39,7 @@ async fn on_each<T: Transport>(
             continue;
         };
         set.spawn(async move {
-            let r = match conn.run(script).await {
+            let r = match conn.run_for(script, RUN_LIMIT).await {
                 Ok(o) if o.success() => Ok(o.stdout),
                 Ok(o) => Err(crate::engine::last_lines(
                     &format!("{}\n{}", o.stdout, o.stderr),
@@ -152,21 +156,25 @@ pub async fn munge<T: Transport>(
     findings
 }
 
-/// The controller's wait loop: up to `seconds` until every node is idle, mixed or allocated.
-fn sinfo_script(seconds: u32) -> String {
+/// The controller's wait loop: up to `seconds` by the clock (not by iterations: each
+/// `sinfo` may take seconds on a busy host) until every node in `nodes` is idle, mixed,
+/// allocated or completing. Node names are validated names, safe in the pattern.
+fn sinfo_script(seconds: u32, nodes: &[&str]) -> String {
     format!(
-        r#"i=0
+        r#"end=$(( $(date +%s) + {seconds} ))
 while :; do
   out=$(sinfo -h -N -o '%N|%T|%G' 2>&1) || out=
-  bad=$(printf '%s\n' "$out" | grep -Evc '^[^|]+\|(idle|mixed|allocated|completing)\|')
-  [ -n "$out" ] && [ "$bad" -eq 0 ] && break
-  [ "$i" -ge {seconds} ] && break
-  sleep 2; i=$((i+2))
+  good=$(printf '%s\n' "$out" | grep -Ec '^({alt})\|(idle|mixed|allocated|completing)\|')
+  [ "$good" -ge {count} ] && break
+  [ "$(date +%s)" -ge "$end" ] && break
+  sleep 2
 done
 printf '%s\n' "$out"
 echo @@reasons
 sinfo -h -R -o '%N|%E' 2>/dev/null
-"#
+"#,
+        alt = nodes.join("|"),
+        count = nodes.len()
     )
 }
 
@@ -177,15 +185,24 @@ pub async fn slurm<T: Transport>(
     connections: &Connections<T>,
     wait_seconds: u32,
 ) -> Vec<Finding> {
+    // Only the nodes in `connections`: the caller leaves out the hosts that did not
+    // converge, so verification never waits for a node that was skipped or failed.
     let expected: Vec<&str> = inventory
         .hosts
         .iter()
-        .filter(|h| h.has_role(Role::Compute))
+        .filter(|h| h.has_role(Role::Compute) && connections.hosts.contains_key(&h.name))
         .map(|h| h.name.as_str())
         .collect();
+    if expected.is_empty() {
+        return Vec::new();
+    }
     let results = on_each(
         connections,
-        [(ctx.controller.clone(), sinfo_script(wait_seconds))].into(),
+        [(
+            ctx.controller.clone(),
+            sinfo_script(wait_seconds, &expected),
+        )]
+        .into(),
     )
     .await;
     let out = match results.get(&ctx.controller) {
@@ -255,4 +272,63 @@ pub async fn slurm<T: Transport>(
         });
     }
     findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wait loop with a stand-in `sinfo` on PATH that reports `states`.
+    fn run_wait(seconds: u32, nodes: &[&str], states: &str) -> (String, std::time::Duration) {
+        let dir = tempfile::tempdir().unwrap();
+        let sinfo = dir.path().join("sinfo");
+        std::fs::write(
+            &sinfo,
+            format!("#!/bin/sh\n[ \"$2\" = -R ] && exit 0\nprintf '{states}'\n"),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sinfo, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(sinfo_script(seconds, nodes))
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    dir.path().display(),
+                    std::env::var("PATH").unwrap()
+                ),
+            )
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            started.elapsed(),
+        )
+    }
+
+    #[test]
+    fn the_wait_ends_when_the_converged_nodes_are_idle_ignoring_others() {
+        // node2 was skipped by apply and is down: not waited for.
+        let (out, took) = run_wait(
+            60,
+            &["node1"],
+            "node1|idle|gpu:a100:4\\nnode2|down*|gpu:rtx4090:2\\n",
+        );
+        assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+        assert!(
+            out.starts_with("node1|idle|gpu:a100:4\nnode2|down*"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn the_wait_is_bounded_by_the_clock() {
+        let (out, took) = run_wait(3, &["node1", "node2"], "node1|idle|x\\nnode2|down|y\\n");
+        assert!(took >= std::time::Duration::from_secs(3), "{took:?}");
+        assert!(took < std::time::Duration::from_secs(8), "{took:?}");
+        assert!(out.contains("node2|down|y"));
+    }
 }

@@ -244,7 +244,7 @@ async fn plan_apply_plan_is_empty_for_the_accounting_steps() {
             .unwrap_or_else(|| panic!("{needle} not in\n{sent}"))
     };
     assert!(
-        at("cc_command 'sh /usr/local/lib/closetctl/slurm-database.sh'")
+        at("cc_activate 'sh /usr/local/lib/closetctl/slurm-database.sh'")
             < at("cc_systemctl start 'slurmdbd.service'")
     );
     assert!(

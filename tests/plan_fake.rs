@@ -371,7 +371,11 @@ async fn apply_runs_one_script_per_host_per_step() {
                 scripts[1 + i]
             );
         }
-        assert_eq!(scripts[1 + steps.len()], "rm -rf /var/lib/closetctl/lock\n");
+        assert!(
+            scripts[1 + steps.len()].starts_with("# closetctl lock: release "),
+            "{}",
+            scripts[1 + steps.len()]
+        );
         assert!(scripts[2 + steps.len()].starts_with("# closetctl fact probe\n"));
     }
 }
@@ -551,7 +555,7 @@ async fn a_held_lock_names_its_holder_and_the_host_is_skipped() {
     let t = text(&users_only(p));
     assert!(
         t.contains(&format!(
-            "host node1\n  ! another apply holds the lock: {HOLDER}\n"
+            "host node1\n  ! another apply holds the lock: {HOLDER} (its age is unknown)\n"
         )),
         "{t}"
     );
@@ -561,7 +565,7 @@ async fn a_held_lock_names_its_holder_and_the_host_is_skipped() {
     assert_eq!(
         outcome.report.hosts["node1"],
         HostOutcome::Skipped {
-            reason: format!("another apply holds the lock: {HOLDER}")
+            reason: format!("another apply holds the lock: {HOLDER} (its age is unknown)")
         }
     );
     assert_eq!(
@@ -1063,4 +1067,29 @@ async fn keys_left_by_root_in_a_home_are_replaced_by_their_owner_and_a_foreign_s
         assert!(!s.files.contains_key("/home/alice/.ssh/authorized_keys"));
         assert_eq!(s.files["/home/alice/.ssh"].owner, "root");
     });
+}
+
+#[tokio::test]
+async fn an_owner_operation_that_fails_is_passed_over_and_reported_while_the_rest_converges() {
+    let closet = Closet::new(&[]);
+    let loaded = closet.load();
+    let fake = cluster();
+    // node2's disk quota for alice is full: what the plan cannot see.
+    fake.host("node2").with(|s| s.owner_ops_fail = true);
+    let outcome = apply(&fake, &loaded).await;
+    // The users step went on past alice's keys: bob exists on node2 too.
+    assert_eq!(uid_of(&fake, "node2", "bob"), Some(1002));
+    let passed = &outcome.report.passed_over;
+    assert!(
+        passed.get("node2").is_some_and(|ops| ops
+            .iter()
+            .any(|o| o.contains("/home/alice/.ssh") && o.contains("(as alice)"))),
+        "{passed:?}"
+    );
+    assert!(
+        !outcome.success(),
+        "a host with passed-over operations is not converged"
+    );
+    let summary = closetctl::command::apply::summary(&outcome);
+    assert!(summary.contains("NOT CONVERGED: passed over"), "{summary}");
 }

@@ -636,3 +636,35 @@ fn the_probe_looks_at_files_in_a_home_as_their_owner() {
     // Nothing of root's temp file is left.
     assert!(!stdout.contains("rm: "));
 }
+
+#[test]
+fn a_failing_activation_puts_the_files_back_and_runs_again() {
+    let Some(s) = Scratch::new("activation") else {
+        return;
+    };
+    let target = s.p("etc/exports");
+    let ran = s.p("ran");
+    let write = |content: &str| root_file(target.clone(), 0o644, content.as_bytes());
+    assert!(s.apply(&[write("good v1\n")], None).ok);
+    // The command accepts only files that say "good"; it logs each run.
+    let check = format!("echo x >> {ran}; grep -q good {target}");
+    let r = s.apply(
+        &[
+            write("bad v2\n"),
+            Op::Activate {
+                command: check,
+                restore: vec![target.clone()],
+            },
+        ],
+        None,
+    );
+    assert!(!r.ok);
+    assert_eq!(ops::failed_op(&r.stdout), Some(1));
+    assert_eq!(ops::restored(&r.stdout), std::slice::from_ref(&target));
+    assert_eq!(fs::read_to_string(&target).unwrap(), "good v1\n");
+    assert_eq!(
+        fs::read_to_string(&ran).unwrap(),
+        "x\nx\n",
+        "run again on the previous files"
+    );
+}

@@ -11,6 +11,7 @@ pub mod facts;
 pub mod plan;
 pub mod render;
 pub mod tailscale;
+pub mod unlock;
 
 pub use apply::{apply_with, ApplyOptions, ApplyOutcome};
 pub use plan::plan_with;
@@ -58,6 +59,8 @@ pub enum Command {
     Tailscale(tailscale::TailscaleArgs),
     /// Export the cluster for other tools (a SkyPilot SSH node pool).
     Export(export::ExportArgs),
+    /// Break the apply locks of applies that are gone (shows each holder, asks first).
+    Unlock(unlock::UnlockArgs),
     /// Print a shell completion script (bash, zsh or fish).
     Completions(completions::CompletionsArgs),
     /// Print the man page closetctl(1), or write all pages into a directory.
@@ -135,6 +138,19 @@ impl Loaded {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(std::path::Path::new("."));
         let playbooks = Playbooks::load(Some(extra))?;
+        let steps: Vec<&str> = playbooks.steps.iter().map(|s| s.name.as_str()).collect();
+        if let Some(name) = inventory
+            .timeouts
+            .steps
+            .keys()
+            .find(|n| !steps.contains(&n.as_str()))
+        {
+            return Err(CliError::Refused(format!(
+                "inventory `{}`: [timeouts.steps] names `{name}`, which no playbook has (steps: {}); nothing was changed",
+                path.display(),
+                steps.join(", ")
+            )));
+        }
         let names = crate::desired::secrets_needed(&inventory, &playbooks);
         let mut secrets = crate::secrets::load(&inventory.cluster.secrets_dir, &names)?;
         // The Tailscale auth key: from its own file or variable, only when the step runs.
@@ -229,6 +245,7 @@ pub async fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Check(a) => check::run(a).await,
         Command::Tailscale(a) => tailscale::run(a).await,
         Command::Export(a) => export::run(a).await,
+        Command::Unlock(a) => unlock::run(a).await,
         Command::Completions(a) => completions::run_completions(a).await,
         Command::Manpage(a) => completions::run_manpage(a).await,
     }

@@ -32,7 +32,7 @@ pub struct PlanArgs {
 pub fn probe_requests(
     loaded: &Loaded,
     hosts: &[String],
-    lock: Option<String>,
+    lock: Option<crate::lock::Owner>,
 ) -> Result<BTreeMap<String, ProbeRequest>, CliError> {
     let selected = loaded.select(hosts)?;
     Ok(loaded
@@ -54,12 +54,13 @@ pub async fn plan_with<C: Connector + 'static>(
     connector: Arc<C>,
     loaded: &Loaded,
     hosts: &[String],
-    lock: Option<String>,
+    lock: Option<crate::lock::Owner>,
     events: Option<Events>,
 ) -> Result<(Plan, ClusterFacts, Connections<C::Conn>), CliError> {
     let requests = probe_requests(loaded, hosts, lock)?;
+    let limit = std::time::Duration::from_secs(loaded.inventory.timeouts.probe_secs.into());
     let (connections, facts) =
-        engine::gather(connector, &loaded.inventory.hosts, requests, events).await;
+        engine::gather_with(connector, &loaded.inventory.hosts, requests, events, limit).await;
     let plan = plan::plan(&loaded.inputs(), &facts, hosts);
     Ok((plan, facts, connections))
 }

@@ -40,11 +40,18 @@ pub struct HostFacts {
     pub gpus: Vec<Gpu>,
     pub time: TimeFacts,
     pub link: Option<Link>,
-    /// Holder of the apply lock, when one is held (by someone else during apply).
-    pub lock_holder: Option<String>,
+    /// The apply lock when someone else holds it (during apply), or anyone (plan).
+    #[serde(default)]
+    pub lock_held: Option<crate::lock::HeldLock>,
     /// Whether this probe took the apply lock.
     #[serde(default)]
     pub lock_acquired: bool,
+    /// Handlers an interrupted apply left owed (see [`crate::journal`]).
+    #[serde(default)]
+    pub owed: Vec<crate::journal::Owed>,
+    /// Journal lines that are not a record (reported, never fatal).
+    #[serde(default)]
+    pub owed_unreadable: Vec<String>,
     /// Output of extra probe commands by name (e.g. `tailscale status --json`).
     pub commands: BTreeMap<String, CommandOutput>,
 }

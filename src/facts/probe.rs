@@ -33,8 +33,8 @@ pub struct ProbeRequest {
     pub owned_files: BTreeMap<(String, String), BTreeSet<String>>,
     /// Extra read-only commands by name, e.g. `tailscale status --json`.
     pub commands: BTreeMap<String, String>,
-    /// Take the apply lock, recording this holder text.
-    pub lock: Option<String>,
+    /// Take the apply lock first thing, for this holder.
+    pub lock: Option<crate::lock::Owner>,
     /// CPU topology and GPUs (`nvidia-smi` costs most of a probe on a busy host).
     pub hardware: bool,
     /// NTP synchronisation (`timedatectl` wakes systemd-timedated over D-Bus).
@@ -109,12 +109,6 @@ sec time; date +%s.%N; [ -z "$TIME_SYNC" ] || timedatectl show -p NTPSynchronize
 sec ssh; printf '%s\n' "${SSH_CONNECTION:-}"
 sec addrs; [ -z "$LINK" ] || ip -o addr show 2>/dev/null
 sec speeds; for f in /sys/class/net/*/speed; do sp=; { read -r sp < "$f"; } 2>/dev/null; i=${f%/speed}; printf '%s %s\n' "${i##*/}" "$sp"; done
-sec lock
-if [ -n "$LOCK" ]; then
-  if { [ -d /var/lib/closetctl ] || mkdir -p /var/lib/closetctl; } && mkdir /var/lib/closetctl/lock 2>/dev/null; then
-    printf '%s\n' "$LOCK" > /var/lib/closetctl/lock/holder; echo acquired
-  else echo held; emit /var/lib/closetctl/lock/holder; fi
-elif [ -d /var/lib/closetctl/lock ]; then echo held; emit /var/lib/closetctl/lock/holder; fi
 "#;
 
 /// Files in a home, read by their owner: `owned OWNER GROUP PATH...` runs `stat` and
@@ -140,9 +134,18 @@ pub fn script(req: &ProbeRequest) -> String {
     s.push_str(&format!("UNITS={}\n", join(&req.units)));
     s.push_str(&format!("FILES={}\n", join(&req.files)));
     s.push_str(&format!("SECRETS={}\n", join(&req.secret_files)));
+    // The lock comes first, before any fact is read: facts gathered under the lock
+    // cannot predate another apply's changes.
+    let (run, holder) = req
+        .lock
+        .as_ref()
+        .map_or((String::new(), String::new()), |o| {
+            (o.run.clone(), o.line())
+        });
     s.push_str(&format!(
-        "LOCK={}\n",
-        quote(req.lock.as_deref().unwrap_or(""))
+        "LOCK_RUN={}\nLOCK={}\n",
+        quote(&run),
+        quote(&holder)
     ));
     let flag = |on: bool| if on { "1" } else { "" };
     s.push_str(&format!(
@@ -151,6 +154,8 @@ pub fn script(req: &ProbeRequest) -> String {
         flag(req.time_sync),
         flag(req.link)
     ));
+    s.push_str(crate::lock::SECTION);
+    s.push_str(crate::journal::SECTION);
     s.push_str(BODY);
     for (name, command) in &req.commands {
         // Commands come from closetctl's own code and playbooks, never from the inventory.
@@ -263,19 +268,11 @@ pub fn parse(out: &str, req: &ProbeRequest) -> Result<HostFacts, ProbeError> {
         Some("no") => Some(false),
         _ => None,
     };
-    let lock = &get("lock")?.1;
-    let mut lock_lines = lock.lines();
-    match lock_lines.next() {
-        Some("acquired") => f.lock_acquired = true,
-        Some("held") => {
-            let holder = lock_lines.collect::<Vec<_>>().join(" ");
-            f.lock_holder = Some(if holder.trim().is_empty() {
-                "unknown holder".into()
-            } else {
-                holder.trim().into()
-            });
-        }
-        _ => {}
+    let lock = crate::lock::parse_section(&get("lock")?.1);
+    f.lock_acquired = lock.acquired;
+    f.lock_held = lock.held;
+    if let Some((_, body)) = secs.iter().find(|(h, _)| h.first() == Some(&"owed")) {
+        (f.owed, f.owed_unreadable) = crate::journal::parse_section(body);
     }
     for (header, body) in &secs {
         if header.first() == Some(&"command") {
@@ -583,17 +580,20 @@ mod tests {
 
     #[test]
     fn request_values_are_quoted_in_the_script() {
+        let mut owner = crate::lock::Owner::current();
+        owner.user = "o'brien".into();
         let req = ProbeRequest {
             packages: ["munge".to_string(), "slurmd".to_string()].into(),
-            lock: Some("alice@laptop since 'now'".into()),
+            lock: Some(owner),
             ..Default::default()
         };
         let s = script(&req);
         assert!(s.contains("PACKAGES='munge slurmd'\n"), "{s}");
-        assert!(
-            s.contains(r#"LOCK='alice@laptop since '"'"'now'"'"''"#),
-            "{s}"
-        );
+        assert!(s.contains(r#"LOCK='user=o'"'"'brien machine="#), "{s}");
+        // The lock is taken before any fact is read.
+        let lock = s.find("@@closetctl lock").unwrap();
+        let first_fact = s.find("sec os").unwrap();
+        assert!(lock < first_fact, "{s}");
     }
 
     #[test]

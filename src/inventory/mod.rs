@@ -113,6 +113,47 @@ pub struct Inventory {
     pub tailscale: Option<Tailscale>,
     pub circuits: Vec<Circuit>,
     pub cooling: Option<Cooling>,
+    pub timeouts: Timeouts,
+}
+
+/// How long apply waits before it gives up on a host (`[timeouts]`, seconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Timeouts {
+    /// Connecting and the fact probe, per host.
+    pub probe_secs: u32,
+    /// One step's script on one host, when the step installs no package.
+    pub step_secs: u32,
+    /// One step's script when it installs packages.
+    pub install_secs: u32,
+    /// After the first Ctrl-C, how long running step scripts may finish before they are
+    /// ended on their hosts.
+    pub grace_secs: u32,
+    /// Per step name, instead of `step_secs`/`install_secs`.
+    pub steps: BTreeMap<String, u32>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            probe_secs: 120,
+            step_secs: 600,
+            install_secs: 1800,
+            grace_secs: 30,
+            steps: BTreeMap::new(),
+        }
+    }
+}
+
+impl Timeouts {
+    /// The limit for one step's script.
+    pub fn step(&self, name: &str, installs: bool) -> std::time::Duration {
+        let secs = self.steps.get(name).copied().unwrap_or(if installs {
+            self.install_secs
+        } else {
+            self.step_secs
+        });
+        std::time::Duration::from_secs(secs.into())
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -28,6 +28,20 @@ pub struct RawInventory {
     #[serde(default)]
     pub power: RawPower,
     pub cooling: Option<S<RawCooling>>,
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+}
+
+/// `[timeouts]`: seconds apply waits before it gives up on a host.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub probe: Option<S<u32>>,
+    pub step: Option<S<u32>>,
+    pub install: Option<S<u32>>,
+    pub grace: Option<S<u32>>,
+    #[serde(default)]
+    pub steps: BTreeMap<String, S<u32>>,
 }
 
 #[derive(Debug, Deserialize)]

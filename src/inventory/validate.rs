@@ -423,6 +423,7 @@ fn check(c: &mut Checker, raw: RawInventory) -> Inventory {
         .map(|s| check_slurm(c, s, &hosts, &user_names, &cluster_name));
     let tailscale = raw.tailscale.as_ref().map(|t| check_tailscale(c, t));
     let cooling = raw.cooling.as_ref().map(|k| check_cooling(c, k));
+    let timeouts = check_timeouts(c, &raw.timeouts);
 
     Inventory {
         path: PathBuf::new(),
@@ -441,7 +442,38 @@ fn check(c: &mut Checker, raw: RawInventory) -> Inventory {
         tailscale,
         circuits,
         cooling,
+        timeouts,
     }
+}
+
+/// `[timeouts]`: every value a positive number of seconds; step names are checked
+/// against the playbooks once those are loaded.
+fn check_timeouts(c: &mut Checker, t: &RawTimeouts) -> Timeouts {
+    let mut out = Timeouts::default();
+    let secs = |c: &mut Checker, key: &str, v: &S<u32>| {
+        if *v.get_ref() == 0 {
+            c.at(
+                v.span(),
+                format!("timeouts.{key} `0` would give up at once; give seconds, e.g. 600"),
+            );
+        }
+        *v.get_ref()
+    };
+    for (key, value, slot) in [
+        ("probe", &t.probe, &mut out.probe_secs),
+        ("step", &t.step, &mut out.step_secs),
+        ("install", &t.install, &mut out.install_secs),
+        ("grace", &t.grace, &mut out.grace_secs),
+    ] {
+        if let Some(v) = value {
+            *slot = secs(c, key, v);
+        }
+    }
+    for (name, v) in &t.steps {
+        let n = secs(c, &format!("steps.{name}"), v);
+        out.steps.insert(name.clone(), n);
+    }
+    out
 }
 
 /// `[cluster] home_bases`: absolute, normalized, not `/`, not a system directory, not

@@ -10,6 +10,7 @@ pub mod render;
 
 use crate::desired::{self, HandlerAction, Inputs};
 use crate::facts::ClusterFacts;
+use crate::journal::Owed;
 use crate::modules;
 use crate::ops::Op;
 use crate::resource::{Change, MissingSecret, ResourceKind};
@@ -51,6 +52,9 @@ pub struct HostPlan {
     pub conflicts: Vec<String>,
     pub unmanaged: Vec<String>,
     pub warnings: Vec<String>,
+    /// For a stale lock: the exact command that breaks it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unlock: Option<String>,
     pub steps: Vec<StepPlan>,
 }
 
@@ -59,6 +63,10 @@ pub struct StepPlan {
     pub name: String,
     pub changes: Vec<Change>,
     pub handlers: Vec<HandlerRun>,
+    /// Handlers (of this step or a later one) this step's changes fire: recorded on the
+    /// host before the step changes anything (see [`crate::journal`]).
+    #[serde(skip)]
+    pub owes: Vec<Owed>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +76,9 @@ pub struct HandlerRun {
     pub action: String,
     /// The changed resources that fire it.
     pub because: Vec<String>,
+    /// An interrupted apply left it owed on the host (it runs even with no change).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub owed: bool,
     #[serde(skip)]
     pub op: Op,
 }
@@ -140,11 +151,26 @@ impl HostPlan {
     pub fn change_count(&self) -> usize {
         self.steps.iter().map(|s| s.changes.len()).sum()
     }
+
+    /// Handlers an interrupted apply left owed that this plan runs.
+    pub fn owed_count(&self) -> usize {
+        self.steps
+            .iter()
+            .flat_map(|s| &s.handlers)
+            .filter(|h| h.owed)
+            .count()
+    }
+
+    /// Whether apply has anything to do here: changes, or handlers still owed.
+    pub fn has_work(&self) -> bool {
+        self.change_count() > 0 || self.owed_count() > 0
+    }
 }
 
 impl Plan {
+    /// Whether apply would do anything: a change, or a handler still owed.
     pub fn has_changes(&self) -> bool {
-        self.hosts.iter().any(|h| h.change_count() > 0)
+        self.hosts.iter().any(HostPlan::has_work)
     }
 
     /// Whether anything stands in the way of a clean apply.
@@ -197,6 +223,7 @@ pub fn plan(inputs: &Inputs, facts: &ClusterFacts, hosts: &[String]) -> Plan {
                 conflicts: Vec::new(),
                 unmanaged: Vec::new(),
                 warnings: Vec::new(),
+                unlock: None,
                 steps: Vec::new(),
             };
             let Some(host_facts) = facts.host(&host.name) else {
@@ -222,15 +249,36 @@ pub fn plan(inputs: &Inputs, facts: &ClusterFacts, hosts: &[String]) -> Plan {
                             hp.steps.push(sp);
                         }
                     }
+                    record_owed(&mut hp.steps);
+                    hp.warnings.extend(forgotten_owed(&steps, host_facts));
                 }
                 Err(e) => {
                     hp.status = HostStatus::Error;
                     hp.error = Some(e.to_string());
                 }
             }
-            if let Some(holder) = &host_facts.lock_holder {
+            if let Some(held) = &host_facts.lock_held {
                 hp.status = HostStatus::Locked;
-                hp.error = Some(format!("another apply holds the lock: {holder}"));
+                match (held.stale_reason(), &held.verdict) {
+                    (Some(why), _) => {
+                        let cmd = crate::lock::unlock_command(&inventory.path, &[&host.name]);
+                        hp.error = Some(format!(
+                            "stale lock of an apply that is gone: {}: {why}; clear it with `{cmd}`",
+                            held.describe()
+                        ));
+                        hp.unlock = Some(cmd);
+                    }
+                    (None, Some(crate::lock::Verdict::Live(how))) => {
+                        hp.error = Some(format!(
+                            "another apply holds the lock: {} ({how})",
+                            held.describe()
+                        ));
+                    }
+                    (None, _) => {
+                        hp.error =
+                            Some(format!("another apply holds the lock: {}", held.describe()));
+                    }
+                }
             } else if !hp.conflicts.is_empty() && hp.status == HostStatus::Ready {
                 hp.status = HostStatus::Conflict;
             }
@@ -274,13 +322,14 @@ fn plan_step(
         .handlers
         .iter()
         .filter_map(|h| {
-            let because: Vec<&Change> = changed_so_far
+            let owed = facts
+                .owed
+                .iter()
+                .find(|o| o.step == step.name && o.handler == h.name);
+            let mut because: Vec<&Change> = changed_so_far
                 .iter()
                 .filter(|c| h.watch.contains(&c.name))
                 .collect();
-            if because.is_empty() {
-                return None;
-            }
             if let Some(wanted) = &h.disruption {
                 let worst = because
                     .iter()
@@ -288,14 +337,22 @@ fn plan_step(
                     .max_by_key(|l| modules::slurm::disruption_rank(l))
                     .unwrap_or("none");
                 if worst != wanted {
-                    return None;
+                    because.clear();
                 }
             }
-            let restore: Vec<String> = because
+            if because.is_empty() && owed.is_none() {
+                return None;
+            }
+            let mut restore: Vec<String> = because
                 .iter()
                 .filter(|c| c.kind == ResourceKind::File)
                 .map(|c| c.name.clone())
                 .collect();
+            for p in owed.iter().flat_map(|o| &o.restore) {
+                if !restore.contains(p) {
+                    restore.push(p.clone());
+                }
+            }
             let (action, op) = match &h.action {
                 HandlerAction::Restart(u) => (
                     format!("restart {u}"),
@@ -305,12 +362,22 @@ fn plan_step(
                     },
                 ),
                 HandlerAction::Reload(u) => (format!("reload {u}"), Op::Reload(u.clone())),
-                HandlerAction::Command(c) => (format!("run `{c}`"), Op::Command(c.clone())),
+                HandlerAction::Command(c) if restore.is_empty() => {
+                    (format!("run `{c}`"), Op::Command(c.clone()))
+                }
+                HandlerAction::Command(c) => (
+                    format!("run `{c}`"),
+                    Op::Activate {
+                        command: c.clone(),
+                        restore,
+                    },
+                ),
             };
             Some(HandlerRun {
                 name: h.name.clone(),
                 action,
                 because: because.iter().map(|c| c.resource()).collect(),
+                owed: owed.is_some(),
                 op,
             })
         })
@@ -319,5 +386,69 @@ fn plan_step(
         name: step.name.clone(),
         changes,
         handlers,
+        owes: Vec::new(),
     }
+}
+
+/// Each step owes the handlers (its own or a later step's) that its changes fire.
+fn record_owed(steps: &mut [StepPlan]) {
+    for i in 0..steps.len() {
+        let changed: Vec<String> = steps[i].changes.iter().map(|c| c.resource()).collect();
+        if changed.is_empty() {
+            continue;
+        }
+        let mut owes = Vec::new();
+        for later in &steps[i..] {
+            for h in &later.handlers {
+                if !h.because.iter().any(|b| changed.contains(b)) {
+                    continue;
+                }
+                let restore = match &h.op {
+                    Op::Restart { restore, .. } | Op::Activate { restore, .. } => restore.clone(),
+                    _ => Vec::new(),
+                };
+                owes.push(Owed {
+                    step: later.name.clone(),
+                    handler: h.name.clone(),
+                    action: h.action.clone(),
+                    because: h.because.clone(),
+                    restore,
+                    run: String::new(),
+                    recorded_by: steps[i].name.clone(),
+                });
+            }
+        }
+        steps[i].owes = owes;
+    }
+}
+
+/// Owed records that no step of this host has a handler for any more (the playbooks
+/// changed), and journal lines that are not records.
+fn forgotten_owed(steps: &[desired::DesiredStep], facts: &crate::facts::HostFacts) -> Vec<String> {
+    let mut out: Vec<String> = facts
+        .owed
+        .iter()
+        .filter(|o| {
+            !steps
+                .iter()
+                .any(|s| s.name == o.step && s.handlers.iter().any(|h| h.name == o.handler))
+        })
+        .map(|o| {
+            format!(
+                "an interrupted apply left handler `{}` of step `{}` owed ({}), but no playbook step for this host has it any more; run it by hand if still needed, then remove {}/{}",
+                o.handler,
+                o.step,
+                o.action,
+                crate::journal::OWED_DIR,
+                o.id()
+            )
+        })
+        .collect();
+    out.extend(
+        facts
+            .owed_unreadable
+            .iter()
+            .map(|l| format!("an unreadable record in {}: {l}", crate::journal::OWED_DIR)),
+    );
+    out
 }

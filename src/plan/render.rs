@@ -120,14 +120,26 @@ pub fn text(plan: &Plan, style: Style) -> String {
                 }
             }
             for h in &step.handlers {
-                let _ = writeln!(
-                    out,
-                    "    {} handler {}: {} (because {})",
-                    style.yellow("*"),
-                    h.name,
-                    h.action,
-                    h.because.join(", ")
-                );
+                let star = style.yellow("*");
+                let _ = match (h.because.is_empty(), h.owed) {
+                    (true, _) => writeln!(
+                        out,
+                        "    {star} handler owed by an interrupted apply: {} (handler {})",
+                        h.action, h.name
+                    ),
+                    (false, owed) => writeln!(
+                        out,
+                        "    {star} handler {}: {} (because {}{})",
+                        h.name,
+                        h.action,
+                        h.because.join(", "),
+                        if owed {
+                            "; also owed by an interrupted apply"
+                        } else {
+                            ""
+                        }
+                    ),
+                };
             }
             let missing = step.missing_secrets();
             if !missing.is_empty() {
@@ -192,6 +204,19 @@ pub fn summary(plan: &Plan) -> String {
     } else {
         format!("Plan: {create} to create, {update} to change on {changed_hosts} of {total} hosts.")
     };
+    let owed: Vec<String> = plan
+        .hosts
+        .iter()
+        .filter(|h| h.owed_count() > 0)
+        .map(|h| format!("{} on {}", h.owed_count(), h.host))
+        .collect();
+    if !owed.is_empty() {
+        let _ = write!(
+            s,
+            " Handlers owed by an interrupted apply: {}.",
+            owed.join(", ")
+        );
+    }
     for (status, what) in [
         (HostStatus::Unreachable, "unreachable"),
         (HostStatus::Conflict, "with conflicts"),
@@ -230,7 +255,35 @@ pub fn summary(plan: &Plan) -> String {
             if names.len() == 1 { "is" } else { "are" }
         );
     }
+    if let Some(cmd) = unlock_all(plan) {
+        let _ = write!(
+            s,
+            "\nStale locks of applies that are gone: clear them with `{cmd}` (it shows each holder and asks first)."
+        );
+    }
     s
+}
+
+/// One `closetctl unlock` command for every host with a stale lock.
+pub fn unlock_all(plan: &Plan) -> Option<String> {
+    let stale: Vec<&str> = plan
+        .hosts
+        .iter()
+        .filter(|h| h.unlock.is_some())
+        .map(|h| h.host.as_str())
+        .collect();
+    if stale.is_empty() {
+        return None;
+    }
+    let first = plan.hosts.iter().find_map(|h| h.unlock.as_deref())?;
+    // The per-host command with every stale host's `--host`.
+    let base = first.split(" --host ").next().unwrap_or(first);
+    let mut cmd = base.to_string();
+    for h in stale {
+        cmd.push_str(" --host ");
+        cmd.push_str(h);
+    }
+    Some(cmd)
 }
 
 pub fn json(plan: &Plan) -> String {
@@ -250,6 +303,7 @@ mod tests {
             conflicts: Vec::new(),
             unmanaged: Vec::new(),
             warnings: Vec::new(),
+            unlock: None,
             steps: Vec::new(),
         }
     }

@@ -14,7 +14,7 @@ use crate::inventory::Host;
 use base64::Engine as _;
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone)]
@@ -53,11 +53,50 @@ pub struct FakeState {
     pub epoch: f64,
     /// A unit that fails to (re)start while `path` contains `needle`.
     pub broken_unit: Option<(String, String, String)>,
-    /// Descriptions of every op carried out, in order.
+    /// Descriptions of every op carried out, in order (and `end-step NAME` when a step
+    /// script was ended from outside).
     pub journal: Vec<String>,
+    /// Probe answers to lose after the probe ran (a connection reset): the lock is taken
+    /// but closetctl never hears it.
+    pub lose_probe_answers: usize,
+    /// Probe answers to garble after the probe ran (an unparseable answer).
+    pub garble_probe_answers: usize,
+    /// closetctl dies when this host is about to run one more op than this (an apply
+    /// killed after op k): that op does not run, nor anything later on any host, until
+    /// [`FakeCluster::revive`].
+    pub kill_after_ops: Option<usize>,
+    /// The host stops answering when it is about to run one more op than this: the step
+    /// script hangs until it is ended from outside (a hung host, an apt lock).
+    pub hang_after_ops: Option<usize>,
+    /// The link to this host breaks when it is about to run one more op than this: the
+    /// script stops there and the host is unreachable until `reachable` is set again.
+    pub cut_after_ops: Option<usize>,
+    /// Called (once) when the host is about to run one more op than the count.
+    pub hook_after_ops: Option<(usize, FakeHook)>,
+    /// Every operation done as a home's owner fails (her quota is full, or her home
+    /// changed after the probe): what the plan cannot see.
+    pub owner_ops_fail: bool,
+    /// A command that fails while `path` contains `needle`: `(command, path, needle)`.
+    pub failing_command: Option<(String, String, String)>,
+    /// Paths the running script restored (its `@@closetctl restored` lines).
+    pub restored: Vec<String>,
+    /// A step script hangs here now.
+    pub hung: bool,
+    /// Journal ids of the handlers whose record was cleared after they ran, in order.
+    pub handlers_paid: Vec<String>,
     /// MariaDB and slurmdbd: what `mysql`, `sacctmgr` and `squeue` answer.
     pub slurmdb: FakeSlurmdb,
     next_pid: u32,
+}
+
+/// A callback from inside the fake host (a test's Ctrl-C at a chosen op).
+#[derive(Clone)]
+pub struct FakeHook(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for FakeHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FakeHook")
+    }
 }
 
 /// The accounting database as `sacctmgr -i` leaves it and `sacctmgr -nP show` prints it.
@@ -104,6 +143,17 @@ impl FakeState {
             epoch: 1_800_000_000.0,
             broken_unit: None,
             journal: Vec::new(),
+            lose_probe_answers: 0,
+            garble_probe_answers: 0,
+            kill_after_ops: None,
+            hang_after_ops: None,
+            cut_after_ops: None,
+            hook_after_ops: None,
+            owner_ops_fail: false,
+            failing_command: None,
+            restored: Vec::new(),
+            hung: false,
+            handlers_paid: Vec::new(),
             slurmdb: FakeSlurmdb::default(),
             next_pid: 1000,
         };
@@ -174,7 +224,14 @@ impl FakeState {
                 ..PackageEffect::default()
             },
         );
-        for p in ["slurm-client", "nfs-common", "nfs-kernel-server", "sudo"] {
+        s.available.insert(
+            "nfs-kernel-server".into(),
+            PackageEffect {
+                units: vec!["nfs-server.service".into()],
+                ..PackageEffect::default()
+            },
+        );
+        for p in ["slurm-client", "nfs-common", "sudo"] {
             s.available.insert(p.into(), PackageEffect::default());
         }
         s
@@ -209,6 +266,10 @@ pub struct FakeHost {
     pub state: Mutex<FakeState>,
     runs: AtomicUsize,
     pub scripts: Mutex<Vec<String>>,
+    /// Wakes a hung step script when it is ended from outside.
+    ended: tokio::sync::Notify,
+    /// What a hung step script printed before it hung.
+    hung_output: Mutex<RemoteOutput>,
 }
 
 impl FakeHost {
@@ -217,6 +278,8 @@ impl FakeHost {
             state: Mutex::new(state),
             runs: AtomicUsize::new(0),
             scripts: Mutex::new(Vec::new()),
+            ended: tokio::sync::Notify::new(),
+            hung_output: Mutex::new(RemoteOutput::default()),
         })
     }
 
@@ -234,6 +297,8 @@ impl FakeHost {
 #[derive(Debug, Clone, Default)]
 pub struct FakeCluster {
     pub hosts: BTreeMap<String, Arc<FakeHost>>,
+    /// Set when an injected kill fired: this closetctl is "dead" and reaches no host.
+    pub killed: Arc<AtomicBool>,
 }
 
 impl FakeCluster {
@@ -243,23 +308,50 @@ impl FakeCluster {
                 .iter()
                 .map(|n| (n.to_string(), FakeHost::new(FakeState::debian(n))))
                 .collect(),
+            killed: Arc::default(),
         }
     }
 
     pub fn host(&self, name: &str) -> &Arc<FakeHost> {
         &self.hosts[name]
     }
+
+    /// Whether an injected kill fired.
+    pub fn was_killed(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
+    }
+
+    /// A new closetctl after a killed one: hosts answer again; injections are cleared.
+    pub fn revive(&self) {
+        self.killed.store(false, Ordering::SeqCst);
+        for h in self.hosts.values() {
+            h.with(|s| {
+                s.kill_after_ops = None;
+                s.hang_after_ops = None;
+                s.cut_after_ops = None;
+                s.hook_after_ops = None;
+            });
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
-pub struct FakeConn(pub Arc<FakeHost>, String);
+pub struct FakeConn(pub Arc<FakeHost>, String, Arc<AtomicBool>);
 
 impl Connector for FakeCluster {
     type Conn = FakeConn;
 
     async fn connect(&self, host: &Host) -> Result<FakeConn, TransportError> {
+        if self.was_killed() {
+            return Err(TransportError::Connect {
+                host: host.name.clone(),
+                message: "closetctl is gone (killed)".into(),
+            });
+        }
         match self.hosts.get(&host.name) {
-            Some(h) if h.with(|s| s.reachable) => Ok(FakeConn(h.clone(), host.name.clone())),
+            Some(h) if h.with(|s| s.reachable) => {
+                Ok(FakeConn(h.clone(), host.name.clone(), self.killed.clone()))
+            }
             _ => Err(TransportError::Connect {
                 host: host.name.clone(),
                 message: "ssh: connect to host: Connection timed out".into(),
@@ -269,23 +361,250 @@ impl Connector for FakeCluster {
 }
 
 impl Transport for FakeConn {
-    async fn run(&self, script: String) -> Result<RemoteOutput, TransportError> {
-        let host = &self.0;
-        host.runs.fetch_add(1, Ordering::SeqCst);
-        host.scripts.lock().unwrap().push(script.clone());
-        let mut state = host.state.lock().unwrap();
-        if !state.reachable {
-            return Err(TransportError::Run {
+    fn host(&self) -> &str {
+        &self.1
+    }
+
+    /// As the SSH transport: on timeout, what the script printed so far.
+    async fn run_for(
+        &self,
+        script: String,
+        limit: std::time::Duration,
+    ) -> Result<RemoteOutput, TransportError> {
+        match tokio::time::timeout(limit, self.run(script)).await {
+            Ok(r) => r,
+            Err(_) => Err(TransportError::Timeout {
                 host: self.1.clone(),
-                message: "Broken pipe".into(),
-            });
-        }
-        if script.starts_with("# closetctl fact probe") {
-            Ok(probe(&mut state, &script))
-        } else {
-            Ok(apply(&mut state, &script))
+                after: limit,
+                partial: self.hung_partial(),
+            }),
         }
     }
+
+    async fn run(&self, script: String) -> Result<RemoteOutput, TransportError> {
+        let host = &self.0;
+        let gone = || TransportError::Run {
+            host: self.1.clone(),
+            message: "closetctl is gone (killed)".into(),
+        };
+        if self.2.load(Ordering::SeqCst) {
+            return Err(gone());
+        }
+        host.runs.fetch_add(1, Ordering::SeqCst);
+        host.scripts.lock().unwrap().push(script.clone());
+        let (mut out, stopped) = {
+            let mut state = host.state.lock().unwrap();
+            if !state.reachable {
+                return Err(TransportError::Run {
+                    host: self.1.clone(),
+                    message: "Broken pipe".into(),
+                });
+            }
+            if script.starts_with("# closetctl fact probe") {
+                let mut out = probe(&mut state, &script);
+                if state.lose_probe_answers > 0 {
+                    state.lose_probe_answers -= 1;
+                    return Err(TransportError::Run {
+                        host: self.1.clone(),
+                        message: "Connection reset by peer".into(),
+                    });
+                }
+                if state.garble_probe_answers > 0 {
+                    state.garble_probe_answers -= 1;
+                    out.stdout.truncate(out.stdout.len() / 3);
+                }
+                return Ok(out);
+            }
+            if let Some(rest) = script.strip_prefix("# closetctl lock: ") {
+                let out = lock_script(&mut state, rest);
+                if state.hung && (rest.starts_with("end-step ") || rest.starts_with("break ")) {
+                    state.hung = false;
+                    host.ended.notify_one();
+                }
+                return Ok(out);
+            }
+            let (out, stopped) = apply(&mut state, &script);
+            if let Stopped::Hung = stopped {
+                state.hung = true;
+                *host.hung_output.lock().unwrap() = out.clone();
+            }
+            if let Stopped::Cut = stopped {
+                state.reachable = false;
+            }
+            (out, stopped)
+        };
+        match stopped {
+            Stopped::No => Ok(out),
+            Stopped::Cut => Err(TransportError::Lost {
+                host: self.1.clone(),
+                message: "Connection reset by peer".into(),
+                partial: out,
+            }),
+            Stopped::Killed => {
+                self.2.store(true, Ordering::SeqCst);
+                Err(gone())
+            }
+            Stopped::Hung => {
+                // No answer until the script is ended on the host (TERM: 143).
+                host.ended.notified().await;
+                out.status = 143;
+                out.stderr = "Terminated".into();
+                Ok(out)
+            }
+        }
+    }
+}
+
+impl FakeConn {
+    /// What the step script that hangs here printed so far.
+    fn hung_partial(&self) -> RemoteOutput {
+        self.0.hung_output.lock().unwrap().clone()
+    }
+}
+
+/// How a fake step script ended early.
+enum Stopped {
+    No,
+    Killed,
+    Hung,
+    Cut,
+}
+
+/// The lock directory and its files in the fake's file map.
+const LOCK: &str = "/var/lib/closetctl/lock";
+
+fn lock_file(s: &FakeState, name: &str) -> Option<String> {
+    s.files
+        .get(&format!("{LOCK}/{name}"))
+        .map(|f| String::from_utf8_lossy(&f.content).trim().to_string())
+}
+
+fn set_lock_file(s: &mut FakeState, name: &str, content: &str) {
+    s.files.insert(
+        format!("{LOCK}/{name}"),
+        FakeFile {
+            kind: FileKind::File,
+            mode: 0o644,
+            owner: "root".into(),
+            group: "root".into(),
+            content: format!("{content}\n").into_bytes(),
+        },
+    );
+}
+
+/// Whether the lock exists (a test may plant only `holder`, as an older closetctl wrote).
+fn locked(s: &FakeState) -> bool {
+    s.files.contains_key(LOCK) || s.files.contains_key(&format!("{LOCK}/holder"))
+}
+
+fn remove_lock(s: &mut FakeState) {
+    let prefix = format!("{LOCK}/");
+    s.files.retain(|p, _| p != LOCK && !p.starts_with(&prefix));
+}
+
+/// Take the lock for `run` (the probe's `mkdir`); false when it is held.
+fn take_lock(s: &mut FakeState, run: &str, holder: &str) -> bool {
+    if locked(s) {
+        return false;
+    }
+    s.files.insert(
+        LOCK.into(),
+        FakeFile {
+            kind: FileKind::Directory,
+            mode: 0o755,
+            owner: "root".into(),
+            group: "root".into(),
+            content: Vec::new(),
+        },
+    );
+    set_lock_file(s, "holder", holder);
+    set_lock_file(s, "run", run);
+    let now = format!("{}", s.epoch as i64);
+    set_lock_file(s, "refreshed", &now);
+    true
+}
+
+/// The lock section's answer, as [`crate::lock::SECTION`] prints it.
+fn lock_section(s: &mut FakeState, run: &str, holder: &str, o: &mut String) {
+    let _ = writeln!(o, "{MARKER} lock");
+    if !run.is_empty() && take_lock(s, run, holder) {
+        let _ = writeln!(o, "acquired");
+    } else if locked(s) {
+        let get = |n: &str| lock_file(s, n).unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "held\nrun={}\nrefreshed={}\nstep={}\nholder={}",
+            get("run"),
+            get("refreshed"),
+            get("step"),
+            get("holder")
+        );
+    } else {
+        let _ = writeln!(o, "free");
+    }
+}
+
+/// `# closetctl lock: VERB RUN` scripts: refresh, release, end-step, break, inspect.
+fn lock_script(s: &mut FakeState, header: &str) -> RemoteOutput {
+    let first = header.lines().next().unwrap_or_default();
+    let (verb, run) = first.split_once(' ').unwrap_or((first, ""));
+    let ours = locked(s) && lock_file(s, "run").unwrap_or_default() == run;
+    let mut out = RemoteOutput::default();
+    let say = |out: &mut RemoteOutput, what: &str| {
+        let _ = writeln!(out.stdout, "{MARKER} {what}");
+    };
+    let end_step = |s: &mut FakeState, out: &mut RemoteOutput| {
+        let step = lock_file(s, "step").unwrap_or_default();
+        if let Some(name) = step.splitn(4, ' ').nth(3) {
+            let name = name.to_string();
+            s.journal.push(format!("end-step {name}"));
+            set_lock_file(s, "step", "");
+            let _ = writeln!(out.stdout, "{MARKER} ended {name}");
+        }
+    };
+    match verb {
+        "refresh" if ours => {
+            let now = format!("{}", s.epoch as i64);
+            set_lock_file(s, "refreshed", &now);
+            say(&mut out, "refreshed");
+        }
+        "refresh" => say(&mut out, "lost"),
+        "release" if ours => {
+            remove_lock(s);
+            say(&mut out, "released");
+        }
+        "release" => say(&mut out, "not-ours"),
+        "end-step" => {
+            if ours {
+                end_step(s, &mut out);
+            }
+        }
+        "break" if locked(s) && lock_file(s, "run").unwrap_or_default() == run => {
+            end_step(s, &mut out);
+            remove_lock(s);
+            say(&mut out, "broken");
+        }
+        "break" => say(&mut out, "changed"),
+        "inspect" => {
+            lock_section(s, "", "", &mut out.stdout);
+            let _ = writeln!(out.stdout, "{MARKER} now\n{}", s.epoch as i64);
+        }
+        other => {
+            out.status = 2;
+            out.stderr = format!("fake host: unknown lock script {other}");
+        }
+    }
+    out
+}
+
+/// A variable's whole value from a probe script's `NAME='...'` line.
+fn raw_var(script: &str, name: &str) -> String {
+    script
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .and_then(shlex::split)
+        .and_then(|w| w.into_iter().next())
+        .unwrap_or_default()
 }
 
 fn var(script: &str, name: &str) -> Vec<String> {
@@ -300,9 +619,23 @@ fn var(script: &str, name: &str) -> Vec<String> {
 
 fn probe(s: &mut FakeState, script: &str) -> RemoteOutput {
     let mut o = String::new();
+    // The lock first, as the real probe takes it before reading any fact.
+    lock_section(
+        s,
+        &raw_var(script, "LOCK_RUN"),
+        &raw_var(script, "LOCK"),
+        &mut o,
+    );
     let sec = |o: &mut String, name: &str| {
         let _ = writeln!(o, "{MARKER} {name}");
     };
+    sec(&mut o, "owed");
+    let prefix = format!("{OWED}/");
+    for (path, f) in &s.files {
+        if path.starts_with(&prefix) && f.kind == FileKind::File {
+            o.push_str(&String::from_utf8_lossy(&f.content));
+        }
+    }
     sec(&mut o, "os");
     let _ = writeln!(
         o,
@@ -439,31 +772,6 @@ fn probe(s: &mut FakeState, script: &str) -> RemoteOutput {
             base64::engine::general_purpose::STANDARD.encode(raw)
         );
     }
-    sec(&mut o, "lock");
-    let lock = var(script, "LOCK").join(" ");
-    let holder = s
-        .files
-        .get("/var/lib/closetctl/lock/holder")
-        .map(|f| String::from_utf8_lossy(&f.content).trim().to_string());
-    match (lock.is_empty(), holder) {
-        (false, None) => {
-            s.files.insert(
-                "/var/lib/closetctl/lock/holder".into(),
-                FakeFile {
-                    kind: FileKind::File,
-                    mode: 0o644,
-                    owner: "root".into(),
-                    group: "root".into(),
-                    content: lock.into_bytes(),
-                },
-            );
-            let _ = writeln!(o, "acquired");
-        }
-        (_, Some(h)) => {
-            let _ = writeln!(o, "held\n{h}");
-        }
-        (true, None) => {}
-    }
     RemoteOutput {
         status: 0,
         stdout: o,
@@ -491,29 +799,111 @@ fn stat_line(path: &str, f: &FakeFile) -> String {
     )
 }
 
-fn apply(s: &mut FakeState, script: &str) -> RemoteOutput {
+fn apply(s: &mut FakeState, script: &str) -> (RemoteOutput, Stopped) {
     let mut out = RemoteOutput::default();
-    if script.starts_with("rm -rf /var/lib/closetctl/lock") {
-        s.files.remove("/var/lib/closetctl/lock/holder");
-        return out;
+    if let Some(line) = script.lines().find(|l| l.starts_with("cc_begin ")) {
+        // The step's lock check: refuse unless the lock is this run's; record the step.
+        let words = shlex::split(line).unwrap_or_default();
+        let (run, step) = (&words[1], &words[2]);
+        if !(locked(s) && lock_file(s, "run").as_deref() == Some(run.as_str())) {
+            out.stdout = format!("{MARKER} lost-lock\n");
+            out.status = 3;
+            return (out, Stopped::No);
+        }
+        set_lock_file(s, "step", &format!("1 1 1 {step}"));
     }
-    for line in script.lines().filter(|l| l.starts_with("cc_op ")) {
+    for line in script.lines() {
+        let Some(func) = line.split_whitespace().next() else {
+            continue;
+        };
+        match func {
+            "cc_op" => {
+                if s.kill_after_ops == Some(0) {
+                    return (out, Stopped::Killed);
+                }
+                if s.hang_after_ops == Some(0) {
+                    s.hang_after_ops = None;
+                    return (out, Stopped::Hung);
+                }
+                if s.cut_after_ops == Some(0) {
+                    s.cut_after_ops = None;
+                    return (out, Stopped::Cut);
+                }
+                if let Some((0, hook)) = &s.hook_after_ops {
+                    let hook = hook.clone();
+                    s.hook_after_ops = None;
+                    (hook.0)();
+                }
+                for k in [
+                    &mut s.kill_after_ops,
+                    &mut s.hang_after_ops,
+                    &mut s.cut_after_ops,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    *k -= 1;
+                }
+                if let Some((k, _)) = &mut s.hook_after_ops {
+                    *k -= 1;
+                }
+            }
+            // The journal of owed handlers, as journal::PRELUDE keeps it.
+            "cc_owe" => {
+                let words = shlex::split(line).unwrap_or_default();
+                let path = format!("{OWED}/{}", words[1]);
+                s.files.entry(path).or_insert_with(|| FakeFile {
+                    kind: FileKind::File,
+                    mode: 0o644,
+                    owner: "root".into(),
+                    group: "root".into(),
+                    content: format!("{}\n", words[2]).into_bytes(),
+                });
+                continue;
+            }
+            "cc_paid" => {
+                let id = line.split_whitespace().nth(1).unwrap_or_default();
+                s.files.remove(&format!("{OWED}/{id}"));
+                s.handlers_paid.push(id.to_string());
+                continue;
+            }
+            "cc_end" => {
+                if locked(s) {
+                    set_lock_file(s, "step", "");
+                }
+                continue;
+            }
+            _ => continue,
+        }
         let words = shlex::split(line).unwrap_or_default();
         let n = &words[1];
-        match run_op(s, &words[2], &words[3..]) {
+        let result = run_op(s, &words[2], &words[3..]);
+        for p in std::mem::take(&mut s.restored) {
+            let _ = writeln!(out.stdout, "@@closetctl restored {p}");
+        }
+        match result {
             Ok(()) => {
                 let _ = writeln!(out.stdout, "@@closetctl ok {n}");
+            }
+            // As cc_op: an owner's operation that fails is passed over.
+            Err(e) if words[2].starts_with("cc_owner_") => {
+                let _ = writeln!(out.stdout, "@@closetctl skipped {n}");
+                out.stderr.push_str(&e);
+                out.stderr.push('\n');
             }
             Err(e) => {
                 let _ = writeln!(out.stdout, "@@closetctl failed {n}");
                 out.stderr = e;
                 out.status = 1;
-                return out;
+                return (out, Stopped::No);
             }
         }
     }
-    out
+    (out, Stopped::No)
 }
+
+/// The journal of owed handlers in the fake's file map.
+const OWED: &str = "/var/lib/closetctl/owed";
 
 fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
     s.journal.push(format!(
@@ -736,20 +1126,8 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
             s.next_pid += 1;
             let pid = s.next_pid;
             if let Err(e) = check_broken(s, unit) {
-                // As cc_restore: the previous content, or no file if there was none.
                 for p in &a[1..] {
-                    if let Some(b) = s
-                        .files
-                        .get(&format!("/var/lib/closetctl/backup{p}"))
-                        .cloned()
-                    {
-                        s.files.insert(p.clone(), b);
-                    } else if s
-                        .files
-                        .contains_key(&format!("/var/lib/closetctl/backup{p}.absent"))
-                    {
-                        s.files.remove(p);
-                    }
+                    restore(s, p);
                 }
                 return Err(format!(
                     "{unit} did not come back; its last log lines:\n{e}"
@@ -767,6 +1145,18 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
             owner_works_on(s, func, a)?;
         }
         "cc_command" => run_command(s, &a[0])?,
+        "cc_activate" => {
+            let cmd = &a[0];
+            if let Err(e) = check_command(s, cmd).and_then(|()| run_command(s, cmd)) {
+                for p in &a[1..] {
+                    restore(s, p);
+                }
+                return Err(format!(
+                    "{e}\n`{cmd}` failed; putting the previous files back and running it again"
+                ));
+            }
+        }
+        "cc_restore_marked" => restore(s, &a[0]),
         other => return Err(format!("fake host: unknown operation {other}")),
     }
     Ok(())
@@ -811,6 +1201,9 @@ fn root_may_work_on(s: &FakeState, path: &str, no_link: bool) -> Result<(), Stri
 /// through a link, and only in a directory she owns (the kernel's check, simplified).
 fn owner_works_on(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
     let (path, owner, group) = (&a[0], &a[1], &a[2]);
+    if s.owner_ops_fail {
+        return Err(format!("{path}: Disk quota exceeded"));
+    }
     let mode = u32::from_str_radix(&a[3], 8).map_err(|e| e.to_string())?;
     let parent = path.rsplit_once('/').map_or("/", |(p, _)| p);
     let is_link = |p: &str| s.files.get(p).is_some_and(|f| f.kind == FileKind::Symlink);
@@ -863,6 +1256,42 @@ fn owner_works_on(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), Str
                     content,
                 },
             );
+        }
+    }
+    Ok(())
+}
+
+/// As `cc_restore_marked`: the previous content from the backup, or no file if there
+/// was none; noted for the script's `@@closetctl restored` lines.
+fn restore(s: &mut FakeState, p: &str) {
+    if let Some(b) = s
+        .files
+        .get(&format!("/var/lib/closetctl/backup{p}"))
+        .cloned()
+    {
+        s.files.insert(p.to_string(), b);
+    } else if s
+        .files
+        .contains_key(&format!("/var/lib/closetctl/backup{p}.absent"))
+    {
+        s.files.remove(p);
+    } else {
+        return;
+    }
+    s.restored.push(p.to_string());
+}
+
+/// A command that rejects a file's content (`scontrol reconfigure` and a slurm.conf
+/// slurmctld will not take).
+fn check_command(s: &FakeState, cmd: &str) -> Result<(), String> {
+    if let Some((c, path, needle)) = &s.failing_command {
+        let content = s
+            .files
+            .get(path)
+            .map(|f| String::from_utf8_lossy(&f.content).to_string())
+            .unwrap_or_default();
+        if cmd.contains(c.as_str()) && content.contains(needle.as_str()) {
+            return Err(format!("{c}: error: {path} is not accepted"));
         }
     }
     Ok(())

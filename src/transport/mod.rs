@@ -7,6 +7,7 @@ pub mod ssh;
 
 use crate::inventory::Host;
 use std::future::Future;
+use std::time::Duration;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -15,6 +16,20 @@ pub enum TransportError {
     Connect { host: String, message: String },
     #[error("running a script on `{host}` failed: {message}")]
     Run { host: String, message: String },
+    /// The connection broke while the script ran; `partial` is what it printed.
+    #[error("the connection to `{host}` broke while the script ran: {message}")]
+    Lost {
+        host: String,
+        message: String,
+        partial: RemoteOutput,
+    },
+    /// The script did not finish in time; `partial` is what it printed until then.
+    #[error("`{host}` did not finish the script within {} s", after.as_secs())]
+    Timeout {
+        host: String,
+        after: Duration,
+        partial: RemoteOutput,
+    },
 }
 
 /// What a remote script returned.
@@ -33,11 +48,34 @@ impl RemoteOutput {
 
 /// A connected host.
 pub trait Transport: Send + Sync + 'static {
+    /// The host's inventory name.
+    fn host(&self) -> &str;
+
     /// Run `script` with `sh -s` as root; the script goes on stdin, never in argv.
     fn run(
         &self,
         script: String,
     ) -> impl Future<Output = Result<RemoteOutput, TransportError>> + Send;
+
+    /// [`Transport::run`], giving up after `limit` with [`TransportError::Timeout`]. The
+    /// remote script is not ended here (the engine does that over its lock); an
+    /// implementation that streams returns what the script printed so far.
+    fn run_for(
+        &self,
+        script: String,
+        limit: Duration,
+    ) -> impl Future<Output = Result<RemoteOutput, TransportError>> + Send {
+        async move {
+            match tokio::time::timeout(limit, self.run(script)).await {
+                Ok(result) => result,
+                Err(_) => Err(TransportError::Timeout {
+                    host: self.host().to_string(),
+                    after: limit,
+                    partial: RemoteOutput::default(),
+                }),
+            }
+        }
+    }
 }
 
 /// Opens connections to hosts.

@@ -7,9 +7,9 @@ use super::{Connector, RemoteOutput, Transport, TransportError};
 use crate::inventory::{Host, Ssh};
 use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub struct SshConnector {
     settings: Ssh,
@@ -108,7 +108,82 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 impl Transport for SshHost {
+    fn host(&self) -> &str {
+        &self.name
+    }
+
     async fn run(&self, script: String) -> Result<RemoteOutput, TransportError> {
+        let buffers = Buffers::default();
+        let status = self.run_into(script, &buffers).await?;
+        Ok(buffers.output(status))
+    }
+
+    async fn run_for(
+        &self,
+        script: String,
+        limit: Duration,
+    ) -> Result<RemoteOutput, TransportError> {
+        let buffers = Buffers::default();
+        match tokio::time::timeout(limit, self.run_into(script, &buffers)).await {
+            Ok(Ok(status)) => Ok(buffers.output(status)),
+            Ok(Err(TransportError::Run { host, message })) => Err(TransportError::Lost {
+                host,
+                message,
+                partial: buffers.output(-1),
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(TransportError::Timeout {
+                host: self.name.clone(),
+                after: limit,
+                partial: buffers.output(-1),
+            }),
+        }
+    }
+}
+
+/// What a remote script printed so far, filled while it runs (so a timeout can still
+/// tell how far the script got).
+#[derive(Default, Clone)]
+struct Buffers {
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Buffers {
+    fn output(&self, status: i32) -> RemoteOutput {
+        let text = |b: &Arc<Mutex<Vec<u8>>>| {
+            String::from_utf8_lossy(&b.lock().expect("buffer lock")).into_owned()
+        };
+        RemoteOutput {
+            status,
+            stdout: text(&self.stdout),
+            stderr: text(&self.stderr),
+        }
+    }
+}
+
+async fn drain<R: tokio::io::AsyncRead + Unpin>(
+    reader: Option<R>,
+    into: Arc<Mutex<Vec<u8>>>,
+) -> std::io::Result<()> {
+    let Some(mut reader) = reader else {
+        return Ok(());
+    };
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = reader.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        into.lock()
+            .expect("buffer lock")
+            .extend_from_slice(&chunk[..n]);
+    }
+}
+
+impl SshHost {
+    /// Run the script, streaming its output into `buffers`; the exit status.
+    async fn run_into(&self, script: String, buffers: &Buffers) -> Result<i32, TransportError> {
         let err = |e: &dyn std::error::Error| TransportError::Run {
             host: self.name.clone(),
             message: error_chain(e),
@@ -127,21 +202,28 @@ impl Transport for SshHost {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().await.map_err(|e| err(&e))?;
         let mut stdin = child.stdin().take().expect("stdin is piped");
+        let stdout = child.stdout().take();
+        let stderr = child.stderr().take();
         let writer = async move {
             stdin.write_all(script.as_bytes()).await?;
             stdin.shutdown().await
         };
-        let (written, output) = tokio::join!(writer, child.wait_with_output());
-        let output = output.map_err(|e| err(&e))?;
-        if let Err(e) = written {
-            if output.status.code().is_none() {
-                return Err(err(&e));
-            }
+        let (written, out, errs) = tokio::join!(
+            writer,
+            drain(stdout, buffers.stdout.clone()),
+            drain(stderr, buffers.stderr.clone())
+        );
+        let status = child.wait().await.map_err(|e| err(&e))?;
+        out.map_err(|e| err(&e))?;
+        errs.map_err(|e| err(&e))?;
+        match (status.code(), written) {
+            (Some(code), _) => Ok(code),
+            (None, Err(e)) => Err(err(&e)),
+            // No exit status: killed by a signal, or the connection went away.
+            (None, Ok(())) => Err(TransportError::Run {
+                host: self.name.clone(),
+                message: "the remote script ended without an exit status (killed, or the connection was lost)".into(),
+            }),
         }
-        Ok(RemoteOutput {
-            status: output.status.code().unwrap_or(255),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        })
     }
 }
