@@ -51,6 +51,8 @@ pub struct DesiredStep {
     pub name: String,
     pub resources: Vec<Resource>,
     pub handlers: Vec<Handler>,
+    /// Path -> the command that checks it before anything activates it (`%s` = path).
+    pub validate: BTreeMap<String, String>,
 }
 
 /// Secret values by name, loaded by the caller from the secrets directory.
@@ -257,6 +259,11 @@ fn expand(
         name: step.name.clone(),
         resources,
         handlers,
+        validate: step
+            .files
+            .iter()
+            .filter_map(|f| Some((f.path.clone(), f.validate.clone()?)))
+            .collect(),
     })
 }
 

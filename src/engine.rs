@@ -413,8 +413,10 @@ pub async fn apply<T: Transport>(
     events: Option<Events>,
 ) -> ApplyReport {
     let mut report = ApplyReport::before(plan);
-    // What each host wrote in this run (path -> SHA-256), for rollbacks across hosts.
+    // What each host wrote in this run (path -> SHA-256), for rollbacks across hosts,
+    // and the files a host rejected ((path, SHA-256) -> (host, step)).
     let mut written: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut refused: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
     for step in step_order {
         let mut set = JoinSet::new();
         for hp in &plan.hosts {
@@ -440,6 +442,22 @@ pub async fn apply<T: Transport>(
                 continue;
             }
             let (script, ops) = step_script(&hp.host, sp, &control.run);
+            // A file another host rejected in this run is not written here either.
+            if let Some(((path, _), (by, in_step))) = written_files(&ops)
+                .into_iter()
+                .find_map(|f| refused.get_key_value(&f))
+            {
+                report.hosts.insert(
+                    hp.host.clone(),
+                    HostOutcome::Failed {
+                        step: step.clone(),
+                        error: format!(
+                            "not run: {by} did not accept the same {path} (its step {in_step} failed), so this host keeps the previous one"
+                        ),
+                    },
+                );
+                continue;
+            }
             let installs = sp.changes.iter().any(|c| c.kind == ResourceKind::Package);
             let limit = control.timeouts.step(step, installs);
             let grace = Duration::from_secs(control.timeouts.grace_secs.into());
@@ -523,6 +541,11 @@ pub async fn apply<T: Transport>(
                     .hosts
                     .insert(host, HostOutcome::Failed { step, error });
             }
+        }
+        for (by, step, path, hash) in &rejected {
+            refused
+                .entry((path.clone(), hash.clone()))
+                .or_insert_with(|| (by.clone(), step.clone()));
         }
         roll_back(
             &rejected,

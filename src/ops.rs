@@ -107,6 +107,12 @@ pub enum Op {
     },
     /// Put a file back as it was before this apply wrote it (from its backup).
     Restore(String),
+    /// Check a file just written before anything activates it; if the check fails, put
+    /// `path` back from its backup and fail.
+    Check {
+        command: String,
+        path: String,
+    },
 }
 
 /// Never prints file content: it may be a secret.
@@ -143,6 +149,7 @@ impl Op {
             Op::Command(c) => format!("run `{c}`"),
             Op::Activate { command, .. } => format!("run `{command}`"),
             Op::Restore(p) => format!("restore the previous {p}"),
+            Op::Check { path, .. } => format!("check {path}"),
         }
     }
 
@@ -246,6 +253,9 @@ impl Op {
                 format!("cc_activate {} {}", quote(command), join(restore))
             }
             Op::Restore(p) => format!("cc_restore_marked {}", quote(p)),
+            Op::Check { command, path } => {
+                format!("cc_check {} {}", quote(command), quote(path))
+            }
         }
     }
 }
@@ -407,6 +417,12 @@ cc_activate() {
   printf '`%s` failed; putting the previous files back and running it again\n' "$c" >&2
   for p in "$@"; do cc_restore_marked "$p"; done
   [ $# -eq 0 ] || sh -c "$c" >/dev/null 2>&1
+  return 1
+}
+cc_check() {
+  sh -c "$1" && return 0
+  printf 'the new %s did not pass `%s`; putting the previous one back\n' "$2" "$1" >&2
+  cc_restore_marked "$2"
   return 1
 }
 cc_dpkg_heal() {

@@ -139,6 +139,10 @@ pub struct FileSpec {
     pub mode: String,
     /// How a change to this file disturbs running jobs: `none`, `reconfigure`, `restart`.
     pub disruption: Option<String>,
+    /// A command that checks the file after it is written and before anything activates
+    /// it, `%s` standing for its path (`SLURM_CONF=%s scontrol show hostnames localhost`);
+    /// if it fails, the previous file is put back and the step stops there.
+    pub validate: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -305,6 +309,14 @@ fn validate_step(
         if let Some(d) = &f.disruption {
             if !DISRUPTIONS.contains(&d.as_str()) {
                 return Err(bad(format!("`{}`: unknown disruption `{d}`", f.path)));
+            }
+        }
+        if let Some(v) = &f.validate {
+            if !v.contains("%s") {
+                return Err(bad(format!(
+                    "`{}`: validate `{v}` must name the file as `%s`",
+                    f.path
+                )));
             }
         }
         match (&f.template, &f.secret) {

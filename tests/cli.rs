@@ -91,6 +91,7 @@ hint: nothing was changed on any host
         &["apply", "--yes", "-i", "bad.toml"],
         &["facts", "-i", "bad.toml"],
         &["render", "-i", "bad.toml", "--out", "out"],
+        &["unlock", "--yes", "-i", "bad.toml"],
     ] {
         let r = run(dir.path(), args);
         assert_eq!(r.code, Some(1), "{args:?}");
@@ -176,7 +177,9 @@ fn help_lists_the_commands() {
         .take_while(|l| !l.is_empty())
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    for c in ["plan", "apply", "adduser", "facts", "render", "help"] {
+    for c in [
+        "plan", "apply", "adduser", "facts", "render", "unlock", "help",
+    ] {
         assert!(commands.contains(&c), "{c} missing from {commands:?}");
     }
     // Columns move as commands are added: compare the description, not the padding.
@@ -209,6 +212,7 @@ fn subcommand_help_lists_the_documented_flags() {
         ),
         ("facts", &["--host", "--json"]),
         ("render", &["--host", "--out"]),
+        ("unlock", &["--inventory", "--host", "--yes"]),
     ] {
         let r = run(dir.path(), &[cmd, "--help"]);
         assert_eq!(r.code, Some(0), "{cmd}");
@@ -266,5 +270,25 @@ fn a_bad_flag_is_an_error_not_a_drift_signal() {
         r.code,
         Some(1),
         "exit 2 means `the plan has changes` to cron and CI"
+    );
+}
+
+#[test]
+fn unlock_names_unknown_and_unreachable_hosts() {
+    let dir = dir_with(&[("inventory.toml", LOOPBACK)]);
+    let r = run(dir.path(), &["unlock", "--host", "nosuch"]);
+    assert_eq!(r.code, Some(1));
+    assert_eq!(
+        r.stderr,
+        "error: unknown host `nosuch`: it is not in the inventory\n"
+    );
+    // Nothing listens on loopback port 9: the host is named unreachable, exit 1.
+    let r = run(dir.path(), &["unlock", "--yes"]);
+    assert_eq!(r.code, Some(1), "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .starts_with("head: unreachable: cannot connect to `head`: "),
+        "{}",
+        r.stdout
     );
 }

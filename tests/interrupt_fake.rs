@@ -772,3 +772,76 @@ async fn a_failing_command_handler_puts_its_files_back_and_runs_again() {
     assert!(t.contains("~ file /etc/exports"), "{t}");
     assert!(t.contains("handler re-export: run `exportfs -ra` (because file /etc/exports; also owed by an interrupted apply)"), "{t}");
 }
+
+#[tokio::test]
+async fn a_slurm_conf_that_fails_its_check_on_a_node_is_written_nowhere() {
+    let closet = Closet::new(&format!("{INVENTORY}{SLURM}"));
+    let fake = Arc::new(FakeCluster::debian(&["head", "node1", "node2"]));
+    assert!(apply(&fake, &closet.load()).await.success());
+    let conf = "/etc/slurm/slurm.conf";
+    let before = file_text(&fake, "head", conf).unwrap();
+    std::fs::write(
+        closet.path(),
+        format!("{INVENTORY}{SLURM}\n[[slurm.partition]]\nname = \"debug\"\n"),
+    )
+    .unwrap();
+    // Slurm's parser on node1 refuses it (as `scontrol` does an unknown key).
+    fake.host("node1").with(|s| {
+        s.failing_command = Some((
+            "scontrol show hostnames".into(),
+            conf.into(),
+            "PartitionName=debug".into(),
+        ))
+    });
+    let loaded = closet.load();
+    let p = plan(&fake, &loaded).await;
+    let ops: Vec<String> = host(&p, "node1")
+        .steps
+        .iter()
+        .find(|s| s.name == "slurm-node-config")
+        .unwrap()
+        .ops()
+        .iter()
+        .map(|o| o.describe())
+        .collect();
+    assert_eq!(
+        ops,
+        ["write /etc/slurm/slurm.conf", "check /etc/slurm/slurm.conf"]
+    );
+    let outcome = apply(&fake, &loaded).await;
+    match &outcome.report.hosts["node1"] {
+        HostOutcome::Failed { step, error } => {
+            assert_eq!(step, "slurm-node-config");
+            assert!(
+                error.starts_with(
+                    "check /etc/slurm/slurm.conf failed: scontrol show hostnames: error"
+                ),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        outcome.report.hosts["node2"],
+        HostOutcome::Failed {
+            step: "slurm-node-config".into(),
+            error: "rolled back /etc/slurm/slurm.conf: node1 did not accept the same file (its step slurm-node-config failed), so this host keeps the previous one".into()
+        }
+    );
+    assert_eq!(
+        outcome.report.hosts["head"],
+        HostOutcome::Failed {
+            step: "slurm-controller".into(),
+            error: "not run: node1 did not accept the same /etc/slurm/slurm.conf (its step slurm-node-config failed), so this host keeps the previous one".into()
+        }
+    );
+    for h in ["head", "node1", "node2"] {
+        assert_eq!(file_text(&fake, h, conf).unwrap(), before, "{h}");
+    }
+    assert!(
+        !journal(&fake, "head")
+            .iter()
+            .any(|l| l.contains("scontrol reconfigure")),
+        "the controller never activated it"
+    );
+}

@@ -67,6 +67,9 @@ pub struct StepPlan {
     /// host before the step changes anything (see [`crate::journal`]).
     #[serde(skip)]
     pub owes: Vec<Owed>,
+    /// Checks of the files this step writes, run before its handlers.
+    #[serde(skip)]
+    pub checks: Vec<Op>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -107,6 +110,7 @@ impl StepPlan {
                 .filter(|op| !matches!(op, Op::InstallPackages(_)))
                 .cloned(),
         );
+        ops.extend(self.checks.iter().cloned());
         ops.extend(self.handlers.iter().map(|h| h.op.clone()));
         ops
     }
@@ -382,11 +386,23 @@ fn plan_step(
             })
         })
         .collect();
+    let checks = changes
+        .iter()
+        .filter(|c| c.kind == ResourceKind::File)
+        .filter_map(|c| {
+            let command = step.validate.get(&c.name)?;
+            Some(Op::Check {
+                command: command.replace("%s", &crate::shell::quote(&c.name)),
+                path: c.name.clone(),
+            })
+        })
+        .collect();
     StepPlan {
         name: step.name.clone(),
         changes,
         handlers,
         owes: Vec::new(),
+        checks,
     }
 }
 

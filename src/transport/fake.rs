@@ -1157,6 +1157,15 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
             }
         }
         "cc_restore_marked" => restore(s, &a[0]),
+        "cc_check" => {
+            if let Err(e) = check_command(s, &a[0]) {
+                restore(s, &a[1]);
+                return Err(format!(
+                    "{e}\nthe new {} did not pass the check; putting the previous one back",
+                    a[1]
+                ));
+            }
+        }
         other => return Err(format!("fake host: unknown operation {other}")),
     }
     Ok(())
