@@ -15,6 +15,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Where scratch trees go: a directory only root can change, on every Debian host.
+const SCRATCH_BASE: &str = "/run";
+
 /// A scratch tree whose every ancestor is root's and not writable by others (so root
 /// may work in it), with `home/nobody` owned by `nobody` and a root-only victim file.
 struct Scratch {
@@ -29,12 +32,12 @@ impl Scratch {
             return None;
         }
         // Root works only under directories no one else can change: the scratch tree
-        // must sit under such directories too.
+        // sits in /run (root's, 0755), wherever the checkout is.
         let unsafe_above = Command::new("sh")
             .arg("-c")
             .arg(format!(
                 "d={}; while [ -n \"$d\" ]; do case $(stat -c '%u %A' \"$d\") in '0 d'????[!w]??[!w]*) ;; *) echo \"$d\"; exit ;; esac; d=${{d%/*}}; done",
-                env!("CARGO_TARGET_TMPDIR")
+                SCRATCH_BASE
             ))
             .output()
             .unwrap()
@@ -48,7 +51,7 @@ impl Scratch {
         }
         let dir = tempfile::Builder::new()
             .prefix("write-safety-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .tempdir_in(SCRATCH_BASE)
             .unwrap();
         let root = dir.path().to_path_buf();
         fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
