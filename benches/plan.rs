@@ -143,6 +143,7 @@ fn converged(
                         size: 4096,
                         sha256: None,
                         content: None,
+                        bytes: None,
                     },
                 );
             }
@@ -157,6 +158,7 @@ fn converged(
                         size: file.content.len() as u64,
                         sha256: Some(format!("{:x}", Sha256::digest(&file.content))),
                         content: String::from_utf8(file.content.clone()).ok(),
+                        bytes: Some(file.content.clone()),
                     },
                 );
             }

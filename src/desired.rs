@@ -10,6 +10,7 @@ use crate::facts::probe::ProbeRequest;
 use crate::facts::ClusterFacts;
 use crate::inventory::{Host, Inventory};
 use crate::modules;
+use crate::ops::Actor;
 use crate::playbook::{Playbooks, Step};
 use crate::resource::{Directory, File, Resource, Service};
 use std::collections::BTreeMap;
@@ -187,6 +188,7 @@ fn expand(
             owner: d.owner.clone(),
             group: d.group.clone(),
             mode: mode(&d.mode),
+            actor: Actor::Root,
         })
     }));
     for f in &step.files {
@@ -218,6 +220,7 @@ fn expand(
             content,
             secret: f.secret.clone(),
             disruption: f.disruption.clone(),
+            actor: Actor::Root,
         }));
     }
     resources.extend(

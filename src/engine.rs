@@ -48,6 +48,12 @@ pub enum Event {
         host: String,
         step: String,
     },
+    /// Operations done as a home's owner that failed and were passed over.
+    PassedOver {
+        host: String,
+        step: String,
+        operations: Vec<String>,
+    },
     HostFailed {
         host: String,
         step: String,
@@ -261,6 +267,10 @@ pub enum HostOutcome {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ApplyReport {
     pub hosts: BTreeMap<String, HostOutcome>,
+    /// Operations done as a home's owner that failed and were passed over (her
+    /// `~/.ssh` was not usable): the host went on without them, but is not converged.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub passed_over: BTreeMap<String, Vec<String>>,
 }
 
 impl ApplyReport {
@@ -290,9 +300,11 @@ impl ApplyReport {
     }
 
     pub fn all_ok(&self) -> bool {
-        self.hosts
-            .values()
-            .all(|o| matches!(o, HostOutcome::Converged { .. } | HostOutcome::Unchanged))
+        self.passed_over.is_empty()
+            && self
+                .hosts
+                .values()
+                .all(|o| matches!(o, HostOutcome::Converged { .. } | HostOutcome::Unchanged))
     }
 }
 
@@ -466,12 +478,27 @@ pub async fn apply<T: Transport>(
                 );
                 let (result, stdout) =
                     run_step(&*conn, script, &ops, limit, &stop, grace, &run).await;
-                let done = stdout
+                let done: Vec<ops::Op> = stdout
                     .lines()
-                    .filter(|l| l.starts_with("@@closetctl ok "))
-                    .count();
-                let written = written_files(&ops[..done.min(ops.len())]);
+                    .filter_map(|l| l.strip_prefix("@@closetctl ok ")?.trim().parse().ok())
+                    .filter_map(|i: usize| ops.get(i).cloned())
+                    .collect();
+                let written = written_files(&done);
                 let restored = ops::restored(&stdout);
+                let passed_over: Vec<String> = ops::skipped_ops(&stdout)
+                    .into_iter()
+                    .filter_map(|i| ops.get(i).map(ops::Op::describe))
+                    .collect();
+                if !passed_over.is_empty() {
+                    emit(
+                        &events,
+                        Event::PassedOver {
+                            host: host.clone(),
+                            step: step.clone(),
+                            operations: passed_over.clone(),
+                        },
+                    );
+                }
                 match &result {
                     Ok(()) => emit(
                         &events,
@@ -489,12 +516,20 @@ pub async fn apply<T: Transport>(
                         },
                     ),
                 }
-                (host, step, result, written, restored)
+                (host, step, result, written, restored, passed_over)
             });
         }
         let mut rejected = Vec::new();
         while let Some(joined) = set.join_next().await {
-            let (host, step, result, wrote, restored) = joined.expect("apply task panicked");
+            let (host, step, result, wrote, restored, passed_over) =
+                joined.expect("apply task panicked");
+            if !passed_over.is_empty() {
+                report
+                    .passed_over
+                    .entry(host.clone())
+                    .or_default()
+                    .extend(passed_over);
+            }
             let mine = written.entry(host.clone()).or_default();
             for (path, hash) in wrote {
                 mine.insert(path, hash);

@@ -10,8 +10,28 @@ use crate::shell::{join, quote};
 use base64::Engine as _;
 use std::fmt;
 
-/// Where previous versions of written files are kept on each host.
+/// Where previous versions of written files are kept on each host (a root-only tree).
 pub const BACKUP_DIR: &str = "/var/lib/closetctl/backup";
+
+/// How many versions of each file [`BACKUP_DIR`] keeps: the newest as `PATH`, older
+/// ones as `PATH.1` … `PATH.4`.
+pub const BACKUP_VERSIONS: u32 = 5;
+
+/// Who carries out a filesystem operation on the host.
+///
+/// Root works only where no person can change the path under it: every directory above
+/// the target is a real directory that only root or a system account can write, and the
+/// target is never a symbolic link. Anything inside a person's own directories (her
+/// `~/.ssh`) is done by that person, through `setpriv` with her uid, gid and groups, so
+/// the kernel's own permission checks apply and a link she planted leads nowhere she
+/// could not already write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Actor {
+    #[default]
+    Root,
+    /// The owner named in the operation.
+    Owner,
+}
 
 #[derive(Clone, PartialEq, Eq)]
 pub enum Op {
@@ -44,15 +64,18 @@ pub enum Op {
         owner: String,
         group: String,
         mode: u32,
+        actor: Actor,
     },
-    /// Atomic write: temp file beside the target, fsync, owner, mode, rename; the
-    /// previous content is kept under [`BACKUP_DIR`].
+    /// Atomic write: a `mktemp` file (0600 from creation) beside the target, content,
+    /// owner, mode, fsync, rename, directory fsync. As root, the previous content is
+    /// kept under [`BACKUP_DIR`].
     WriteFile {
         path: String,
         owner: String,
         group: String,
         mode: u32,
         content: Vec<u8>,
+        actor: Actor,
     },
     /// Owner and mode only.
     SetAttributes {
@@ -60,6 +83,7 @@ pub enum Op {
         owner: String,
         group: String,
         mode: u32,
+        actor: Actor,
     },
     Enable(String),
     Disable(String),
@@ -111,9 +135,11 @@ impl Op {
             Op::GroupAdd { name, gid } => format!("groupadd {name} ({gid})"),
             Op::UserAdd { name, uid, .. } => format!("useradd {name} ({uid})"),
             Op::UserMod { name, .. } => format!("usermod {name}"),
-            Op::Directory { path, .. } => format!("directory {path}"),
-            Op::WriteFile { path, .. } => format!("write {path}"),
-            Op::SetAttributes { path, .. } => format!("chmod/chown {path}"),
+            Op::Directory { path, actor, .. } => format!("directory {path}{}", actor.note(self)),
+            Op::WriteFile { path, actor, .. } => format!("write {path}{}", actor.note(self)),
+            Op::SetAttributes { path, actor, .. } => {
+                format!("chmod/chown {path}{}", actor.note(self))
+            }
             Op::Enable(u) => format!("enable {u}"),
             Op::Disable(u) => format!("disable {u}"),
             Op::Start(u) => format!("start {u}"),
@@ -171,9 +197,11 @@ impl Op {
                 owner,
                 group,
                 mode: m,
+                actor,
             } => {
                 format!(
-                    "cc_dir {} {} {} {}",
+                    "{} {} {} {} {}",
+                    actor.function("dir"),
                     quote(path),
                     quote(owner),
                     quote(group),
@@ -186,8 +214,10 @@ impl Op {
                 group,
                 mode: m,
                 content,
+                actor,
             } => format!(
-                "cc_write {} {} {} {} {}",
+                "{} {} {} {} {} {}",
+                actor.function("write"),
                 quote(path),
                 quote(owner),
                 quote(group),
@@ -199,9 +229,11 @@ impl Op {
                 owner,
                 group,
                 mode: m,
+                actor,
             } => {
                 format!(
-                    "cc_attr {} {} {} {}",
+                    "{} {} {} {} {}",
+                    actor.function("attr"),
                     quote(path),
                     quote(owner),
                     quote(group),
@@ -228,14 +260,47 @@ impl Op {
     }
 }
 
+impl Actor {
+    /// ` (as alice)` for an operation done by its owner.
+    fn note(self, op: &Op) -> String {
+        match (self, op) {
+            (
+                Actor::Owner,
+                Op::Directory { owner, .. }
+                | Op::WriteFile { owner, .. }
+                | Op::SetAttributes { owner, .. },
+            ) => format!(" (as {owner})"),
+            _ => String::new(),
+        }
+    }
+
+    /// The prelude function for `what` (`dir`, `write`, `attr`) done by this actor.
+    fn function(self, what: &str) -> String {
+        match self {
+            Actor::Root => format!("cc_{what}"),
+            Actor::Owner => format!("cc_owner_{what}"),
+        }
+    }
+}
+
 const PRELUDE: &str = r#"set -u
 export LC_ALL=C DEBIAN_FRONTEND=noninteractive
+umask 022
 B=/var/lib/closetctl/backup
-cc_op() { n=$1; shift; if "$@"; then printf '@@closetctl ok %s\n' "$n"; else printf '@@closetctl failed %s\n' "$n"; exit 1; fi; }
+K=5
+[ ! -d "$B" ] || chmod 0700 -- "$B"
+cc_op() {
+  n=$1; shift
+  if "$@"; then printf '@@closetctl ok %s\n' "$n"; return 0; fi
+  case $1 in cc_owner_*) printf '@@closetctl skipped %s\n' "$n"; return 0 ;; esac
+  printf '@@closetctl failed %s\n' "$n"; exit 1
+}
 cc_install() {
-  apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" >/dev/null 2>/tmp/closetctl-apt.err && return 0
+  e=$(mktemp) || return 1
+  if apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" >/dev/null 2>"$e"; then rm -f -- "$e"; return 0; fi
   apt-get update -q >/dev/null 2>&1
-  apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" >/dev/null || { cat /tmp/closetctl-apt.err >&2; return 1; }
+  if apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" >/dev/null 2>"$e"; then rm -f -- "$e"; return 0; fi
+  cat -- "$e" >&2; rm -f -- "$e"; return 1
 }
 cc_groupadd() { groupadd -g "$2" "$1"; }
 cc_useradd() {
@@ -245,21 +310,95 @@ cc_useradd() {
   else useradd $m -u "$2" -g "$3" -s "$5" -d "$6" -c "$7" "$1"; fi
 }
 cc_usermod() { usermod -g "$2" -G "$3" -s "$4" -d "$5" -c "$6" "$1"; }
-cc_backup() {
-  mkdir -p "$B${1%/*}" || return 1
-  if [ -e "$1" ]; then cp -p "$1" "$B$1" && rm -f "$B$1.absent"; else rm -f "$B$1"; : > "$B$1.absent"; fi
-}
+cc_refuse() { printf 'closetctl: refusing %s\n' "$*" >&2; return 1; }
+cc_person() { [ "$1" -ge 1000 ] && { [ "$1" -lt 60000 ] || [ "$1" -ge 65534 ]; }; }
+cc_safe() (
+  case $1 in /*) ;; *) cc_refuse "$1: not an absolute path"; exit 1 ;; esac
+  depth=${2:-0}
+  [ "$depth" -le 8 ] || { cc_refuse "$1: too many levels of links above it"; exit 1; }
+  p=${1%/*}; set --
+  while [ -n "$p" ]; do if [ -e "$p" ] || [ -L "$p" ]; then set -- "$p" "$@"; fi; p=${p%/*}; done
+  [ $# -gt 0 ] || exit 0
+  n=$#; last=; eval "last=\${$#}"
+  stat -c '%u|%g|%a|%F|%n' -- "$@" 2>/dev/null | {
+    seen=0
+    while IFS='|' read -r u g a t d; do
+      seen=$((seen + 1)); m=$((0$a))
+      case $t in
+        directory)
+          if cc_person "$u" || [ $((m & 18)) -ne 0 ]; then
+            cc_refuse "to work as root under $d: others can change it (owner uid $u, group gid $g, mode $a)"; exit 1
+          fi ;;
+        "symbolic link")
+          [ "$u" = 0 ] || { cc_refuse "to work as root under $d: it is a symbolic link owned by uid $u"; exit 1; }
+          l=$(readlink -- "$d") || exit 1
+          case $l in /*) ;; *) l=${d%/*}/$l ;; esac
+          cc_safe "$l/." $((depth + 1)) || exit 1 ;;
+        *) cc_refuse "to work as root under $d: it is a $t"; exit 1 ;;
+      esac
+    done
+    [ "$seen" = "$n" ] || { cc_refuse "to work as root under ${last}: stat could not report every directory above it"; exit 1; }
+  }
+)
+cc_nolink() { if [ -L "$1" ]; then cc_refuse "$1: it is a symbolic link"; return 1; fi; }
+cc_backup() (
+  umask 077; b=$B$1
+  mkdir -p -- "${b%/*}" && chmod 0700 -- "$B" || exit 1
+  i=$((K - 2))
+  while [ "$i" -ge 1 ]; do
+    if [ -e "$b.$i" ] || [ -L "$b.$i" ]; then mv -f -T -- "$b.$i" "$b.$((i + 1))" || exit 1; fi
+    i=$((i - 1))
+  done
+  if [ -e "$b" ] || [ -L "$b" ]; then mv -f -T -- "$b" "$b.1" || exit 1; fi
+  if [ -e "$1" ] || [ -L "$1" ]; then cp -a -- "$1" "$b" && rm -f -- "$b.absent"; else : > "$b.absent"; fi
+)
 cc_restore() {
-  if [ -e "$B$1" ]; then cp -p "$B$1" "$1"; elif [ -e "$B$1.absent" ]; then rm -f "$1"; fi
+  if [ -e "$B$1" ] || [ -L "$B$1" ]; then
+    cc_safe "$1" || return 1
+    r=$(mktemp -d "${1%/*}/.closetctl.XXXXXXXX") || return 1
+    if cp -a -- "$B$1" "$r/f" && mv -f -T -- "$r/f" "$1"; then rm -rf -- "$r"; else rm -rf -- "$r"; return 1; fi
+  elif [ -e "$B$1.absent" ]; then cc_safe "$1" && cc_nolink "$1" && rm -f -- "$1"
+  fi
 }
-cc_dir() { mkdir -p "$1" && chown "$2:$3" "$1" && chmod "$4" "$1"; }
+cc_dir() {
+  cc_safe "$1" && cc_nolink "$1" || return 1
+  [ -d "$1" ] || mkdir -p -- "$1" || return 1
+  chown -h -- "$2:$3" "$1" && chmod -- "$4" "$1"
+}
 cc_write() {
   d=${1%/*}; [ -n "$d" ] || d=/
-  mkdir -p "$d" && cc_backup "$1" || return 1
-  t="$d/.closetctl.$$.tmp"
-  printf '%s' "$5" | base64 -d > "$t" && chown "$2:$3" "$t" && chmod "$4" "$t" && sync "$t" && mv -f "$t" "$1" || { rm -f "$t"; return 1; }
+  cc_safe "$1" || return 1
+  [ -d "$d" ] || mkdir -p -- "$d" || return 1
+  cc_backup "$1" || return 1
+  t=$(mktemp "$d/.closetctl.XXXXXXXX") || return 1
+  if printf '%s' "$5" | base64 -d > "$t" && chown -h -- "$2:$3" "$t" && chmod -- "$4" "$t" && sync -- "$t" && mv -f -T -- "$t" "$1"; then sync -- "$d"; return 0; fi
+  rm -f -- "$t"; return 1
 }
-cc_attr() { chown "$2:$3" "$1" && chmod "$4" "$1"; }
+cc_attr() { cc_safe "$1" && cc_nolink "$1" && chown -h -- "$2:$3" "$1" && chmod -- "$4" "$1"; }
+CC_AS_OWNER='set -u; umask 077; op=$1 f=$2 g=$3 m=$4; d=${f%/*}
+refuse() { printf "closetctl: refusing %s\n" "$*" >&2; exit 1; }
+case $op in
+dir) if [ -L "$f" ]; then refuse "$f: it is a symbolic link"; fi
+  [ -d "$f" ] || mkdir -- "$f" || exit 1
+  chgrp -- "$g" "$f" && chmod -- "$m" "$f" ;;
+attr) if [ -L "$f" ]; then refuse "$f: it is a symbolic link"; fi
+  chgrp -- "$g" "$f" && chmod -- "$m" "$f" ;;
+write) if [ -L "$d" ]; then refuse "to write $f: $d is a symbolic link"; fi
+  t=$(mktemp "$d/.closetctl.XXXXXXXX") || exit 1
+  if cat > "$t" && chgrp -- "$g" "$t" && chmod -- "$m" "$t" && sync -- "$t" && mv -f -T -- "$t" "$f"; then sync -- "$d"; exit 0; fi
+  rm -f -- "$t"; exit 1 ;;
+esac'
+cc_as_owner() (
+  o=$(mktemp) || exit 1
+  (ulimit -f 2048; timeout -s KILL 60 setpriv --reuid="$3" --regid="$4" --init-groups --no-new-privs --reset-env -- sh -c "$CC_AS_OWNER" closetctl "$1" "$2" "$4" "$5") >"$o" 2>&1
+  rc=$?
+  [ "$rc" != 137 ] || printf 'closetctl: %s as %s did not finish in 60 s\n' "$1 $2" "$3" >>"$o"
+  tr -cd '[:print:]\n' <"$o" | head -c 2000 >&2; rm -f -- "$o"
+  exit "$rc"
+)
+cc_owner_dir() { cc_as_owner dir "$1" "$2" "$3" "$4" </dev/null; }
+cc_owner_attr() { cc_as_owner attr "$1" "$2" "$3" "$4" </dev/null; }
+cc_owner_write() { printf '%s' "$5" | base64 -d | cc_as_owner write "$1" "$2" "$3" "$4"; }
 cc_systemctl() { systemctl "$1" "$2"; }
 cc_restart() {
   u=$1; shift
@@ -338,6 +477,15 @@ pub fn framed_script(
     s
 }
 
+/// Operations done as a home's owner that failed and were passed over (her `~/.ssh`
+/// is not usable): the batch went on without them.
+pub fn skipped_ops(stdout: &str) -> Vec<usize> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("@@closetctl skipped ")?.trim().parse().ok())
+        .collect()
+}
+
 /// How far a batch got: the index of the failed op, if any.
 pub fn failed_op(stdout: &str) -> Option<usize> {
     stdout
@@ -357,6 +505,7 @@ mod tests {
             group: "munge".into(),
             mode: 0o400,
             content: b"TOP-SECRET".to_vec(),
+            actor: Actor::Root,
         };
         assert_eq!(
             format!("{op:?}"),
@@ -366,51 +515,33 @@ mod tests {
     }
 
     #[test]
-    fn prelude_is_valid_sh_and_writes_atomically() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("sub/file.conf");
-        let target = target.to_str().unwrap();
-        let me = |f: &str| {
-            let out = std::process::Command::new("id").arg(f).output().unwrap();
-            String::from_utf8(out.stdout).unwrap().trim().to_string()
+    fn the_prelude_has_no_predictable_temp_name_and_no_link_following_chown() {
+        assert!(!PRELUDE.contains("$$"));
+        assert!(!PRELUDE.contains("/tmp/"));
+        assert!(!PRELUDE.contains("cp -p"));
+        for line in PRELUDE.lines().filter(|l| l.contains("chown ")) {
+            assert!(line.contains("chown -h"), "{line}");
+        }
+    }
+
+    #[test]
+    fn files_in_a_home_are_written_by_their_owner() {
+        let op = Op::WriteFile {
+            path: "/home/alice/.ssh/authorized_keys".into(),
+            owner: "alice".into(),
+            group: "alice".into(),
+            mode: 0o600,
+            content: b"k".to_vec(),
+            actor: Actor::Owner,
         };
-        let (user, group) = (me("-un"), me("-gn"));
-        let ops = [
-            Op::WriteFile {
-                path: target.into(),
-                owner: user.clone(),
-                group: group.clone(),
-                mode: 0o640,
-                content: b"it's\nhere\n".to_vec(),
-            },
-            Op::Command(format!(
-                "test \"$(cat {target})\" = \"$(printf 'it'\"'\"'s\\nhere')\""
-            )),
-        ];
-        // Point the backup directory into the temp dir so the test touches nothing else.
-        let text = script("test", &ops).replace(
-            "B=/var/lib/closetctl/backup",
-            &format!("B={}/backup", dir.path().display()),
-        );
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&text)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(failed_op(&stdout), None);
-        assert_eq!(std::fs::read_to_string(target).unwrap(), "it's\nhere\n");
-        use std::os::unix::fs::PermissionsExt;
         assert_eq!(
-            std::fs::metadata(target).unwrap().permissions().mode() & 0o777,
-            0o640
+            op.words(),
+            "cc_owner_write '/home/alice/.ssh/authorized_keys' 'alice' 'alice' 0600 'aw=='"
         );
-        assert!(dir.path().join(format!("backup{target}.absent")).exists());
+    }
+
+    #[test]
+    fn a_failing_op_stops_the_batch_and_is_named() {
         let failing = script(
             "t",
             &[
@@ -426,58 +557,5 @@ mod tests {
             .unwrap();
         assert!(!out.status.success());
         assert_eq!(failed_op(&String::from_utf8_lossy(&out.stdout)), Some(1));
-    }
-
-    #[test]
-    fn a_failing_activation_puts_the_files_back_and_runs_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("exports");
-        let target = target.to_str().unwrap();
-        let ran = dir.path().join("ran");
-        let me = |f: &str| {
-            let out = std::process::Command::new("id").arg(f).output().unwrap();
-            String::from_utf8(out.stdout).unwrap().trim().to_string()
-        };
-        let write = |content: &str| Op::WriteFile {
-            path: target.into(),
-            owner: me("-un"),
-            group: me("-gn"),
-            mode: 0o644,
-            content: content.as_bytes().to_vec(),
-        };
-        let in_dir = |ops: &[Op]| {
-            let text = script("t", ops).replace(
-                "B=/var/lib/closetctl/backup",
-                &format!("B={}/backup", dir.path().display()),
-            );
-            let out = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(&text)
-                .output()
-                .unwrap();
-            (
-                out.status.success(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-            )
-        };
-        assert!(in_dir(&[write("good v1\n")]).0);
-        // The command accepts only files that say "good"; it logs each run.
-        let check = format!("echo x >> {}; grep -q good {target}", ran.display());
-        let (ok, stdout) = in_dir(&[
-            write("bad v2\n"),
-            Op::Activate {
-                command: check,
-                restore: vec![target.into()],
-            },
-        ]);
-        assert!(!ok);
-        assert_eq!(failed_op(&stdout), Some(1));
-        assert_eq!(restored(&stdout), [target.to_string()]);
-        assert_eq!(std::fs::read_to_string(target).unwrap(), "good v1\n");
-        assert_eq!(
-            std::fs::read_to_string(&ran).unwrap(),
-            "x\nx\n",
-            "run again on the previous files"
-        );
     }
 }

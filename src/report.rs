@@ -27,6 +27,7 @@ impl Reporter {
                     let host = match &event {
                         Event::StepStarted { host, .. }
                         | Event::StepFinished { host, .. }
+                        | Event::PassedOver { host, .. }
                         | Event::HostFailed { host, .. } => host.clone(),
                         Event::FactsGathered { host, .. } | Event::HostUnreachable { host, .. } => {
                             host.clone()
@@ -81,6 +82,14 @@ pub fn line(event: &Event) -> String {
             operations,
         } => format!("{host}: step {step}: running {operations} operations"),
         Event::StepFinished { host, step } => format!("{host}: step {step}: done"),
+        Event::PassedOver {
+            host,
+            step,
+            operations,
+        } => format!(
+            "{host}: step {step}: passed over (a home that is not usable): {}",
+            operations.join("; ")
+        ),
         Event::HostFailed { host, step, error } => {
             format!(
                 "{host}: step {step}: FAILED: {}",

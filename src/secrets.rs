@@ -105,6 +105,28 @@ pub fn load(dir: &Path, names: &[String]) -> Result<Secrets, SecretError> {
     Ok(secrets)
 }
 
+/// Where a secret from [`load_external`] goes, for a message about it being missing:
+/// "put it in `PATH` (mode 0600)", "set the environment variable `VAR`", or which
+/// setting names a source.
+pub fn external_fix(file: Option<&Path>, env: Option<&str>) -> String {
+    match (file, env) {
+        (Some(path), _) => format!("put it in `{}` (mode 0600)", path.display()),
+        (None, Some(var)) => format!("set the environment variable `{var}`"),
+        (None, None) => {
+            "set `auth_key_file` (a 0600 file) or `auth_key_env` in [tailscale]".to_string()
+        }
+    }
+}
+
+/// Whether `err` only says that the secret is not there (no file, no variable, no
+/// source); a secret that is there but unusable (open mode, empty, unreadable) is not.
+pub fn is_absent(err: &SecretError) -> bool {
+    matches!(
+        err,
+        SecretError::Missing { .. } | SecretError::MissingEnv { .. } | SecretError::NoSource { .. }
+    )
+}
+
 /// Load a secret from an explicit file (checked like the secrets directory's: present,
 /// 0600 or stricter, not empty) or, without a file, from the environment variable `env`.
 /// Surrounding whitespace (a trailing newline) is trimmed.
@@ -219,6 +241,14 @@ mod tests {
             load_external("tailscale.key", Some(&path), None).unwrap(),
             b"tskey-auth-x"
         );
+        assert!(!is_absent(&SecretError::TooOpen {
+            name: "tailscale.key".into(),
+            path: path.clone(),
+            mode: 0o644
+        }));
+        assert!(is_absent(
+            &load_external("tailscale.key", Some(&dir.path().join("none")), None).unwrap_err()
+        ));
         let err = load_external(
             "tailscale.key",
             None,
@@ -229,5 +259,22 @@ mod tests {
             err.to_string().contains("CLOSETCTL_TEST_SURELY_UNSET_VAR"),
             "{err}"
         );
+        assert!(is_absent(&err));
+        assert!(is_absent(
+            &load_external("tailscale.key", None, None).unwrap_err()
+        ));
+    }
+
+    #[test]
+    fn the_fix_for_an_absent_external_secret_names_its_source() {
+        assert_eq!(
+            external_fix(Some(Path::new("/root/ts.key")), Some("TS")),
+            "put it in `/root/ts.key` (mode 0600)"
+        );
+        assert_eq!(
+            external_fix(None, Some("TS_KEY")),
+            "set the environment variable `TS_KEY`"
+        );
+        assert!(external_fix(None, None).contains("auth_key_file"));
     }
 }

@@ -860,3 +860,236 @@ async fn a_new_file_that_breaks_a_running_service_is_removed_again() {
         );
     }
 }
+
+const BOB_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBobBobBobBobBobBobBobBobBobBobBobBobBobBobB bob@laptop";
+
+#[tokio::test]
+async fn a_symlinked_ssh_dir_is_named_and_skipped_while_the_others_get_their_keys() {
+    let closet = Closet::new(&[]);
+    let fake = cluster();
+    assert!(apply(&fake, &closet.load()).await.success());
+    // Alice, with a shell on head, points her ~/.ssh at /etc.
+    fake.host("head").with(|s| {
+        s.files.remove("/home/alice/.ssh/authorized_keys");
+        s.files.insert(
+            "/home/alice/.ssh".into(),
+            FakeFile {
+                kind: FileKind::Symlink,
+                mode: 0o777,
+                owner: "alice".into(),
+                group: "alice".into(),
+                content: b"/etc".to_vec(),
+            },
+        );
+    });
+    // An inventory change makes apply write keys again: alice gets a second key, bob
+    // his first.
+    let edited = inventory_text()
+        .replace(
+            &format!("ssh_keys = [\"{ALICE_KEY}\"]"),
+            &format!("ssh_keys = [\"{ALICE_KEY}\", \"{BOB_KEY}\"]"),
+        )
+        .replace(
+            "comment = \"Bob Builder\"",
+            &format!("comment = \"Bob Builder\"\nssh_keys = [\"{BOB_KEY}\"]"),
+        );
+    closet.write("inventory.toml", &edited);
+    let loaded = closet.load();
+    let before = plan(&fake, &loaded, &["head"]).await;
+    let head = before.hosts.iter().find(|h| h.host == "head").unwrap();
+    assert!(
+        head.warnings
+            .iter()
+            .any(|w| w.contains("user `alice`")
+                && w.contains("`/home/alice/.ssh` is a symbolic link")),
+        "{:?}",
+        head.warnings
+    );
+    let rendered = text(&before);
+    assert!(!rendered.contains("file /home/alice/.ssh"), "{rendered}");
+    assert!(
+        !rendered.contains("directory /home/alice/.ssh"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("/home/bob/.ssh/authorized_keys"),
+        "{rendered}"
+    );
+    let outcome = apply(&fake, &loaded).await;
+    assert!(outcome.success(), "{:?}", outcome.report);
+    // Bob's keys are in, written as bob; nothing was written through alice's link.
+    fake.host("head").with(|s| {
+        let keys = &s.files["/home/bob/.ssh/authorized_keys"];
+        assert_eq!((keys.owner.as_str(), keys.mode), ("bob", 0o600));
+        assert!(String::from_utf8_lossy(&keys.content).contains("bob@laptop"));
+        assert!(!s
+            .files
+            .keys()
+            .any(|p| p.starts_with("/etc/authorized_keys")));
+        assert_eq!(s.files["/home/alice/.ssh"].kind, FileKind::Symlink);
+    });
+    // Alice's keys were installed on the other hosts; head's plan has only the warning.
+    assert!(
+        file_text(&fake, "node1", "/home/alice/.ssh/authorized_keys")
+            .unwrap()
+            .contains("bob@laptop")
+    );
+    let again = plan(&fake, &loaded, &[]).await;
+    assert!(!again.has_changes(), "{}", text(&again));
+}
+
+/// The test closet with `/home` shared from head.
+fn nfs_closet() -> Closet {
+    let text = inventory_text().replace(
+        "roles = [\"controller\", \"login\"]",
+        "roles = [\"controller\", \"login\", \"nfs-server\"]",
+    ) + "\n[nfs]\nserver = \"head\"\n";
+    let closet = Closet::new(&[]);
+    closet.write("inventory.toml", &text);
+    closet
+}
+
+fn put_fstab(fake: &FakeCluster, host: &str, content: Vec<u8>) {
+    fake.host(host).with(|s| {
+        s.files.insert(
+            "/etc/fstab".into(),
+            FakeFile {
+                kind: FileKind::File,
+                mode: 0o644,
+                owner: "root".into(),
+                group: "root".into(),
+                content,
+            },
+        );
+    });
+}
+
+#[tokio::test]
+async fn an_fstab_is_edited_byte_for_byte_or_not_at_all() {
+    let closet = nfs_closet();
+    let loaded = closet.load();
+    let fake = cluster();
+    // node1: a Latin-1 comment and CRLF line ends; node2: larger than the probe reads.
+    let latin1: Vec<u8> =
+        b"# machine de l'\xe9quipe\r\nUUID=0a1b / ext4 errors=remount-ro 0 1\r\n/swapfile none swap sw 0 0\n"
+            .to_vec();
+    put_fstab(&fake, "node1", latin1.clone());
+    let mut large = b"UUID=0a1b / ext4 errors=remount-ro 0 1\n".to_vec();
+    while large.len() <= 65536 {
+        large.extend(b"# a long comment the admin wrote, kept on every line of this file\n");
+    }
+    put_fstab(&fake, "node2", large.clone());
+    let p = plan(&fake, &loaded, &[]).await;
+    let node1 = p.hosts.iter().find(|h| h.host == "node1").unwrap();
+    let fstab = node1
+        .steps
+        .iter()
+        .flat_map(|s| &s.changes)
+        .find(|c| c.name == "/etc/fstab")
+        .expect("node1's fstab gets the block");
+    let diff = fstab.diff.as_deref().unwrap();
+    assert!(diff.contains(" UUID=0a1b / ext4"), "{diff}");
+    assert!(diff.contains("+# BEGIN closetctl"), "{diff}");
+    assert!(fstab.details.iter().any(|d| d.starts_with("not UTF-8")));
+    let written = fstab
+        .ops
+        .iter()
+        .find_map(|op| match op {
+            closetctl::ops::Op::WriteFile { content, .. } => Some(content.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        written.starts_with(&latin1),
+        "every byte of the old fstab is kept"
+    );
+    // node2's fstab cannot be read whole: the host is refused, not given a fresh fstab.
+    assert_eq!(status(&p, "node2"), HostStatus::Conflict);
+    let node2 = p.hosts.iter().find(|h| h.host == "node2").unwrap();
+    assert!(
+        node2
+            .conflicts
+            .iter()
+            .any(|c| c.contains("`/etc/fstab` is") && c.contains("over the 65536")),
+        "{:?}",
+        node2.conflicts
+    );
+    assert!(!node2
+        .steps
+        .iter()
+        .flat_map(|s| &s.changes)
+        .any(|c| c.name == "/etc/fstab"));
+}
+
+#[tokio::test]
+async fn keys_left_by_root_in_a_home_are_replaced_by_their_owner_and_a_foreign_ssh_dir_is_named() {
+    let closet = Closet::new(&[]);
+    let loaded = closet.load();
+    let fake = cluster();
+    assert!(apply(&fake, &loaded).await.success());
+    // An admin fixed alice's keys by hand on head (root-owned file now), and made her
+    // ~/.ssh on node1 as root.
+    fake.host("head").with(|s| {
+        let f = s.files.get_mut("/home/alice/.ssh/authorized_keys").unwrap();
+        (f.owner, f.group) = ("root".into(), "root".into());
+    });
+    fake.host("node1").with(|s| {
+        s.files.remove("/home/alice/.ssh/authorized_keys");
+        let d = s.files.get_mut("/home/alice/.ssh").unwrap();
+        (d.owner, d.group) = ("root".into(), "root".into());
+    });
+    let p = plan(&fake, &loaded, &[]).await;
+    let rendered = text(&p);
+    assert!(
+        rendered
+            .contains("~ file /home/alice/.ssh/authorized_keys: owner root:root -> alice:alice"),
+        "{rendered}"
+    );
+    let node1 = p.hosts.iter().find(|h| h.host == "node1").unwrap();
+    assert!(
+        node1
+            .warnings
+            .iter()
+            .any(|w| w.contains("`/home/alice/.ssh` belongs to `root`, not to her")),
+        "{:?}",
+        node1.warnings
+    );
+    assert!(apply(&fake, &loaded).await.success());
+    fake.host("head").with(|s| {
+        let f = &s.files["/home/alice/.ssh/authorized_keys"];
+        assert_eq!(
+            (f.owner.as_str(), f.group.as_str(), f.mode),
+            ("alice", "alice", 0o600)
+        );
+    });
+    fake.host("node1").with(|s| {
+        assert!(!s.files.contains_key("/home/alice/.ssh/authorized_keys"));
+        assert_eq!(s.files["/home/alice/.ssh"].owner, "root");
+    });
+}
+
+#[tokio::test]
+async fn an_owner_operation_that_fails_is_passed_over_and_reported_while_the_rest_converges() {
+    let closet = Closet::new(&[]);
+    let loaded = closet.load();
+    let fake = cluster();
+    // node2's disk quota for alice is full: what the plan cannot see.
+    fake.host("node2").with(|s| s.owner_ops_fail = true);
+    let outcome = apply(&fake, &loaded).await;
+    // The users step went on past alice's keys: bob exists on node2 too.
+    assert_eq!(uid_of(&fake, "node2", "bob"), Some(1002));
+    let passed = &outcome.report.passed_over;
+    assert!(
+        passed.get("node2").is_some_and(|ops| ops
+            .iter()
+            .any(|o| o.contains("/home/alice/.ssh") && o.contains("(as alice)"))),
+        "{passed:?}"
+    );
+    assert!(
+        !outcome.success(),
+        "a host with passed-over operations is not converged"
+    );
+    let summary = closetctl::command::apply::summary(&outcome);
+    assert!(summary.contains("NOT CONVERGED: passed over"), "{summary}");
+}

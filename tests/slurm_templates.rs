@@ -168,6 +168,7 @@ fn an_unreachable_node_keeps_its_current_line_or_is_left_out() {
             size: before.len() as u64,
             sha256: None,
             content: Some(before.clone()),
+            bytes: Some(before.clone().into_bytes()),
         },
     );
     facts.hosts.insert("head".into(), head);

@@ -1,6 +1,7 @@
 # vm-test/common.sh: shared settings for the VM test closet scripts (sourced, not run).
 # Defines the namespace, addresses, guest table, cache and state locations, and the
 # image cache key. Every script under vm-test/ sources this file first.
+# shellcheck shell=bash disable=SC2034  # settings are used by the scripts that source it
 
 VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VM_NS=closetctl-vm
@@ -35,7 +36,8 @@ die() { log "ERROR: $*"; exit 1; }
 
 # The cache key: sha256 over the image builder and every guest file it copies.
 vm_cache_key() {
-    (cd "$VM_DIR" && cat build-rootfs build-image common.sh $(find guest -type f | LC_ALL=C sort) \
+    (cd "$VM_DIR" && cat build-rootfs build-image common.sh \
+        && find guest -type f -print0 | LC_ALL=C sort -z | xargs -0 cat \
         && find guest -type f | LC_ALL=C sort) | sha256sum | cut -c1-16
 }
 vm_image_dir() { echo "$VM_CACHE/$(vm_cache_key)"; }

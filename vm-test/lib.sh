@@ -13,6 +13,7 @@
 #   fail MSG                   fail the scenario
 #   step MSG                   print a step header
 #   timer_start [NAME] / timer_stop [NAME]   print "TIME NAME: Ns"
+# shellcheck shell=bash
 [ -z "${VM_LIB_LOADED:-}" ] || return 0
 VM_LIB_LOADED=1
 

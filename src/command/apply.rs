@@ -145,14 +145,16 @@ where
         timeouts: loaded.inventory.timeouts.clone(),
         stop: stop.clone(),
     };
-    let report = engine::apply(
-        &plan,
+    // Steps that need a missing secret are refused; every other step runs.
+    let mut report = engine::apply(
+        &plan.runnable(),
         &loaded.step_order(),
         &connections,
         &control,
         Some(reporter.sender()),
     )
     .await;
+    refuse(&mut report, &plan.refused_steps());
     drop(refresher);
     let locks_left = release(&facts, &connections, &run, stop).await;
     drop(connections);
@@ -204,6 +206,20 @@ where
         interrupted: false,
         confirmed: true,
     })
+}
+
+/// A host whose other steps went through did not converge when a step was refused.
+fn refuse(report: &mut ApplyReport, refused: &[crate::plan::RefusedStep]) {
+    for r in refused {
+        if let Some(o @ (HostOutcome::Converged { .. } | HostOutcome::Unchanged)) =
+            report.hosts.get_mut(&r.host)
+        {
+            *o = HostOutcome::Failed {
+                step: r.step.clone(),
+                error: r.reason(),
+            };
+        }
+    }
 }
 
 /// Release this run's locks; the hosts where that failed.
@@ -367,6 +383,12 @@ pub fn summary(outcome: &ApplyOutcome) -> String {
         };
         s.push_str(&line);
         s.push('\n');
+        if let Some(ops) = outcome.report.passed_over.get(host) {
+            s.push_str(&format!(
+                "    NOT CONVERGED: passed over, as the home they are in is not usable: {}\n",
+                ops.join("; ")
+            ));
+        }
     }
     if let Some(after) = &outcome.after {
         let ready = after

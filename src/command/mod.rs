@@ -154,26 +154,27 @@ impl Loaded {
         let names = crate::desired::secrets_needed(&inventory, &playbooks);
         let mut secrets = crate::secrets::load(&inventory.cluster.secrets_dir, &names)?;
         // The Tailscale auth key: from its own file or variable, only when the step runs.
+        // A key that is not there is no error here: the plan shows where to put it and
+        // apply refuses only the steps that need it (see `modules::tailscale::node`).
         if let Some(ts) = inventory
             .tailscale
             .as_ref()
             .filter(|_| crate::modules::tailscale::step_applies(&inventory, &playbooks))
         {
             let name = crate::resource::tailscale::SECRET_NAME;
-            let key = crate::secrets::load_external(
+            match crate::secrets::load_external(
                 name,
                 ts.auth_key_file.as_deref(),
                 ts.auth_key_env.as_deref(),
-            )
-            .map_err(|e| match e {
-                SecretError::NoSource { name, .. } => SecretError::NoSource {
-                    name,
-                    hint: "set `auth_key_file` (a 0600 file) or `auth_key_env` in [tailscale]"
-                        .into(),
-                },
-                other => other,
-            })?;
-            secrets.insert(name.to_string(), key);
+            ) {
+                Ok(key) => {
+                    secrets.insert(name.to_string(), key);
+                }
+                Err(e) if crate::secrets::is_absent(&e) => {
+                    tracing::info!(secret = %name, "not there; steps that need it will be refused: {e}");
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(Loaded {
             inventory,

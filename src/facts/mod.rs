@@ -128,6 +128,10 @@ pub struct FileState {
     pub sha256: Option<String>,
     /// The content, when small UTF-8 text and not a secret.
     pub content: Option<String>,
+    /// The exact bytes, when small and not a secret, UTF-8 or not: what a byte-exact
+    /// edit of a shared file (`/etc/fstab`) starts from. Not serialized.
+    #[serde(skip)]
+    pub bytes: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -28,6 +28,9 @@ pub struct ProbeRequest {
     pub files: BTreeSet<String>,
     /// Paths whose content is secret: hashed on the host, never read back.
     pub secret_files: BTreeSet<String>,
+    /// Paths inside a home, looked at by their owner (`owner`, `group`) rather than by
+    /// root, so that a link she planted cannot make root read anything for her.
+    pub owned_files: BTreeMap<(String, String), BTreeSet<String>>,
     /// Extra read-only commands by name, e.g. `tailscale status --json`.
     pub commands: BTreeMap<String, String>,
     /// Take the apply lock first thing, for this holder.
@@ -56,6 +59,9 @@ impl ProbeRequest {
         self.units.extend(other.units);
         self.files.extend(other.files);
         self.secret_files.extend(other.secret_files);
+        for (who, paths) in other.owned_files {
+            self.owned_files.entry(who).or_default().extend(paths);
+        }
         self.commands.extend(other.commands);
         self.hardware |= other.hardware;
         self.time_sync |= other.time_sync;
@@ -105,6 +111,21 @@ sec addrs; [ -z "$LINK" ] || ip -o addr show 2>/dev/null
 sec speeds; for f in /sys/class/net/*/speed; do sp=; { read -r sp < "$f"; } 2>/dev/null; i=${f%/speed}; printf '%s %s\n' "${i##*/}" "$sp"; done
 "#;
 
+/// Files in a home, read by their owner: `owned OWNER GROUP PATH...` runs `stat` and
+/// `cat` as her (setpriv: her uid, gid and groups, no new privileges, a clean
+/// environment, five seconds, 1 MiB of output) into a root-owned temp file, which root
+/// prints base64-encoded under one `owned OWNER` line, so that nothing she makes those
+/// processes print can pass for a section of the answer. Placed last in the script.
+const OWNED: &str = r#"
+OWNED_SH='st=$(stat -c "%n|%F|%a|%U|%G|%s" -- "$@" 2>/dev/null); printf "%s\n" "$st"; echo --; small=
+while IFS="|" read -r n t a u g s; do case "$t" in regular*) [ "$s" -gt 65536 ] || small="$small $n" ;; esac; done <<E
+$st
+E
+[ -z "$small" ] || cat -- $small'
+ow=$(mktemp)
+owned() { u=$1 g=$2; shift 2; (ulimit -f 2048; exec timeout -s KILL 5 setpriv --reuid="$u" --regid="$g" --init-groups --no-new-privs --reset-env -- sh -c "$OWNED_SH" closetctl "$@") >"$ow" 2>/dev/null </dev/null; sec owned "$u"; base64 -w0 <"$ow"; echo; }
+"#;
+
 /// The probe script for one request.
 pub fn script(req: &ProbeRequest) -> String {
     let join = |set: &BTreeSet<String>| quote(&set.iter().cloned().collect::<Vec<_>>().join(" "));
@@ -141,6 +162,19 @@ pub fn script(req: &ProbeRequest) -> String {
         s.push_str(&format!(
             "sec command {name}\n( {command} ) 2>/dev/null; rc=$?; echo; sec command-exit {name} $rc\n"
         ));
+    }
+    if !req.owned_files.is_empty() {
+        s.push_str(OWNED);
+        for ((owner, group), paths) in &req.owned_files {
+            let paths: Vec<String> = paths.iter().map(|p| quote(p)).collect();
+            s.push_str(&format!(
+                "owned {} {} {}\n",
+                quote(owner),
+                quote(group),
+                paths.join(" ")
+            ));
+        }
+        s.push_str("rm -f -- \"$ow\"\n");
     }
     s
 }
@@ -198,22 +232,16 @@ pub fn parse(out: &str, req: &ProbeRequest) -> Result<HostFacts, ProbeError> {
     let blob = base64::engine::general_purpose::STANDARD
         .decode(content.1.trim())
         .map_err(|e| malformed("content", e.to_string()))?;
-    let mut offset = 0usize;
-    for path in &content.0[1..] {
-        let Some(file) = f.files.get_mut(*path) else {
-            return Err(malformed(
-                "content",
-                format!("`{path}` was not in the stat section"),
-            ));
-        };
-        let end = offset + file.size as usize;
-        let bytes = blob
-            .get(offset..end)
-            .ok_or_else(|| malformed("content", "shorter than the sizes stat reported"))?;
-        offset = end;
-        file.sha256 = Some(format!("{:x}", Sha256::digest(bytes)));
-        if !req.secret_files.contains(*path) {
-            file.content = String::from_utf8(bytes.to_vec()).ok();
+    let paths: Vec<&str> = content.0[1..].to_vec();
+    fill_content(&mut f.files, &paths, &blob, &req.secret_files)?;
+    for ((owner, _), wanted) in &req.owned_files {
+        // The first `owned OWNER` section is root's; anything else is not trusted.
+        let body = secs
+            .iter()
+            .find(|(h, _)| h.first() == Some(&"owned") && h.get(1) == Some(&owner.as_str()))
+            .map(|(_, b)| b.trim());
+        for (path, state) in body.map(|b| parse_owned(b, wanted)).unwrap_or_default() {
+            f.files.insert(path, state);
         }
     }
     for line in get("sha256")?.1.lines() {
@@ -260,6 +288,73 @@ pub fn parse(out: &str, req: &ProbeRequest) -> Result<HostFacts, ProbeError> {
         }
     }
     Ok(f)
+}
+
+/// Hash (and keep, unless secret) the content of `paths`, concatenated in `blob` in
+/// that order with the sizes `stat` reported.
+fn fill_content(
+    files: &mut BTreeMap<String, FileState>,
+    paths: &[&str],
+    blob: &[u8],
+    secret: &BTreeSet<String>,
+) -> Result<(), ProbeError> {
+    let mut offset = 0usize;
+    for path in paths {
+        let Some(file) = files.get_mut(*path) else {
+            return Err(malformed(
+                "content",
+                format!("`{path}` was not in the stat section"),
+            ));
+        };
+        let end = offset + file.size as usize;
+        let bytes = blob
+            .get(offset..end)
+            .ok_or_else(|| malformed("content", "shorter than the sizes stat reported"))?;
+        offset = end;
+        file.sha256 = Some(format!("{:x}", Sha256::digest(bytes)));
+        if !secret.contains(*path) {
+            file.content = String::from_utf8(bytes.to_vec()).ok();
+            file.bytes = Some(bytes.to_vec());
+        }
+    }
+    Ok(())
+}
+
+/// What an owner's `stat` and `cat` printed: `stat` lines, `--`, the small regular
+/// files' content. Only the paths asked for are taken. An answer that does not add up
+/// (her `cat` was stopped, a file changed under it) gives the files without content,
+/// so the plan sees them as differing and apply rewrites them, as her.
+fn parse_owned(b64: &str, wanted: &BTreeSet<String>) -> BTreeMap<String, FileState> {
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64) else {
+        return BTreeMap::new();
+    };
+    let Some(split) = raw.windows(4).position(|w| w == b"\n--\n") else {
+        return BTreeMap::new();
+    };
+    let stat = String::from_utf8_lossy(&raw[..split + 1]);
+    let Ok(mut files) = parse_stat(&stat) else {
+        return BTreeMap::new();
+    };
+    files.retain(|p, _| wanted.contains(p));
+    let small: Vec<String> = files
+        .iter()
+        .filter(|(_, s)| s.kind == FileKind::File && s.size <= CONTENT_LIMIT)
+        .map(|(p, _)| p.clone())
+        .collect();
+    // `cat` read them in the order stat printed them, which is the order asked for.
+    let order: Vec<&str> = stat
+        .lines()
+        .filter_map(|l| l.split('|').next())
+        .filter(|p| small.iter().any(|s| s == p))
+        .collect();
+    if fill_content(&mut files, &order, &raw[split + 4..], &BTreeSet::new()).is_err() {
+        for p in &small {
+            if let Some(f) = files.get_mut(p) {
+                (f.sha256, f.content, f.bytes) = (None, None, None);
+            }
+        }
+    }
+    files
 }
 
 fn parse_os(body: &str) -> OsRelease {
@@ -385,6 +480,7 @@ fn parse_stat(body: &str) -> Result<BTreeMap<String, FileState>, ProbeError> {
                 size,
                 sha256: None,
                 content: None,
+                bytes: None,
             },
         );
     }

@@ -23,7 +23,7 @@ pub fn resources(
 ) -> Vec<Resource> {
     match module {
         tailscale::MODULE => tailscale::resources(inventory, host, secrets),
-        "users" => users::resources(inventory, host),
+        "users" => users::resources(inventory, host, facts),
         "nfs" => nfs::resources(inventory, host, facts),
         accounting::DATABASE_MODULE | accounting::ASSOCIATIONS_MODULE => {
             accounting::resources(module, inventory, host, facts)
@@ -48,7 +48,8 @@ pub fn probe_extras(inventory: &Inventory, host: &Host) -> ProbeRequest {
 
 /// Findings about one host shown with its plan (they do not block apply).
 pub fn host_warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
-    let mut out = nfs::warnings(inventory, host, facts);
+    let mut out = users::warnings(inventory, host, facts);
+    out.extend(nfs::warnings(inventory, host, facts));
     out.extend(tailscale::warnings(inventory, host, facts));
     out
 }
@@ -56,6 +57,7 @@ pub fn host_warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> V
 /// Problems on a live host that make apply refuse to touch it.
 pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
     let mut out = users::conflicts(inventory, facts);
+    out.extend(nfs::conflicts(inventory, host, facts));
     if inventory.slurm.is_some() {
         out.extend(slurm::gpu_conflicts(host, facts));
         out.extend(accounting::conflicts(inventory, host, facts));

@@ -7,13 +7,16 @@
 //! even when the server is late, and a mount that is busy is never forced off: option
 //! changes are labelled `remount` and take effect at the next mount.
 
-use crate::facts::HostFacts;
+use crate::facts::{FileKind, HostFacts};
 use crate::inventory::{Export, Host, Inventory};
+use crate::ops::Actor;
 use crate::resource::{Directory, File, Resource};
 
 pub const FSTAB: &str = "/etc/fstab";
 pub const BEGIN: &str = "# BEGIN closetctl: NFS mounts. Managed by closetctl from the inventory; do not edit inside this block.";
 pub const END: &str = "# END closetctl";
+/// How a block's first line starts, whatever its wording.
+const BEGIN_MARKER: &str = "# BEGIN closetctl";
 
 /// Mount options for every client mount.
 pub const MOUNT_OPTIONS: &str = "vers=4.2,hard,noatime,_netdev,x-systemd.automount";
@@ -90,36 +93,57 @@ pub fn fstab_block(inventory: &Inventory) -> Vec<String> {
     lines
 }
 
-/// `current` with the managed block replaced in place (or appended when absent); every
-/// other line is kept exactly, in order.
-pub fn replace_block(current: &str, block: &[String]) -> String {
-    let lines: Vec<&str> = current.lines().collect();
-    let begin = lines
-        .iter()
-        .position(|l| l.starts_with("# BEGIN closetctl"));
+/// `current` with the managed block replaced in place (or appended when absent). Every
+/// byte outside the block is kept exactly, in order: other lines, comments, `\r`,
+/// bytes that are not UTF-8. Only a missing final newline before an appended block is
+/// added.
+pub fn replace_block(current: &[u8], block: &[String]) -> Vec<u8> {
+    let mut lines: Vec<&[u8]> = current.split_inclusive(|b| *b == b'\n').collect();
+    let starts = |l: &[u8], marker: &str| l.starts_with(marker.as_bytes());
+    let begin = lines.iter().position(|l| starts(l, BEGIN_MARKER));
     let end = begin.and_then(|b| {
         lines[b..]
             .iter()
-            .position(|l| l.starts_with(END))
+            .position(|l| starts(l, END))
             .map(|e| b + e)
     });
-    let mut out: Vec<String> = Vec::new();
-    match (begin, end) {
-        (Some(b), Some(e)) => {
-            out.extend(lines[..b].iter().map(|l| l.to_string()));
-            out.extend(block.iter().cloned());
-            out.extend(lines[e + 1..].iter().map(|l| l.to_string()));
-        }
-        _ => {
-            out.extend(lines.iter().map(|l| l.to_string()));
-            out.extend(block.iter().cloned());
-        }
-    }
-    let mut text = out.join("\n");
-    if !text.is_empty() {
+    let mut text = String::new();
+    for line in block {
+        text.push_str(line);
         text.push('\n');
     }
-    text
+    let mut out = Vec::with_capacity(current.len() + text.len());
+    match (begin, end) {
+        (Some(b), Some(e)) => {
+            let after = lines.split_off(e + 1);
+            lines.truncate(b);
+            out.extend(lines.concat());
+            out.extend(text.as_bytes());
+            out.extend(after.concat());
+        }
+        _ => {
+            out.extend(current);
+            if !out.is_empty() && !out.ends_with(b"\n") {
+                out.push(b'\n');
+            }
+            out.extend(text.as_bytes());
+        }
+    }
+    out
+}
+
+/// A `# BEGIN closetctl` line with no `# END closetctl` after it: replacing "the block"
+/// would take every line up to some later END with it.
+fn has_unclosed_block(bytes: &[u8]) -> bool {
+    let mut open = false;
+    for line in bytes.split(|b| *b == b'\n') {
+        if line.starts_with(BEGIN_MARKER.as_bytes()) {
+            open = true;
+        } else if line.starts_with(END.as_bytes()) {
+            open = false;
+        }
+    }
+    open
 }
 
 /// systemd's unit name for a mount point, exactly as `systemd-escape --path --suffix
@@ -170,6 +194,7 @@ pub fn resources(inventory: &Inventory, host: &Host, facts: Option<&HostFacts>) 
                 owner,
                 group,
                 mode: mode(&e.mode, 0o755),
+                actor: Actor::Root,
             }));
         } else if e.path != "/home" {
             // The mount point; what is mounted on it has the server's owner and mode.
@@ -178,25 +203,56 @@ pub fn resources(inventory: &Inventory, host: &Host, facts: Option<&HostFacts>) 
                 owner: "root".into(),
                 group: "root".into(),
                 mode: 0o755,
+                actor: Actor::Root,
             }));
         }
     }
     if is_client(inventory, host) {
-        let current = facts
-            .and_then(|f| f.files.get(FSTAB))
-            .and_then(|f| f.content.clone())
-            .unwrap_or_default();
+        // Edited byte for byte from what the host has; an fstab the probe could not
+        // read whole is not edited at all (see `conflicts`).
+        let current = match facts.map(|f| f.files.get(FSTAB)) {
+            Some(Some(f)) => match &f.bytes {
+                Some(bytes) => bytes.clone(),
+                None => return out,
+            },
+            _ => Vec::new(),
+        };
         out.push(Resource::File(File {
             path: FSTAB.into(),
             owner: "root".into(),
             group: "root".into(),
             mode: 0o644,
-            content: replace_block(&current, &fstab_block(inventory)).into_bytes(),
+            content: replace_block(&current, &fstab_block(inventory)),
             secret: None,
             disruption: Some("remount".into()),
+            actor: Actor::Root,
         }));
     }
     out
+}
+
+/// A client whose `/etc/fstab` closetctl cannot edit safely: larger than the probe
+/// reads back whole, or not a regular file. Rewriting it from a guess would drop the
+/// root and swap lines, so apply refuses the host until an admin looks.
+pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+    if inventory.nfs.is_none() || !is_client(inventory, host) {
+        return Vec::new();
+    }
+    match facts.files.get(FSTAB) {
+        Some(f) if f.kind != FileKind::File => vec![format!(
+            "`{FSTAB}` is a {}, not a regular file: closetctl edits only a file it can read whole",
+            format!("{:?}", f.kind).to_lowercase()
+        )],
+        Some(f) if f.bytes.is_none() => vec![format!(
+            "`{FSTAB}` is {} bytes, over the {} closetctl reads back whole: it will not rewrite a file it could not read (trim it, or add the NFS lines by hand)",
+            f.size,
+            crate::facts::probe::CONTENT_LIMIT
+        )],
+        Some(f) if f.bytes.as_deref().is_some_and(has_unclosed_block) => vec![format!(
+            "`{FSTAB}` has a `{BEGIN_MARKER}` line with no `{END}` after it: closetctl will not guess where its block ends (add the END line or remove the BEGIN line)"
+        )],
+        _ => Vec::new(),
+    }
 }
 
 /// The probe command that lists what a client's `/home` holds before it is mounted over.
@@ -240,31 +296,50 @@ mod tests {
         assert_eq!(automount_unit("/lab-data"), "lab\\x2ddata.automount");
     }
 
+    fn block(line: &str) -> Vec<String> {
+        vec![BEGIN.to_string(), line.to_string(), END.to_string()]
+    }
+
     #[test]
     fn the_block_replaces_itself_and_nothing_else() {
-        let block = vec![
-            BEGIN.to_string(),
-            "s:/home /home nfs o 0 0".to_string(),
-            END.to_string(),
-        ];
-        let fstab = "# /etc/fstab: static file system information.\nUUID=abc / ext4 errors=remount-ro 0 1\n\n# swap\n/swapfile none swap sw 0 0\n";
-        let once = replace_block(fstab, &block);
-        assert!(
-            once.starts_with(fstab),
-            "foreign lines kept in place:\n{once}"
-        );
-        assert_eq!(replace_block(&once, &block), once, "idempotent");
-        let other = vec![
-            BEGIN.to_string(),
-            "s:/data /data nfs o 0 0".to_string(),
-            END.to_string(),
-        ];
-        let moved = format!("{}\n# after\n", once.trim_end());
-        let changed = replace_block(&moved, &other);
+        let home = block("s:/home /home nfs o 0 0");
+        let fstab = b"# /etc/fstab: static file system information.\nUUID=abc / ext4 errors=remount-ro 0 1\n\n# swap\n/swapfile none swap sw 0 0\n";
+        let once = replace_block(fstab, &home);
+        assert!(once.starts_with(fstab), "foreign lines kept in place");
+        assert_eq!(replace_block(&once, &home), once, "idempotent");
+        let mut moved = once.clone();
+        moved.extend(b"# after\n");
+        let changed = replace_block(&moved, &block("s:/data /data nfs o 0 0"));
         assert!(changed.starts_with(fstab));
-        assert!(
-            changed.ends_with(&format!("{}\n# after\n", other.join("\n"))),
-            "{changed}"
+        assert!(changed.ends_with(b"s:/data /data nfs o 0 0\n# END closetctl\n# after\n"));
+    }
+
+    #[test]
+    fn a_begin_without_an_end_is_noticed() {
+        assert!(has_unclosed_block(b"a\n# BEGIN closetctl: x\nb\n"));
+        assert!(!has_unclosed_block(
+            b"a\n# BEGIN closetctl: x\nb\n# END closetctl\n"
+        ));
+        assert!(!has_unclosed_block(b"a\nb\n"));
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_and_carriage_returns_are_kept_exactly() {
+        // A Latin-1 comment (0xE9), CRLF line ends, no final newline.
+        let fstab: &[u8] =
+            b"# caf\xe9 machine\r\nUUID=abc / ext4 defaults 0 1\r\n/swap.img none swap sw 0 0";
+        let once = replace_block(fstab, &block("s:/home /home nfs o 0 0"));
+        assert!(once.starts_with(fstab));
+        assert_eq!(
+            once[fstab.len()],
+            b'\n',
+            "the missing final newline, then the block"
         );
+        assert_eq!(
+            replace_block(&once, &block("s:/home /home nfs o 0 0")),
+            once
+        );
+        let changed = replace_block(&once, &block("s:/data /data nfs o 0 0"));
+        assert!(changed.starts_with(fstab));
     }
 }

@@ -18,7 +18,8 @@ use crate::desired::Secrets;
 use crate::facts::HostFacts;
 use crate::inventory::{Host, Inventory, Role};
 use crate::playbook::Playbooks;
-use crate::resource::tailscale::SECRET_NAME;
+use crate::resource::tailscale::{AuthKey, SECRET_NAME};
+use crate::resource::MissingSecret;
 use crate::resource::{Resource, Tailscale, TailscaleNode};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -52,7 +53,8 @@ pub fn host_routes(host: &Host) -> Vec<String> {
     }
 }
 
-/// The desired enrollment of `host`.
+/// The desired enrollment of `host`. With `secrets` (a plan), the auth key is loaded or,
+/// when it is not among them, missing with where to put it; without (a probe), not loaded.
 pub fn node(
     inventory: &Inventory,
     host: &Host,
@@ -65,7 +67,17 @@ pub fn node(
         ssh: ts.ssh,
         accept_routes: ts.accept_routes,
         advertise_routes: host_routes(host),
-        auth_key: secrets.and_then(|s| s.get(SECRET_NAME)).cloned(),
+        auth_key: match secrets.map(|s| s.get(SECRET_NAME)) {
+            None => AuthKey::NotLoaded,
+            Some(Some(key)) => AuthKey::Loaded(key.clone()),
+            Some(None) => AuthKey::Missing(MissingSecret {
+                name: SECRET_NAME.to_string(),
+                fix: crate::secrets::external_fix(
+                    ts.auth_key_file.as_deref(),
+                    ts.auth_key_env.as_deref(),
+                ),
+            }),
+        },
     })
 }
 

@@ -5,13 +5,56 @@
 //! Before anything changes, [`conflicts`] compares the inventory with the live
 //! accounts: a UID or GID held by another name, or an account with another ID, is a
 //! conflict. closetctl never renumbers an account (files on NFS would be orphaned).
+//!
+//! A home belongs to its user, so what closetctl puts inside it (`~/.ssh` and its
+//! keys) is written *as that user* ([`Actor::Owner`]); only the home directory itself,
+//! in root's `/home`, is made by root. A `~/.ssh` that is a symbolic link is never
+//! used: that user's keys are left out (and [`warnings`] names her) while everyone
+//! else's are installed.
 
-use crate::facts::HostFacts;
-use crate::inventory::{Host, Inventory};
+use crate::facts::{FileKind, HostFacts};
+use crate::inventory::{Host, Inventory, User};
+use crate::ops::Actor;
 use crate::resource::{Directory, File, Resource, UserAccount};
 use std::collections::BTreeSet;
 
-pub fn resources(inventory: &Inventory, host: &Host) -> Vec<Resource> {
+/// `~/.ssh` of a user.
+fn ssh_dir(user: &User) -> String {
+    format!("{}/.ssh", user.home)
+}
+
+/// Why a user's `~/.ssh` cannot be used on this host, if it cannot: her home or
+/// `~/.ssh` is a link, `~/.ssh` is not a directory or not hers, `authorized_keys` is
+/// not a file. closetctl does not work around any of these as root; she (or an admin)
+/// fixes it, and her keys are installed by the next apply.
+fn unusable_ssh_dir(user: &User, facts: &HostFacts) -> Option<String> {
+    let ssh = ssh_dir(user);
+    let keys = format!("{ssh}/authorized_keys");
+    let state = |p: &str| facts.files.get(p);
+    for p in [&user.home, &ssh] {
+        if state(p).is_some_and(|f| f.kind == FileKind::Symlink) {
+            return Some(format!("`{p}` is a symbolic link"));
+        }
+    }
+    match state(&ssh) {
+        Some(f) if f.kind != FileKind::Directory => {
+            return Some(format!("`{ssh}` is not a directory"))
+        }
+        Some(f) if f.owner != user.name => {
+            return Some(format!("`{ssh}` belongs to `{}`, not to her", f.owner))
+        }
+        _ => {}
+    }
+    match state(&keys) {
+        Some(f) if !matches!(f.kind, FileKind::File | FileKind::Symlink) => {
+            Some(format!("`{keys}` is not a file"))
+        }
+        _ => None,
+    }
+}
+
+/// `facts` is `None` while the probe request is built: every path is asked for.
+pub fn resources(inventory: &Inventory, host: &Host, facts: Option<&HostFacts>) -> Vec<Resource> {
     let groups = inventory.managed_groups();
     let managed: BTreeSet<String> = groups.iter().map(|g| g.name.clone()).collect();
     let local_home = inventory.home_is_local(host);
@@ -42,34 +85,57 @@ pub fn resources(inventory: &Inventory, host: &Host) -> Vec<Resource> {
             owner: u.name.clone(),
             group: u.primary_group.clone(),
             mode: 0o700,
+            actor: Actor::Root,
         }));
-        if !u.ssh_keys.is_empty() {
-            let ssh_dir = format!("{}/.ssh", u.home);
-            out.push(Resource::Directory(Directory {
-                path: ssh_dir.clone(),
-                owner: u.name.clone(),
-                group: u.primary_group.clone(),
-                mode: 0o700,
-            }));
-            let mut content = String::from(
-                "# Managed by closetctl from the inventory; local edits are replaced.\n",
-            );
-            for k in &u.ssh_keys {
-                content.push_str(k);
-                content.push('\n');
-            }
-            out.push(Resource::File(File {
-                path: format!("{ssh_dir}/authorized_keys"),
-                owner: u.name.clone(),
-                group: u.primary_group.clone(),
-                mode: 0o600,
-                content: content.into_bytes(),
-                secret: None,
-                disruption: None,
-            }));
+        if u.ssh_keys.is_empty() || facts.is_some_and(|f| unusable_ssh_dir(u, f).is_some()) {
+            continue;
         }
+        let ssh_dir = ssh_dir(u);
+        out.push(Resource::Directory(Directory {
+            path: ssh_dir.clone(),
+            owner: u.name.clone(),
+            group: u.primary_group.clone(),
+            mode: 0o700,
+            actor: Actor::Owner,
+        }));
+        let mut content =
+            String::from("# Managed by closetctl from the inventory; local edits are replaced.\n");
+        for k in &u.ssh_keys {
+            content.push_str(k);
+            content.push('\n');
+        }
+        out.push(Resource::File(File {
+            path: format!("{ssh_dir}/authorized_keys"),
+            owner: u.name.clone(),
+            group: u.primary_group.clone(),
+            mode: 0o600,
+            content: content.into_bytes(),
+            secret: None,
+            disruption: None,
+            actor: Actor::Owner,
+        }));
     }
     out
+}
+
+/// Users whose keys are left out on this host because their `~/.ssh` cannot be used
+/// (see `unusable_ssh_dir`).
+pub fn warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+    if !inventory.home_is_local(host) {
+        return Vec::new();
+    }
+    inventory
+        .users
+        .iter()
+        .filter(|u| !u.ssh_keys.is_empty())
+        .filter_map(|u| {
+            let why = unusable_ssh_dir(u, facts)?;
+            Some(format!(
+                "user `{}`: {why}; closetctl does not work around it as root, so her SSH keys are not installed here until `~/.ssh` is her own directory",
+                u.name
+            ))
+        })
+        .collect()
 }
 
 /// Accounts on the host that contradict the inventory.

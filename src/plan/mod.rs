@@ -13,7 +13,7 @@ use crate::facts::ClusterFacts;
 use crate::journal::Owed;
 use crate::modules;
 use crate::ops::Op;
-use crate::resource::{Change, ResourceKind};
+use crate::resource::{Change, MissingSecret, ResourceKind};
 use serde::Serialize;
 
 /// Version of the `--json` schema.
@@ -118,6 +118,37 @@ impl StepPlan {
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty() && self.handlers.is_empty()
     }
+
+    /// The missing secrets this step needs (each once): apply refuses the step.
+    pub fn missing_secrets(&self) -> Vec<&MissingSecret> {
+        let mut out: Vec<&MissingSecret> = Vec::new();
+        for m in self
+            .changes
+            .iter()
+            .filter_map(|c| c.missing_secret.as_ref())
+        {
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+        out
+    }
+}
+
+/// A step apply will not run on a host because a secret it needs is missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefusedStep {
+    pub host: String,
+    pub step: String,
+    pub missing: Vec<MissingSecret>,
+}
+
+impl RefusedStep {
+    /// `not run: secret `tailscale.key` is missing: put it in ... (mode 0600)`
+    pub fn reason(&self) -> String {
+        let what: Vec<String> = self.missing.iter().map(|m| m.to_string()).collect();
+        format!("not run: {}", what.join("; "))
+    }
 }
 
 impl HostPlan {
@@ -149,6 +180,33 @@ impl Plan {
     /// Whether anything stands in the way of a clean apply.
     pub fn has_blockers(&self) -> bool {
         self.hosts.iter().any(|h| h.status != HostStatus::Ready)
+    }
+
+    /// The steps apply refuses (they need a missing secret), on hosts it would change.
+    pub fn refused_steps(&self) -> Vec<RefusedStep> {
+        self.hosts
+            .iter()
+            .filter(|h| h.status == HostStatus::Ready)
+            .flat_map(|h| {
+                h.steps.iter().filter_map(|s| {
+                    let missing = s.missing_secrets();
+                    (!missing.is_empty()).then(|| RefusedStep {
+                        host: h.host.clone(),
+                        step: s.name.clone(),
+                        missing: missing.into_iter().cloned().collect(),
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// What apply runs: the plan without the steps that need a missing secret.
+    pub fn runnable(&self) -> Plan {
+        let mut p = self.clone();
+        for h in &mut p.hosts {
+            h.steps.retain(|s| s.missing_secrets().is_empty());
+        }
+        p
     }
 }
 

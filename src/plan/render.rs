@@ -141,6 +141,17 @@ pub fn text(plan: &Plan, style: Style) -> String {
                     ),
                 };
             }
+            let missing = step.missing_secrets();
+            if !missing.is_empty() {
+                let names: Vec<String> = missing.iter().map(|m| format!("`{}`", m.name)).collect();
+                let _ = writeln!(
+                    out,
+                    "    {} apply will not run this step until {} {} in place",
+                    style.red("!"),
+                    names.join(", "),
+                    if names.len() == 1 { "is" } else { "are" }
+                );
+            }
         }
         if host.status == HostStatus::Ready && host.steps.is_empty() {
             let _ = writeln!(out, "  no changes");
@@ -167,13 +178,31 @@ pub fn summary(plan: &Plan) -> String {
         }
     }
     let changed_hosts = plan.hosts.iter().filter(|h| h.change_count() > 0).count();
-    let mut s = if create + update == 0 {
+    // Hosts without facts or desired state have no steps: "no changes" would be a lie.
+    let unplanned = plan
+        .hosts
+        .iter()
+        .filter(|h| matches!(h.status, HostStatus::Unreachable | HostStatus::Error))
+        .count();
+    let total = plan.hosts.len();
+    let mut s = if unplanned > 0 && unplanned == total {
+        if total == 1 {
+            "Plan: the only host could not be planned.".to_string()
+        } else {
+            format!("Plan: none of the {total} hosts could be planned.")
+        }
+    } else if create + update == 0 && unplanned > 0 {
+        format!(
+            "Plan: no changes on the {} planned; {unplanned} of {total} hosts could not be planned.",
+            match total - unplanned {
+                1 => "1 host".to_string(),
+                n => format!("{n} hosts"),
+            }
+        )
+    } else if create + update == 0 {
         "Plan: no changes.".to_string()
     } else {
-        format!(
-            "Plan: {create} to create, {update} to change on {changed_hosts} of {} hosts.",
-            plan.hosts.len()
-        )
+        format!("Plan: {create} to create, {update} to change on {changed_hosts} of {total} hosts.")
     };
     let owed: Vec<String> = plan
         .hosts
@@ -209,6 +238,23 @@ pub fn summary(plan: &Plan) -> String {
             );
         }
     }
+    let refused = plan.refused_steps();
+    if !refused.is_empty() {
+        let mut names: Vec<&str> = refused
+            .iter()
+            .flat_map(|r| r.missing.iter().map(|m| m.name.as_str()))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let _ = write!(
+            s,
+            " Apply will not run {} {} until {} {} in place.",
+            refused.len(),
+            if refused.len() == 1 { "step" } else { "steps" },
+            names.join(", "),
+            if names.len() == 1 { "is" } else { "are" }
+        );
+    }
     if let Some(cmd) = unlock_all(plan) {
         let _ = write!(
             s,
@@ -242,4 +288,61 @@ pub fn unlock_all(plan: &Plan) -> Option<String> {
 
 pub fn json(plan: &Plan) -> String {
     serde_json::to_string_pretty(plan).expect("a plan always serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::HostPlan;
+
+    fn host(name: &str, status: HostStatus) -> HostPlan {
+        HostPlan {
+            host: name.into(),
+            status,
+            error: (status != HostStatus::Ready).then(|| "connection refused".into()),
+            conflicts: Vec::new(),
+            unmanaged: Vec::new(),
+            warnings: Vec::new(),
+            unlock: None,
+            steps: Vec::new(),
+        }
+    }
+
+    fn plan(hosts: Vec<HostPlan>) -> Plan {
+        Plan {
+            schema_version: 1,
+            cluster: "c".into(),
+            hosts,
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn no_host_answered_is_not_no_changes() {
+        use HostStatus::*;
+        let none = plan(vec![host("a", Unreachable), host("b", Unreachable)]);
+        assert_eq!(
+            summary(&none),
+            "Plan: none of the 2 hosts could be planned. Hosts unreachable: a, b."
+        );
+        let one = plan(vec![host("a", Error)]);
+        assert_eq!(
+            summary(&one),
+            "Plan: the only host could not be planned. Host with errors: a."
+        );
+        let some = plan(vec![
+            host("a", Ready),
+            host("b", Unreachable),
+            host("c", Ready),
+        ]);
+        assert_eq!(
+            summary(&some),
+            "Plan: no changes on the 2 hosts planned; 1 of 3 hosts could not be planned. Host unreachable: b."
+        );
+        assert_eq!(summary(&plan(vec![host("a", Ready)])), "Plan: no changes.");
+        assert!(
+            none.has_blockers() && some.has_blockers(),
+            "plan exits 1 then"
+        );
+    }
 }

@@ -2,7 +2,7 @@
 
 use super::{attribute_details, mode_text, Action, Change, ResourceKind};
 use crate::facts::{FileKind, HostFacts};
-use crate::ops::Op;
+use crate::ops::{Actor, Op};
 
 #[derive(Debug, Clone)]
 pub struct Directory {
@@ -10,6 +10,8 @@ pub struct Directory {
     pub owner: String,
     pub group: String,
     pub mode: u32,
+    /// Root, or the owner for a directory inside her own home.
+    pub actor: Actor,
 }
 
 impl Directory {
@@ -19,6 +21,7 @@ impl Directory {
             owner: self.owner.clone(),
             group: self.group.clone(),
             mode: self.mode,
+            actor: self.actor,
         };
         let mut c = match facts.files.get(&self.path) {
             None => {

@@ -4,7 +4,7 @@
 
 use super::{attribute_details, mode_text, Action, Change, ResourceKind, SecretState};
 use crate::facts::{FileKind, HostFacts};
-use crate::ops::Op;
+use crate::ops::{Actor, Op};
 use sha2::{Digest, Sha256};
 
 #[derive(Clone)]
@@ -18,6 +18,8 @@ pub struct File {
     pub secret: Option<String>,
     /// How a content change disturbs running work.
     pub disruption: Option<String>,
+    /// Root, or the owner for a file inside her own home.
+    pub actor: Actor,
 }
 
 impl std::fmt::Debug for File {
@@ -66,9 +68,12 @@ impl File {
                 true,
                 vec![format!("replaces a {:?}", cur.kind).to_lowercase()],
             ),
+            // An owner cannot chown a file someone else left in her directory, but she
+            // can replace it: rewrite it, as her.
             Some(cur) => (
                 Action::Update,
-                cur.sha256.as_deref() != Some(&desired_hash),
+                cur.sha256.as_deref() != Some(&desired_hash)
+                    || (self.actor == Actor::Owner && cur.owner != self.owner),
                 attribute_details(&self.owner, &self.group, self.mode, cur),
             ),
         };
@@ -85,11 +90,31 @@ impl File {
                 current: current_hash,
             });
         } else if content_differs {
-            let old = current.and_then(|f| f.content.clone());
-            match (std::str::from_utf8(&self.content), old, current) {
-                (Ok(new), Some(old), _) => c.diff = Some(unified(&old, new, &self.path)),
-                (Ok(new), None, None) => c.diff = Some(unified("", new, &self.path)),
-                _ => details.push(format!(
+            // What the host has, as text: exact, or (not UTF-8) decoded for display only.
+            let old = match current {
+                // Nothing, or a link or directory that the file replaces: all is new.
+                None => Some(String::new()),
+                Some(f) if f.kind != FileKind::File => Some(String::new()),
+                Some(f) => f.content.clone().or_else(|| {
+                    f.bytes
+                        .as_deref()
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                }),
+            };
+            match old {
+                Some(old) => {
+                    let new = String::from_utf8_lossy(&self.content);
+                    c.diff = Some(unified(&old, &new, &self.path));
+                    let exact =
+                        current.is_none_or(|f| f.content.is_some() || f.kind != FileKind::File);
+                    if !exact || std::str::from_utf8(&self.content).is_err() {
+                        details.push(
+                            "not UTF-8: the diff shows undecodable bytes as \u{fffd}; every byte outside the change is written back as it was"
+                                .to_string(),
+                        );
+                    }
+                }
+                None => details.push(format!(
                     "content {} (not shown: binary or large)",
                     fingerprint(&self.content)
                 )),
@@ -107,6 +132,7 @@ impl File {
                 group: self.group.clone(),
                 mode: self.mode,
                 content: self.content.clone(),
+                actor: self.actor,
             });
         } else {
             c.ops.push(Op::SetAttributes {
@@ -114,6 +140,7 @@ impl File {
                 owner: self.owner.clone(),
                 group: self.group.clone(),
                 mode: self.mode,
+                actor: self.actor,
             });
         }
         c.details = details;
@@ -147,6 +174,7 @@ mod tests {
                 size: content.len() as u64,
                 sha256: Some(format!("{:x}", Sha256::digest(content))),
                 content: std::str::from_utf8(content).ok().map(String::from),
+                bytes: Some(content.to_vec()),
             },
         );
         f
@@ -161,6 +189,7 @@ mod tests {
             content: content.to_vec(),
             secret: secret.then(|| "key".into()),
             disruption: None,
+            actor: Actor::Root,
         }
     }
 
@@ -176,6 +205,22 @@ mod tests {
         let c = file("/etc/x", b"a\n", false).diff(&facts).unwrap();
         assert_eq!(c.details, vec!["mode 0600 -> 0644"]);
         assert!(matches!(c.ops[0], Op::SetAttributes { .. }));
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_shown_decoded_and_said_so() {
+        let facts = facts_with("/etc/fstab", b"# caf\xe9\n/ ext4\n", 0o644);
+        let c = file(
+            "/etc/fstab",
+            b"# caf\xe9\n/ ext4\nh:/home /home nfs\n",
+            false,
+        )
+        .diff(&facts)
+        .unwrap();
+        let diff = c.diff.unwrap();
+        assert!(diff.contains("+h:/home /home nfs"), "{diff}");
+        assert!(diff.contains(" # caf\u{fffd}"), "{diff}");
+        assert!(c.details[0].starts_with("not UTF-8"), "{:?}", c.details);
     }
 
     #[test]

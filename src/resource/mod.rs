@@ -23,7 +23,7 @@ pub use user::UserAccount;
 
 use crate::facts::probe::ProbeRequest;
 use crate::facts::HostFacts;
-use crate::ops::Op;
+use crate::ops::{Actor, Op};
 use serde::Serialize;
 
 /// One thing closetctl manages on a host.
@@ -105,6 +105,21 @@ pub struct SecretState {
     pub matches: bool,
 }
 
+/// A secret a change needs that is not there yet. The plan shows it; apply refuses the
+/// change's step (and only that step) until the secret is in place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MissingSecret {
+    pub name: String,
+    /// Where to put it: `put it in `/root/ts.key` (mode 0600)`.
+    pub fix: String,
+}
+
+impl std::fmt::Display for MissingSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "secret `{}` is missing: {}", self.name, self.fix)
+    }
+}
+
 /// What must change for one resource.
 #[derive(Debug, Clone, Serialize)]
 pub struct Change {
@@ -122,6 +137,9 @@ pub struct Change {
     /// How the change disturbs running work: `none`, `reconfigure`, `restart`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disruption: Option<String>,
+    /// A secret the change needs that is missing: apply refuses this change's step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_secret: Option<MissingSecret>,
     /// What apply runs; never serialized (file content may be secret).
     #[serde(skip)]
     pub ops: Vec<Op>,
@@ -137,6 +155,7 @@ impl Change {
             diff: None,
             secret: None,
             disruption: None,
+            missing_secret: None,
             ops: Vec::new(),
         }
     }
@@ -184,6 +203,19 @@ impl Resource {
                 req.packages.insert(p.clone());
             }
             Resource::Group { .. } | Resource::User(_) => {}
+            // What an owner manages in her home, she is also the one to look at.
+            Resource::Directory(d) if d.actor == Actor::Owner => {
+                req.owned_files
+                    .entry((d.owner.clone(), d.group.clone()))
+                    .or_default()
+                    .insert(d.path.clone());
+            }
+            Resource::File(f) if f.actor == Actor::Owner => {
+                req.owned_files
+                    .entry((f.owner.clone(), f.group.clone()))
+                    .or_default()
+                    .insert(f.path.clone());
+            }
             Resource::Directory(d) => {
                 req.files.insert(d.path.clone());
             }

@@ -12,9 +12,9 @@
 //! the same shell command removes it whether `up` succeeded or not. Plans show only
 //! the key's fingerprint.
 
-use super::{fingerprint, Action, Change, ResourceKind};
+use super::{fingerprint, Action, Change, MissingSecret, ResourceKind};
 use crate::facts::HostFacts;
-use crate::ops::Op;
+use crate::ops::{Actor, Op};
 use crate::shell::quote;
 use serde::Deserialize;
 
@@ -56,8 +56,17 @@ pub struct TailscaleNode {
     pub ssh: bool,
     pub accept_routes: bool,
     pub advertise_routes: Vec<String>,
-    /// The auth key; `None` while only the probe is being built.
-    pub auth_key: Option<Vec<u8>>,
+    pub auth_key: AuthKey,
+}
+
+/// The auth key as the plan knows it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum AuthKey {
+    /// Only the probe is being built; no secrets were read.
+    NotLoaded,
+    Loaded(Vec<u8>),
+    /// Not there: the plan says where to put it and apply refuses the step.
+    Missing(MissingSecret),
 }
 
 /// Never shows the key.
@@ -71,9 +80,11 @@ impl std::fmt::Debug for TailscaleNode {
             self.ssh,
             self.accept_routes,
             self.advertise_routes.join(","),
-            self.auth_key
-                .as_ref()
-                .map_or("not loaded".to_string(), |k| format!("{} bytes", k.len()))
+            match &self.auth_key {
+                AuthKey::NotLoaded => "not loaded".to_string(),
+                AuthKey::Loaded(k) => format!("{} bytes", k.len()),
+                AuthKey::Missing(m) => format!("missing ({})", m.fix),
+            }
         )
     }
 }
@@ -306,7 +317,7 @@ impl TailscaleNode {
         details.push(format!("`{}`", self.up_text()));
         let mut c = Change::new(ResourceKind::Tailscale, &self.hostname, action);
         match &self.auth_key {
-            Some(key) => {
+            AuthKey::Loaded(key) => {
                 details.push(format!(
                     "auth key {SECRET_NAME} {} (copied for `up`, removed after)",
                     fingerprint(key)
@@ -317,6 +328,7 @@ impl TailscaleNode {
                     owner: "root".into(),
                     group: "root".into(),
                     mode: 0o700,
+                    actor: Actor::Root,
                 });
                 c.ops.push(Op::WriteFile {
                     path: KEY_PATH.into(),
@@ -324,10 +336,19 @@ impl TailscaleNode {
                     group: "root".into(),
                     mode: 0o600,
                     content: key.clone(),
+                    actor: Actor::Root,
                 });
                 c.ops.push(Op::Command(self.up_command()));
             }
-            None => {
+            AuthKey::Missing(missing) => {
+                details.push(format!("auth key missing: {} before apply", missing.fix));
+                c.missing_secret = Some(missing.clone());
+                // Apply refuses the step before it runs; should it run anyway, it fails here.
+                c.ops.push(Op::Command(format!(
+                    "echo 'closetctl: secret {SECRET_NAME} is missing' >&2; exit 1"
+                )));
+            }
+            AuthKey::NotLoaded => {
                 details.push(format!("no auth key loaded ({SECRET_NAME})"));
                 c.ops.push(Op::Command(format!("echo 'closetctl: no Tailscale auth key ({SECRET_NAME}) was loaded' >&2; exit 1")));
             }
@@ -408,7 +429,7 @@ mod tests {
             ssh: true,
             accept_routes: false,
             advertise_routes: Vec::new(),
-            auth_key: Some(KEY.to_vec()),
+            auth_key: AuthKey::Loaded(KEY.to_vec()),
         }
     }
 
@@ -511,6 +532,32 @@ mod tests {
                 "ssh off -> on"
             ]
         );
+    }
+
+    #[test]
+    fn a_missing_key_is_shown_with_its_fix_and_marks_the_change() {
+        let f = facts(Some(&status("NeedsLogin", "head", None)));
+        let mut n = node(&["tag:closet"]);
+        n.auth_key = AuthKey::Missing(MissingSecret {
+            name: SECRET_NAME.into(),
+            fix: "put it in `/root/ts.key` (mode 0600)".into(),
+        });
+        let c = n.diff(&f).unwrap();
+        assert_eq!(
+            c.details.last().unwrap(),
+            "auth key missing: put it in `/root/ts.key` (mode 0600) before apply"
+        );
+        assert_eq!(
+            c.missing_secret.as_ref().map(|m| m.to_string()).as_deref(),
+            Some("secret `tailscale.key` is missing: put it in `/root/ts.key` (mode 0600)")
+        );
+        assert!(
+            !c.ops.iter().any(|op| matches!(op, Op::WriteFile { .. })),
+            "no key file without a key: {:?}",
+            c.ops
+        );
+        let running = facts(Some(&status("Running", "head", Some(&["tag:closet"]))));
+        assert!(n.diff(&running).is_none(), "a converged node needs no key");
     }
 
     #[test]

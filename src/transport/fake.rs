@@ -73,6 +73,9 @@ pub struct FakeState {
     pub cut_after_ops: Option<usize>,
     /// Called (once) when the host is about to run one more op than the count.
     pub hook_after_ops: Option<(usize, FakeHook)>,
+    /// Every operation done as a home's owner fails (her quota is full, or her home
+    /// changed after the probe): what the plan cannot see.
+    pub owner_ops_fail: bool,
     /// A command that fails while `path` contains `needle`: `(command, path, needle)`.
     pub failing_command: Option<(String, String, String)>,
     /// Paths the running script restored (its `@@closetctl restored` lines).
@@ -146,6 +149,7 @@ impl FakeState {
             hang_after_ops: None,
             cut_after_ops: None,
             hook_after_ops: None,
+            owner_ops_fail: false,
             failing_command: None,
             restored: Vec::new(),
             hung: false,
@@ -677,19 +681,7 @@ fn probe(s: &mut FakeState, script: &str) -> RemoteOutput {
     let (mut small, mut hashed) = (Vec::new(), Vec::new());
     for p in var(script, "FILES") {
         if let Some(f) = s.files.get(&p) {
-            let kind = match f.kind {
-                FileKind::File if f.content.is_empty() => "regular empty file",
-                FileKind::File => "regular file",
-                FileKind::Directory => "directory",
-                FileKind::Symlink => "symbolic link",
-                FileKind::Other => "socket",
-            };
-            let size = if f.kind == FileKind::File {
-                f.content.len()
-            } else {
-                4096
-            };
-            let _ = writeln!(o, "{p}|{kind}|{:o}|{}|{}|{size}", f.mode, f.owner, f.group);
+            o.push_str(&stat_line(&p, f));
             if f.kind == FileKind::File {
                 if secrets.contains(&p) || f.content.len() > 65536 {
                     hashed.push(p)
@@ -759,11 +751,52 @@ fn probe(s: &mut FakeState, script: &str) -> RemoteOutput {
             );
         }
     }
+    // `owned OWNER GROUP PATH...`: stat and cat as the owner, answered base64-encoded.
+    for line in script.lines().filter(|l| l.starts_with("owned '")) {
+        let words = shlex::split(line).unwrap_or_default();
+        let (mut text, mut content) = (String::new(), Vec::<u8>::new());
+        for p in words.iter().skip(3) {
+            if let Some(f) = s.files.get(p) {
+                text.push_str(&stat_line(p, f));
+                if f.kind == FileKind::File && f.content.len() <= 65536 {
+                    content.extend(&f.content);
+                }
+            }
+        }
+        let mut raw = format!("{text}\n--\n").into_bytes();
+        raw.extend(content);
+        let _ = writeln!(
+            o,
+            "{MARKER} owned {}\n{}",
+            words[1],
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        );
+    }
     RemoteOutput {
         status: 0,
         stdout: o,
         stderr: String::new(),
     }
+}
+
+/// A line as `stat -c '%n|%F|%a|%U|%G|%s'` prints it (links are not followed).
+fn stat_line(path: &str, f: &FakeFile) -> String {
+    let kind = match f.kind {
+        FileKind::File if f.content.is_empty() => "regular empty file",
+        FileKind::File => "regular file",
+        FileKind::Directory => "directory",
+        FileKind::Symlink => "symbolic link",
+        FileKind::Other => "socket",
+    };
+    let size = if f.kind == FileKind::File {
+        f.content.len()
+    } else {
+        4096
+    };
+    format!(
+        "{path}|{kind}|{:o}|{}|{}|{size}\n",
+        f.mode, f.owner, f.group
+    )
 }
 
 fn apply(s: &mut FakeState, script: &str) -> (RemoteOutput, Stopped) {
@@ -851,6 +884,12 @@ fn apply(s: &mut FakeState, script: &str) -> (RemoteOutput, Stopped) {
         match result {
             Ok(()) => {
                 let _ = writeln!(out.stdout, "@@closetctl ok {n}");
+            }
+            // As cc_op: an owner's operation that fails is passed over.
+            Err(e) if words[2].starts_with("cc_owner_") => {
+                let _ = writeln!(out.stdout, "@@closetctl skipped {n}");
+                out.stderr.push_str(&e);
+                out.stderr.push('\n');
             }
             Err(e) => {
                 let _ = writeln!(out.stdout, "@@closetctl failed {n}");
@@ -997,6 +1036,7 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
         }
         "cc_dir" => {
             owner_exists(s, &a[1], &a[2])?;
+            root_may_work_on(s, &a[0], true)?;
             s.files.insert(
                 a[0].clone(),
                 FakeFile {
@@ -1010,6 +1050,7 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
         }
         "cc_write" => {
             owner_exists(s, &a[1], &a[2])?;
+            root_may_work_on(s, &a[0], false)?;
             let content = base64::engine::general_purpose::STANDARD
                 .decode(&a[4])
                 .map_err(|e| e.to_string())?;
@@ -1029,7 +1070,7 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
                         absent,
                         FakeFile {
                             kind: FileKind::File,
-                            mode: 0o644,
+                            mode: 0o600,
                             owner: "root".into(),
                             group: "root".into(),
                             content: Vec::new(),
@@ -1050,6 +1091,7 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
         }
         "cc_attr" => {
             owner_exists(s, &a[1], &a[2])?;
+            root_may_work_on(s, &a[0], true)?;
             let m = mode(&a[3])?;
             let f = s
                 .files
@@ -1098,6 +1140,10 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
             u.active = "active".into();
             u.main_pid = pid;
         }
+        "cc_owner_dir" | "cc_owner_write" | "cc_owner_attr" => {
+            owner_exists(s, &a[1], &a[2])?;
+            owner_works_on(s, func, a)?;
+        }
         "cc_command" => run_command(s, &a[0])?,
         "cc_activate" => {
             let cmd = &a[0];
@@ -1121,6 +1167,105 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
             }
         }
         other => return Err(format!("fake host: unknown operation {other}")),
+    }
+    Ok(())
+}
+
+/// A person's account (Debian's 1000–59999, and nobody): root never works under a
+/// directory such an account can change, as `cc_safe` in the prelude.
+fn is_person(uid: u32) -> bool {
+    uid >= 1000 && !(60000..65534).contains(&uid)
+}
+
+/// As the prelude's `cc_safe` (and `cc_nolink` when `no_link`): every directory above
+/// `path` is a real directory no person owns and only its owner can write, and `path`
+/// itself is not a link (a write replaces a link rather than following it).
+fn root_may_work_on(s: &FakeState, path: &str, no_link: bool) -> Result<(), String> {
+    let mut dir = path;
+    while let Some(i) = dir.rfind('/') {
+        dir = &dir[..i];
+        if dir.is_empty() {
+            break;
+        }
+        let Some(f) = s.files.get(dir) else { continue };
+        let person = s.users.get(&f.owner).is_some_and(|u| is_person(u.uid));
+        if f.kind != FileKind::Directory || person || f.mode & 0o022 != 0 {
+            return Err(format!(
+                "closetctl: refusing to work as root under {dir}: it is a {:?} owned by {}",
+                f.kind, f.owner
+            ));
+        }
+    }
+    if no_link
+        && s.files
+            .get(path)
+            .is_some_and(|f| f.kind == FileKind::Symlink)
+    {
+        return Err(format!("closetctl: refusing {path}: it is a symbolic link"));
+    }
+    Ok(())
+}
+
+/// `cc_owner_dir|write|attr PATH OWNER GROUP MODE [DATA]`, as the owner would: never
+/// through a link, and only in a directory she owns (the kernel's check, simplified).
+fn owner_works_on(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
+    let (path, owner, group) = (&a[0], &a[1], &a[2]);
+    if s.owner_ops_fail {
+        return Err(format!("{path}: Disk quota exceeded"));
+    }
+    let mode = u32::from_str_radix(&a[3], 8).map_err(|e| e.to_string())?;
+    let parent = path.rsplit_once('/').map_or("/", |(p, _)| p);
+    let is_link = |p: &str| s.files.get(p).is_some_and(|f| f.kind == FileKind::Symlink);
+    if func == "cc_owner_write" && is_link(parent) {
+        return Err(format!(
+            "closetctl: refusing to write {path}: {parent} is a symbolic link"
+        ));
+    }
+    if func != "cc_owner_write" && is_link(path) {
+        return Err(format!("closetctl: refusing {path}: it is a symbolic link"));
+    }
+    let denied = || format!("{path}: Permission denied");
+    match s.files.get(parent) {
+        Some(d) if d.kind == FileKind::Directory && &d.owner == owner => {}
+        _ => return Err(denied()),
+    }
+    match func {
+        "cc_owner_attr" => {
+            let f = s.files.get_mut(path.as_str()).ok_or_else(denied)?;
+            if &f.owner != owner {
+                return Err(denied());
+            }
+            (f.group, f.mode) = (group.clone(), mode);
+        }
+        "cc_owner_dir"
+            if s.files
+                .get(path.as_str())
+                .is_some_and(|f| f.kind != FileKind::Directory) =>
+        {
+            return Err(format!(
+                "mkdir: cannot create directory '{path}': File exists"
+            ));
+        }
+        _ => {
+            let (kind, content) = if func == "cc_owner_dir" {
+                (FileKind::Directory, Vec::new())
+            } else {
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(&a[4])
+                    .map_err(|e| e.to_string())?;
+                (FileKind::File, data)
+            };
+            s.files.insert(
+                path.clone(),
+                FakeFile {
+                    kind,
+                    mode,
+                    owner: owner.clone(),
+                    group: group.clone(),
+                    content,
+                },
+            );
+        }
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
+#!/usr/bin/env bash
 # vm-test/scenarios/50-tailscale.sh: Tailscale enrollment against the guests' stand-in
-# CLI (/usr/bin/tailscale, see vm-test/README.md). The first apply runs `tailscale up`
+# CLI (/usr/bin/tailscale, see docs/vm-test.md). The first apply runs `tailscale up`
 # with the declared flags and the auth key as `--auth-key=file:PATH` (the path is in the
 # stand-in's argv log, the key is not, and the key file is gone afterwards); the next
 # plan is empty; other tags give a plan that re-runs `up` with the full flag set.
