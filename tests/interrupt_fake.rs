@@ -395,6 +395,18 @@ async fn a_hung_step_times_out_names_what_ran_and_is_ended_on_its_host() {
     );
     assert!(started.elapsed() >= std::time::Duration::from_secs(60));
     assert!(journal(&fake, "node1").contains(&"end-step users".to_string()));
+    // While it waited, every lock it held was refreshed (every 20 s).
+    for h in ["head", "node1"] {
+        let refreshes = fake
+            .host(h)
+            .scripts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.starts_with("# closetctl lock: refresh "))
+            .count();
+        assert!(refreshes >= 2, "{h}: {refreshes} refreshes in 60 s");
+    }
     assert!(
         !journal(&fake, "node1").iter().any(|l| l.contains("munge")),
         "no later step on node1"
