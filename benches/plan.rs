@@ -4,13 +4,13 @@
 //! Run with `cargo bench --bench plan`. The converged facts are built from the desired
 //! state itself, and checked to plan as "no changes" before anything is timed.
 
-use closetctl::desired::{host_steps, Inputs, Secrets};
-use closetctl::facts::{
+use closetctl_core::desired::{host_steps, Inputs, Secrets};
+use closetctl_core::facts::{
     ClusterFacts, FileKind, FileState, GroupEntry, HostFacts, PackageState, PasswdEntry, UnitState,
 };
-use closetctl::inventory::Inventory;
-use closetctl::playbook::Playbooks;
-use closetctl::resource::Resource;
+use closetctl_core::inventory::Inventory;
+use closetctl_core::playbook::Playbooks;
+use closetctl_core::resource::Resource;
 use sha2::{Digest, Sha256};
 use std::hint::black_box;
 use std::path::Path;
@@ -226,7 +226,7 @@ fn main() {
     }
 
     // Sanity: the converged half plans nothing, the fresh half plans every account.
-    let plan = closetctl::plan::plan(&inputs, &facts, &[]);
+    let plan = closetctl_core::plan::plan(&inputs, &facts, &[]);
     assert_eq!(plan.hosts.len(), HOSTS);
     let changed = plan.hosts.iter().filter(|h| h.change_count() > 0).count();
     assert_eq!(changed, HOSTS / 2, "converged facts must plan no changes");
@@ -239,7 +239,7 @@ fn main() {
         || (times.len() < MAX_ITERATIONS && timing.elapsed().as_secs_f64() < BUDGET_SECS)
     {
         let t = Instant::now();
-        let plan = closetctl::plan::plan(black_box(&inputs), black_box(&facts), &[]);
+        let plan = closetctl_core::plan::plan(black_box(&inputs), black_box(&facts), &[]);
         black_box(&plan);
         times.push(t.elapsed().as_secs_f64());
     }
@@ -260,7 +260,8 @@ fn main() {
     black_box(host_steps(&inputs, one, &own).unwrap());
     let steps_own_ms = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
-    let rendered = closetctl::plan::render::text(&plan, closetctl::plan::render::Style::plain());
+    let rendered =
+        closetctl_core::plan::render::text(&plan, closetctl_core::plan::render::Style::plain());
     let render_ms = t.elapsed().as_secs_f64() * 1e3;
     println!(
         "plan: {HOSTS} hosts x {USERS} users + {GROUPS} groups ({} fresh with {per_fresh_host} changes each, {} converged)",

@@ -1,31 +1,19 @@
 //! closetctl: one inventory file turns a few GPU machines in a closet into one cluster.
 //!
-//! The layers, from the outside in:
-//! - [`command`]: one file per subcommand; parses flags, loads, reports, exits.
-//! - [`engine`]: gathers facts (one probe per host, all at once) and carries out plans;
-//!   emits events, never prints.
-//! - [`plan`] over [`desired`], [`resource`] and [`modules`]: the pure core, inventory +
-//!   playbooks + secrets + facts in, plan out, no I/O.
-//! - [`transport`]: SSH for real hosts, a fake for tests.
+//! The crates, from the outside in:
+//! - this one, the command line: [`command`] has one file per subcommand (flags,
+//!   loading, output, exit codes) and [`report`] draws apply's progress;
+//! - `closetctl-exec`: the transport (SSH), the engine that gathers facts and carries
+//!   out plans (it emits events and never prints), interruption and verification;
+//! - `closetctl-core`: the pure core, inventory + playbooks + secrets + facts in, plan
+//!   out, with no I/O the compiler would let through;
+//! - `closetctl-testkit`: the fake closet the tests run against.
 
-pub mod check;
+// The other crates' modules under their own names, so `crate::plan` reads the same here.
+pub(crate) use closetctl_core::{
+    check, desired, facts, inventory, lock, modules, plan, playbook, resource, secrets,
+};
+pub(crate) use closetctl_exec::{engine, interrupt, transport, verify};
+
 pub mod command;
-pub mod context;
-pub mod desired;
-pub mod engine;
-pub mod facts;
-pub mod gpu;
-pub mod interrupt;
-pub mod inventory;
-pub mod journal;
-pub mod lock;
-pub mod modules;
-pub mod ops;
-pub mod plan;
-pub mod playbook;
 pub mod report;
-pub mod resource;
-pub mod secrets;
-pub mod shell;
-pub mod transport;
-pub mod verify;

@@ -5,10 +5,10 @@
 
 use base64::Engine as _;
 use closetctl::command::{apply_with, plan_with, ApplyOptions, Loaded};
-use closetctl::plan::render::{self, Style};
-use closetctl::plan::{HostStatus, Plan};
 use closetctl::report::Reporter;
-use closetctl::transport::fake::FakeCluster;
+use closetctl_core::plan::render::{self, Style};
+use closetctl_core::plan::{HostStatus, Plan};
+use closetctl_testkit::fake::FakeCluster;
 use std::sync::Arc;
 
 const INVENTORY: &str = r#"[cluster]

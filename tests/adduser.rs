@@ -2,8 +2,8 @@
 //! and a name, UID or group that does not fit is refused before anything is written.
 
 use assert_cmd::Command;
-use closetctl::inventory::edit::{add_user, NewUser};
-use closetctl::inventory::Inventory;
+use closetctl_core::inventory::edit::{add_user, NewUser};
+use closetctl_core::inventory::Inventory;
 use std::io::BufRead;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;

@@ -6,11 +6,11 @@
 
 use assert_cmd::Command;
 use closetctl::command::{apply_with, plan::exit_code, plan_with, ApplyOptions, Loaded};
-use closetctl::engine::HostOutcome;
-use closetctl::plan::render::{self, Style};
-use closetctl::plan::Plan;
 use closetctl::report::Reporter;
-use closetctl::transport::fake::FakeCluster;
+use closetctl_core::plan::render::{self, Style};
+use closetctl_core::plan::Plan;
+use closetctl_exec::engine::HostOutcome;
+use closetctl_testkit::fake::FakeCluster;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 

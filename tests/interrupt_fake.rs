@@ -6,13 +6,13 @@
 
 use closetctl::command::unlock::{unlock_with, Outcome};
 use closetctl::command::{apply_with, plan_with, ApplyOptions, Loaded};
-use closetctl::engine::HostOutcome;
-use closetctl::interrupt::Stop;
-use closetctl::lock::Owner;
-use closetctl::plan::render::{self, Style};
-use closetctl::plan::{HostStatus, Plan};
 use closetctl::report::Reporter;
-use closetctl::transport::fake::{FakeCluster, FakeHook};
+use closetctl_core::lock::Owner;
+use closetctl_core::plan::render::{self, Style};
+use closetctl_core::plan::{HostStatus, Plan};
+use closetctl_exec::engine::HostOutcome;
+use closetctl_exec::interrupt::Stop;
+use closetctl_testkit::fake::{FakeCluster, FakeHook};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -87,7 +87,7 @@ fn text(plan: &Plan) -> String {
     render::text(plan, Style::plain())
 }
 
-fn host<'p>(plan: &'p Plan, name: &str) -> &'p closetctl::plan::HostPlan {
+fn host<'p>(plan: &'p Plan, name: &str) -> &'p closetctl_core::plan::HostPlan {
     plan.hosts.iter().find(|h| h.host == name).unwrap()
 }
 
@@ -106,7 +106,7 @@ fn dead_pid() -> u32 {
 
 /// This machine's closetctl whose process is gone (a killed apply).
 fn killed_owner() -> Owner {
-    let mut o = Owner::current();
+    let mut o = closetctl_exec::local::current_owner();
     o.pid = dead_pid();
     o.user = "alice".into();
     o
@@ -218,7 +218,7 @@ async fn a_live_holder_is_never_broken() {
     let loaded = closet.load();
     let fake = cluster();
     // This very process holds it: alive.
-    take_locks_and_vanish(&fake, &loaded, Owner::current()).await;
+    take_locks_and_vanish(&fake, &loaded, closetctl_exec::local::current_owner()).await;
     let p = plan(&fake, &loaded).await;
     let node1 = host(&p, "node1");
     assert_eq!(node1.status, HostStatus::Locked);
@@ -639,7 +639,10 @@ async fn a_munge_key_written_before_the_link_dropped_is_restarted_by_the_next_ap
     let paid = fake
         .host("node1")
         .with(|s| s.handlers_paid[before_restart..].to_vec());
-    assert_eq!(paid, [closetctl::journal::id("munge", "restart munged")]);
+    assert_eq!(
+        paid,
+        [closetctl_core::journal::id("munge", "restart munged")]
+    );
     assert!(!plan(&fake, &loaded).await.has_changes());
 }
 

@@ -7,11 +7,11 @@
 
 use closetctl::command::unlock::{unlock_with, Outcome};
 use closetctl::command::{apply_with, plan_with, ApplyOptions, Loaded};
-use closetctl::lock::Owner;
-use closetctl::plan::render::{self, Style};
-use closetctl::plan::{HostStatus, Plan};
 use closetctl::report::Reporter;
-use closetctl::transport::fake::FakeCluster;
+use closetctl_core::lock::Owner;
+use closetctl_core::plan::render::{self, Style};
+use closetctl_core::plan::{HostStatus, Plan};
+use closetctl_testkit::fake::FakeCluster;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -62,7 +62,7 @@ fn killed_owner() -> Owner {
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let pid = child.id();
     child.wait().unwrap();
-    let mut o = Owner::current();
+    let mut o = closetctl_exec::local::current_owner();
     o.pid = pid;
     o
 }
@@ -102,7 +102,7 @@ fn handler_ids(plan: &Plan) -> BTreeMap<String, Vec<String>> {
                 .flat_map(|s| {
                     s.handlers
                         .iter()
-                        .map(|x| closetctl::journal::id(&s.name, &x.name))
+                        .map(|x| closetctl_core::journal::id(&s.name, &x.name))
                 })
                 .collect();
             ids.sort();
@@ -151,12 +151,15 @@ async fn killed_after_any_op_the_next_apply_converges_and_runs_each_handler_once
     );
     for host in HOSTS {
         assert!(
-            expected[host].contains(&closetctl::journal::id("munge", "restart munged")),
+            expected[host].contains(&closetctl_core::journal::id("munge", "restart munged")),
             "{host}"
         );
     }
-    assert!(expected["node1"].contains(&closetctl::journal::id("slurm-compute", "restart slurmd")));
-    assert!(expected["head"].contains(&closetctl::journal::id("nfs-server", "re-export")));
+    assert!(expected["node1"].contains(&closetctl_core::journal::id(
+        "slurm-compute",
+        "restart slurmd"
+    )));
+    assert!(expected["head"].contains(&closetctl_core::journal::id("nfs-server", "re-export")));
     // Which step and op each index of a host is, for the table.
     let mut ops_of: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
     for host in HOSTS {

@@ -1,7 +1,7 @@
 //! Bad inventories: each one must be refused with the exact problem text, pointing at
 //! `file:line:column` and naming the offending value, before any host is contacted.
 
-use closetctl::inventory::{Inventory, Role};
+use closetctl_core::inventory::{Inventory, Role};
 use std::path::Path;
 
 /// A valid head of an inventory (7 lines) that each case extends.
@@ -168,7 +168,7 @@ fn role_listed_twice() {
 #[test]
 fn unknown_gpu_model() {
     let text = with("gpus = { model = \"gtx-480\", count = 2 }\n");
-    let known = closetctl::gpu::model_keys().join(", ");
+    let known = closetctl_core::gpu::model_keys().join(", ");
     assert!(known.contains("a100-sxm4-80gb"), "{known}");
     let expected = format!("8:18: host `head`: unknown GPU model `gtx-480` (known: {known})");
     assert_eq!(error(&text), expect(&[&expected]));
@@ -698,7 +698,7 @@ fn decay_half_life_cannot_inject_a_slurm_conf_line() {
 
 #[test]
 fn slurm_times() {
-    use closetctl::inventory::is_slurm_time;
+    use closetctl_core::inventory::is_slurm_time;
     for ok in [
         "7-0",
         "14-0",

@@ -8,12 +8,12 @@
 
 use base64::Engine as _;
 use closetctl::command::{apply_with, plan_with, ApplyOptions, Loaded};
-use closetctl::engine::HostOutcome;
-use closetctl::facts::{FileKind, GroupEntry, PasswdEntry};
-use closetctl::plan::render::{self, Style};
-use closetctl::plan::{HostStatus, Plan};
 use closetctl::report::Reporter;
-use closetctl::transport::fake::{FakeCluster, FakeFile};
+use closetctl_core::facts::{FileKind, GroupEntry, PasswdEntry};
+use closetctl_core::plan::render::{self, Style};
+use closetctl_core::plan::{HostStatus, Plan};
+use closetctl_exec::engine::HostOutcome;
+use closetctl_testkit::fake::{FakeCluster, FakeFile};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -731,10 +731,10 @@ async fn secrets_never_reach_the_plan() {
     let p = plan(&fake, &loaded, &[]).await;
     let json = render::json(&p);
     let t = text(&p);
-    let fingerprint = closetctl::resource::fingerprint(&key);
+    let fingerprint = closetctl_core::resource::fingerprint(&key);
     assert!(fingerprint.starts_with("sha256:") && fingerprint.len() == 23);
     assert!(t.contains(&format!("    + file /etc/lab/munge.key: root:root 0400 [secret munge.key: {fingerprint} differs; host has absent]\n")), "{t}");
-    let old = closetctl::resource::fingerprint(b"an old key");
+    let old = closetctl_core::resource::fingerprint(b"an old key");
     assert!(t.contains(&format!("    ~ file /etc/lab/munge.key [secret munge.key: {fingerprint} differs; host has {old}]\n")), "{t}");
     assert!(
         json.contains(&format!("\"desired\": \"{fingerprint}\"")),
@@ -830,10 +830,10 @@ async fn a_new_file_that_breaks_a_running_service_is_removed_again() {
     let fake = cluster();
     for host in HOSTS {
         fake.host(host).with(|s| {
-            closetctl::transport::fake::preinstall(s, &["munge"]);
+            closetctl_testkit::fake::preinstall(s, &["munge"]);
             s.units.insert(
                 "munge.service".into(),
-                closetctl::facts::UnitState {
+                closetctl_core::facts::UnitState {
                     load: "loaded".into(),
                     active: "active".into(),
                     enabled: "enabled".into(),
@@ -996,7 +996,7 @@ async fn an_fstab_is_edited_byte_for_byte_or_not_at_all() {
         .ops
         .iter()
         .find_map(|op| match op {
-            closetctl::ops::Op::WriteFile { content, .. } => Some(content.clone()),
+            closetctl_core::ops::Op::WriteFile { content, .. } => Some(content.clone()),
             _ => None,
         })
         .unwrap();

@@ -3,8 +3,8 @@
 
 use assert_cmd::Command;
 use closetctl::command::{plan_with, Loaded};
-use closetctl::plan::render::{text, Style};
-use closetctl::transport::fake::FakeCluster;
+use closetctl_core::plan::render::{text, Style};
+use closetctl_testkit::fake::FakeCluster;
 use std::sync::Arc;
 
 const OVER: &str = r#"

@@ -2,12 +2,12 @@
 //! slurm.conf (node lines from live hardware, GRES from nvidia-smi), gres.conf with
 //! explicit device files, cgroup.conf; the GPU mismatch conflict; disruption labels.
 
-use closetctl::desired::{host_steps, Inputs, Secrets};
-use closetctl::facts::{ClusterFacts, CpuTopology, Gpu, HostFacts};
-use closetctl::inventory::Inventory;
-use closetctl::modules::{self, slurm};
-use closetctl::playbook::Playbooks;
-use closetctl::resource::Resource;
+use closetctl_core::desired::{host_steps, Inputs, Secrets};
+use closetctl_core::facts::{ClusterFacts, CpuTopology, Gpu, HostFacts};
+use closetctl_core::inventory::Inventory;
+use closetctl_core::modules::{self, slurm};
+use closetctl_core::playbook::Playbooks;
+use closetctl_core::resource::Resource;
 use std::path::Path;
 
 fn gpus(name: &str, n: u32, mem: u64, watts: f64) -> Vec<Gpu> {
@@ -160,8 +160,8 @@ fn an_unreachable_node_keeps_its_current_line_or_is_left_out() {
     let mut head = facts.hosts["head"].clone();
     head.files.insert(
         slurm::SLURM_CONF.into(),
-        closetctl::facts::FileState {
-            kind: closetctl::facts::FileKind::File,
+        closetctl_core::facts::FileState {
+            kind: closetctl_core::facts::FileKind::File,
             mode: 0o644,
             owner: "root".into(),
             group: "root".into(),

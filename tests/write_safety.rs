@@ -9,7 +9,7 @@
 //! fsync). These need root, as apply has on a host and CI has here; elsewhere each test
 //! says it was skipped.
 
-use closetctl::ops::{self, Actor, Op};
+use closetctl_core::ops::{self, Actor, Op};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -594,8 +594,8 @@ fn a_restore_replaces_a_link_at_the_target_instead_of_writing_through_it() {
 
 #[test]
 fn the_probe_looks_at_files_in_a_home_as_their_owner() {
-    use closetctl::facts::probe::{self, ProbeRequest};
-    use closetctl::facts::FileKind;
+    use closetctl_core::facts::probe::{self, ProbeRequest};
+    use closetctl_core::facts::FileKind;
     let Some(s) = Scratch::new("probe-as-owner") else {
         return;
     };

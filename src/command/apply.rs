@@ -100,7 +100,7 @@ where
     let owner = options
         .owner
         .clone()
-        .unwrap_or_else(crate::lock::Owner::current);
+        .unwrap_or_else(closetctl_exec::local::current_owner);
     let run = owner.run.clone();
     let stop = &options.stop;
     // Until the probes answer, any selected host may hold this run's lock.

@@ -555,7 +555,7 @@ fn uids_text(u: &check::uids::UidsReport, style: Style) -> String {
 mod tests {
     use super::*;
     use crate::facts::{Gpu, PasswdEntry};
-    use crate::transport::fake::FakeCluster;
+    use closetctl_testkit::fake::FakeCluster;
     use std::path::Path;
 
     fn inventory() -> Inventory {

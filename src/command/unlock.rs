@@ -148,7 +148,7 @@ async fn inspect<C: Connector + 'static>(
                         None => Found::Free,
                         Some(held) => {
                             let holder = held.describe();
-                            match lock::verdict(&held, now, &lock::LocalMachine) {
+                            match lock::verdict(&held, now, &closetctl_exec::local::LocalMachine) {
                                 Verdict::Live(why) => Found::Live { holder, why },
                                 Verdict::Stale(why) => Found::Stale {
                                     holder,

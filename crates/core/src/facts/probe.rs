@@ -580,8 +580,10 @@ mod tests {
 
     #[test]
     fn request_values_are_quoted_in_the_script() {
-        let mut owner = crate::lock::Owner::current();
-        owner.user = "o'brien".into();
+        let owner = crate::lock::Owner::parse(
+            "user=o'brien machine=laptop pid=4242 run=3f9a0c1d started=0",
+        )
+        .unwrap();
         let req = ProbeRequest {
             packages: ["munge".to_string(), "slurmd".to_string()].into(),
             lock: Some(owner),

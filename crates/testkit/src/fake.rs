@@ -7,11 +7,11 @@
 //! apply lock, and failures on demand (an unreachable host, a unit that will not start
 //! with a given file content).
 
-use super::{Connector, RemoteOutput, Transport, TransportError};
 use crate::facts::probe::MARKER;
 use crate::facts::{CpuTopology, FileKind, Gpu, GroupEntry, OsRelease, PasswdEntry, UnitState};
 use crate::inventory::Host;
 use base64::Engine as _;
+use closetctl_exec::transport::{Connector, RemoteOutput, Transport, TransportError};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -524,7 +524,7 @@ fn take_lock(s: &mut FakeState, run: &str, holder: &str) -> bool {
     true
 }
 
-/// The lock section's answer, as [`crate::lock::SECTION`] prints it.
+/// The lock section's answer, as [`closetctl_core::lock::SECTION`] prints it.
 fn lock_section(s: &mut FakeState, run: &str, holder: &str, o: &mut String) {
     let _ = writeln!(o, "{MARKER} lock");
     if !run.is_empty() && take_lock(s, run, holder) {

@@ -130,7 +130,7 @@ where
                     held.verdict = Some(lock::verdict(
                         held,
                         host_facts.time.epoch,
-                        &lock::LocalMachine,
+                        &crate::local::LocalMachine,
                     ));
                 }
                 emit(
@@ -782,37 +782,4 @@ pub async fn unlock<T: Transport>(
         }
     }
     failed
-}
-
-/// `2026-11-29T23:40:00Z` from epoch seconds (civil-from-days, no time zone data needed).
-pub fn utc_timestamp(epoch: i64) -> String {
-    let days = epoch.div_euclid(86400);
-    let secs = epoch.rem_euclid(86400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_are_utc_calendar_dates() {
-        assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00Z");
-        assert_eq!(utc_timestamp(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(utc_timestamp(1_795_995_000), "2026-11-29T23:30:00Z");
-    }
 }

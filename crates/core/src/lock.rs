@@ -50,27 +50,6 @@ pub struct Owner {
 }
 
 impl Owner {
-    /// The running closetctl, with a fresh run id.
-    pub fn current() -> Owner {
-        let machine = read_trimmed("/proc/sys/kernel/hostname").unwrap_or_else(|| "unknown".into());
-        let user = std::env::var("SUDO_USER")
-            .or_else(|_| std::env::var("USER"))
-            .unwrap_or_else(|_| "root".into());
-        let pid = std::process::id();
-        Owner {
-            user: word(&user),
-            machine: word(&machine),
-            machine_id: LocalMachine.machine_id().unwrap_or_default(),
-            boot_id: LocalMachine.boot_id().unwrap_or_default(),
-            pid,
-            pid_start: LocalMachine.process_start(pid).unwrap_or(0),
-            run: new_run_id(),
-            started: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64),
-        }
-    }
-
     /// The one line written into the lock.
     pub fn line(&self) -> String {
         format!(
@@ -114,9 +93,30 @@ impl Owner {
             self.machine,
             self.pid,
             short_run(&self.run),
-            crate::engine::utc_timestamp(self.started)
+            utc_timestamp(self.started)
         )
     }
+}
+
+/// `2026-11-29T23:40:00Z` from epoch seconds (civil-from-days, no time zone data needed).
+pub fn utc_timestamp(epoch: i64) -> String {
+    let days = epoch.div_euclid(86400);
+    let secs = epoch.rem_euclid(86400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 /// The first 8 characters of a run id, for people.
@@ -125,7 +125,7 @@ pub fn short_run(run: &str) -> &str {
 }
 
 /// A value as one word with no `=` confusion: whitespace becomes `_`.
-fn word(s: &str) -> String {
+pub fn word(s: &str) -> String {
     let w: String = s
         .chars()
         .map(|c| if c.is_whitespace() { '_' } else { c })
@@ -135,13 +135,6 @@ fn word(s: &str) -> String {
     } else {
         w
     }
-}
-
-fn read_trimmed(path: &str) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
 }
 
 /// 16 random hex digits.
@@ -202,22 +195,6 @@ pub trait Machine {
     fn boot_id(&self) -> Option<String>;
     /// Start time (clock ticks since boot) of a running process, `None` if there is none.
     fn process_start(&self, pid: u32) -> Option<u64>;
-}
-
-/// This machine, read from `/etc/machine-id` and `/proc`.
-pub struct LocalMachine;
-
-impl Machine for LocalMachine {
-    fn machine_id(&self) -> Option<String> {
-        read_trimmed("/etc/machine-id").or_else(|| read_trimmed("/var/lib/dbus/machine-id"))
-    }
-    fn boot_id(&self) -> Option<String> {
-        read_trimmed("/proc/sys/kernel/random/boot_id")
-    }
-    fn process_start(&self, pid: u32) -> Option<u64> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        stat_start_time(&stat)
-    }
 }
 
 /// Field 22 (starttime) of a `/proc/PID/stat` line; the command name may hold spaces.
@@ -474,6 +451,13 @@ pub fn answer(stdout: &str) -> Option<&str> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn timestamps_are_utc_calendar_dates() {
+        assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_timestamp(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc_timestamp(1_795_995_000), "2026-11-29T23:30:00Z");
+    }
+
     struct Here {
         id: &'static str,
         boot: &'static str,
@@ -615,8 +599,6 @@ mod tests {
     fn start_time_is_field_22_even_with_spaces_in_the_name() {
         let stat = "4242 (tokio (worker) 1) S 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 4 0 777 1000 10";
         assert_eq!(stat_start_time(stat), Some(777));
-        let me = std::process::id();
-        assert!(LocalMachine.process_start(me).is_some());
     }
 
     fn sh(script: &str) -> (i32, String) {

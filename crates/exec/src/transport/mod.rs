@@ -1,8 +1,7 @@
 //! Transport: how a script reaches a host. One narrow trait, run a POSIX `sh` script
 //! (sent on stdin, as root) and get its exit status and output, with an SSH
-//! implementation for real hosts and an in-memory fake for tests.
+//! implementation for real hosts (the fake for tests is in closetctl-testkit).
 
-pub mod fake;
 pub mod ssh;
 
 use crate::inventory::Host;
