@@ -1,8 +1,8 @@
 //! NFS files rendered from `inventory.example.toml`: the server's exports, and the
 //! clients' fstab block, which leaves foreign lines and comments exactly as they were.
 
+use closetctl_core::concerns::nfs;
 use closetctl_core::inventory::Inventory;
-use closetctl_core::modules::nfs;
 use std::path::Path;
 
 fn example() -> Inventory {

@@ -2,8 +2,8 @@
 //! `systemd-escape --path` names them, IPv6 servers in brackets in fstab, and
 //! `read_only` kept when an export gives its own options.
 
+use closetctl_core::concerns::nfs;
 use closetctl_core::inventory::Inventory;
-use closetctl_core::modules::nfs;
 use std::path::Path;
 
 /// Mount points and the unit names systemd 252 (Debian 12) gives them.

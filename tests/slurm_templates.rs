@@ -2,10 +2,10 @@
 //! slurm.conf (node lines from live hardware, GRES from nvidia-smi), gres.conf with
 //! explicit device files, cgroup.conf; the GPU mismatch conflict; disruption labels.
 
+use closetctl_core::concerns::{self, slurm};
 use closetctl_core::desired::{host_steps, Inputs, Secrets};
 use closetctl_core::facts::{ClusterFacts, CpuTopology, Gpu, HostFacts};
 use closetctl_core::inventory::Inventory;
-use closetctl_core::modules::{self, slurm};
 use closetctl_core::playbook::Playbooks;
 use closetctl_core::resource::Resource;
 use std::path::Path;
@@ -129,7 +129,7 @@ fn a_host_reporting_fewer_gpus_than_declared_is_a_conflict() {
     let (inventory, mut facts) = fixture();
     facts.hosts.get_mut("gpu1").unwrap().gpus.truncate(2);
     let gpu1 = inventory.host("gpu1").unwrap();
-    let conflicts = modules::conflicts(&inventory, gpu1, &facts.hosts["gpu1"]);
+    let conflicts = concerns::conflicts(&inventory, gpu1, &facts.hosts["gpu1"]);
     assert_eq!(
         conflicts,
         vec!["the inventory declares 4 × a100-sxm4-80gb but the host reports 2 × NVIDIA A100-SXM4-80GB; a node configured with GPUs it lacks would drain, so fix `gpus` in the inventory"]
@@ -143,7 +143,7 @@ fn a_host_reporting_fewer_gpus_than_declared_is_a_conflict() {
         "{ctx:?}"
     );
     let gpu2 = inventory.host("gpu2").unwrap();
-    assert!(modules::conflicts(&inventory, gpu2, &facts.hosts["gpu2"]).is_empty());
+    assert!(concerns::conflicts(&inventory, gpu2, &facts.hosts["gpu2"]).is_empty());
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! The tailnet policy rendered from `inventory.example.toml` (pure: no host and no API
 //! is contacted), the notes it comes with, and the check of what the cluster needs.
 
+use closetctl_core::concerns::tailscale::{check, parse, policy, render};
 use closetctl_core::inventory::Inventory;
-use closetctl_core::modules::tailscale::{check, parse, policy, render};
 use std::path::Path;
 
 fn example() -> Inventory {

@@ -190,7 +190,7 @@ where
                 .collect(),
         };
         verification.extend(verify::munge(&loaded.inventory, &checked).await);
-        if let Some(ctx) = crate::modules::slurm::context(&loaded.inventory, &after_facts)
+        if let Some(ctx) = crate::concerns::slurm::context(&loaded.inventory, &after_facts)
             .filter(|ctx| good.contains(ctx.controller.as_str()))
         {
             verification

@@ -7,11 +7,11 @@
 //! own, next to Slurm: the command says so every time.
 
 use super::{CliError, InventoryArgs};
+use crate::concerns::tailscale::enrollment::{Live, PROBE_STATUS};
 use crate::engine;
 use crate::facts::probe::ProbeRequest;
 use crate::facts::ClusterFacts;
 use crate::inventory::{Inventory, Role};
-use crate::resource::tailscale::{Live, PROBE_STATUS};
 use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
 use std::path::PathBuf;

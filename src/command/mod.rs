@@ -155,13 +155,13 @@ impl Loaded {
         let mut secrets = crate::secrets::load(&inventory.cluster.secrets_dir, &names)?;
         // The Tailscale auth key: from its own file or variable, only when the step runs.
         // A key that is not there is no error here: the plan shows where to put it and
-        // apply refuses only the steps that need it (see `modules::tailscale::node`).
+        // apply refuses only the steps that need it (see `concerns::tailscale::node`).
         if let Some(ts) = inventory
             .tailscale
             .as_ref()
-            .filter(|_| crate::modules::tailscale::step_applies(&inventory, &playbooks))
+            .filter(|_| crate::concerns::tailscale::step_applies(&inventory, &playbooks))
         {
-            let name = crate::resource::tailscale::SECRET_NAME;
+            let name = crate::concerns::tailscale::enrollment::SECRET_NAME;
             match crate::secrets::load_external(
                 name,
                 ts.auth_key_file.as_deref(),

@@ -14,8 +14,8 @@
 //! and report a push that did not happen): any answer other than 2xx is an error.
 
 use super::{CliError, InventoryArgs};
+use crate::concerns::tailscale as module;
 use crate::inventory::{Inventory, Tailscale};
-use crate::modules::tailscale as module;
 use base64::Engine as _;
 use clap::{Args, Subcommand};
 use std::time::Duration;

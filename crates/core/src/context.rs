@@ -35,10 +35,10 @@ pub fn shared_context(inventory: &Inventory, facts: &ClusterFacts) -> Value {
         nfs => Value::from_serialize(&inventory.nfs),
         slurm => Value::from_serialize(&inventory.slurm),
         facts => Value::from_serialize(&facts.hosts),
-        slurm_conf => Value::from_serialize(crate::modules::slurm::context(inventory, facts)),
-        nfs_exports => crate::modules::nfs::exports_file(inventory),
+        slurm_conf => Value::from_serialize(crate::concerns::slurm::context(inventory, facts)),
+        nfs_exports => crate::concerns::nfs::exports_file(inventory),
         nfs_automounts => crate::shell::join(
-            inventory.nfs.iter().flat_map(|n| &n.exports).map(|e| crate::modules::nfs::automount_unit(&e.path)),
+            inventory.nfs.iter().flat_map(|n| &n.exports).map(|e| crate::concerns::nfs::automount_unit(&e.path)),
         ),
     }
 }

@@ -5,11 +5,11 @@
 //! The same expansion without rendering tells the probe what to look at, so the probe
 //! and the plan can never disagree about which paths, packages and units matter.
 
+use crate::concerns;
 use crate::context;
 use crate::facts::probe::ProbeRequest;
 use crate::facts::ClusterFacts;
 use crate::inventory::{Host, Inventory};
-use crate::modules;
 use crate::ops::Actor;
 use crate::playbook::{Playbooks, Step};
 use crate::resource::{Directory, File, Resource, Service};
@@ -125,7 +125,7 @@ pub fn probe_request(inventory: &Inventory, playbooks: &Playbooks, host: &Host) 
             r.probe(&mut req);
         }
     }
-    req.merge(modules::probe_extras(inventory, host));
+    req.merge(concerns::probe_extras(inventory, host));
     req
 }
 
@@ -173,7 +173,7 @@ fn expand(
 ) -> Result<DesiredStep, DesiredError> {
     let mut resources = Vec::new();
     if let Some(module) = &step.module {
-        resources.extend(modules::resources(
+        resources.extend(concerns::resources(
             module,
             inventory,
             host,

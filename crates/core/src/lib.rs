@@ -16,6 +16,7 @@
 #![cfg_attr(test, allow(clippy::disallowed_methods, clippy::disallowed_types))]
 
 pub mod check;
+pub mod concerns;
 pub mod context;
 pub mod desired;
 pub mod facts;
@@ -23,7 +24,6 @@ pub mod gpu;
 pub mod inventory;
 pub mod journal;
 pub mod lock;
-pub mod modules;
 pub mod ops;
 pub mod plan;
 pub mod playbook;

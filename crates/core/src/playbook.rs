@@ -15,43 +15,55 @@ use thiserror::Error;
 
 /// The playbooks and templates shipped with closetctl.
 pub const BUILTIN_PLAYBOOKS: &[(&str, &str)] = &[
-    ("10-users.toml", include_str!("../playbooks/10-users.toml")),
-    ("20-munge.toml", include_str!("../playbooks/20-munge.toml")),
+    (
+        "10-users.toml",
+        include_str!("concerns/users/10-users.toml"),
+    ),
+    (
+        "20-munge.toml",
+        include_str!("concerns/munge/20-munge.toml"),
+    ),
     (
         "25-accounting.toml",
-        include_str!("../playbooks/25-accounting.toml"),
+        include_str!("concerns/accounting/25-accounting.toml"),
     ),
-    ("30-slurm.toml", include_str!("../playbooks/30-slurm.toml")),
+    (
+        "30-slurm.toml",
+        include_str!("concerns/slurm/30-slurm.toml"),
+    ),
     (
         "35-associations.toml",
-        include_str!("../playbooks/35-associations.toml"),
+        include_str!("concerns/accounting/35-associations.toml"),
     ),
-    ("40-nfs.toml", include_str!("../playbooks/40-nfs.toml")),
+    ("40-nfs.toml", include_str!("concerns/nfs/40-nfs.toml")),
     (
         "50-tailscale.toml",
-        include_str!("../playbooks/50-tailscale.toml"),
+        include_str!("concerns/tailscale/50-tailscale.toml"),
     ),
 ];
 
 pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
-    ("slurm.conf.j2", include_str!("../templates/slurm.conf.j2")),
-    ("gres.conf.j2", include_str!("../templates/gres.conf.j2")),
+    (
+        "slurm.conf.j2",
+        include_str!("concerns/slurm/slurm.conf.j2"),
+    ),
+    ("gres.conf.j2", include_str!("concerns/slurm/gres.conf.j2")),
     (
         "cgroup.conf.j2",
-        include_str!("../templates/cgroup.conf.j2"),
+        include_str!("concerns/slurm/cgroup.conf.j2"),
     ),
-    ("exports.j2", include_str!("../templates/exports.j2")),
+    ("exports.j2", include_str!("concerns/nfs/exports.j2")),
     (
         "slurmdbd.conf.j2",
-        include_str!("../templates/slurmdbd.conf.j2"),
+        include_str!("concerns/accounting/slurmdbd.conf.j2"),
     ),
     (
         "mariadb-closetctl.cnf.j2",
-        include_str!("../templates/mariadb-closetctl.cnf.j2"),
+        include_str!("concerns/accounting/mariadb-closetctl.cnf.j2"),
     ),
     (
         "mariadb-slurm-database.sh.j2",
-        include_str!("../templates/mariadb-slurm-database.sh.j2"),
+        include_str!("concerns/accounting/mariadb-slurm-database.sh.j2"),
     ),
 ];
 

@@ -7,9 +7,9 @@
 //! and one for Slurm (a wait loop bounded by the clock runs on the controller). Only
 //! the hosts the caller passes are checked and waited for.
 
+use crate::concerns::slurm::SlurmContext;
 use crate::engine::Connections;
 use crate::inventory::{Inventory, Role};
-use crate::modules::slurm::SlurmContext;
 use crate::shell::quote;
 use crate::transport::Transport;
 use serde::Serialize;

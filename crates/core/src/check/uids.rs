@@ -9,7 +9,7 @@
 //! - `conflict` (an error): the name exists with another ID, or the ID is held by
 //!   another name. closetctl never renumbers an account, so a person fixes these.
 //!
-//! The rules are those of [`crate::modules::users::conflicts`], which `plan` applies;
+//! The rules are those of [`crate::concerns::users::conflicts`], which `plan` applies;
 //! here every account gets a row. An unreachable host is an error.
 
 use super::{CheckKind, Finding, Severity};
@@ -406,7 +406,7 @@ groups = ["vision-lab"]
                 .iter()
                 .filter(|a| a.status == AccountStatus::Conflict)
                 .count();
-            let theirs = crate::modules::users::conflicts(&inv, &f).len();
+            let theirs = crate::concerns::users::conflicts(&inv, &f).len();
             assert_eq!(mine, theirs, "{f:?}");
         }
     }

@@ -8,10 +8,10 @@
 
 pub mod render;
 
+use crate::concerns;
 use crate::desired::{self, HandlerAction, Inputs};
 use crate::facts::ClusterFacts;
 use crate::journal::Owed;
-use crate::modules;
 use crate::ops::Op;
 use crate::resource::{Change, MissingSecret, ResourceKind};
 use serde::Serialize;
@@ -241,9 +241,9 @@ pub fn plan(inputs: &Inputs, facts: &ClusterFacts, hosts: &[String]) -> Plan {
                 );
                 return hp;
             };
-            hp.conflicts = modules::conflicts(inventory, host, host_facts);
-            hp.unmanaged = modules::unmanaged(inventory, host_facts);
-            hp.warnings = modules::host_warnings(inventory, host, host_facts);
+            hp.conflicts = concerns::conflicts(inventory, host, host_facts);
+            hp.unmanaged = concerns::unmanaged(inventory, host_facts);
+            hp.warnings = concerns::host_warnings(inventory, host, host_facts);
             match desired.host_steps(host) {
                 Ok(steps) => {
                     let mut changed_so_far: Vec<Change> = Vec::new();
@@ -301,7 +301,7 @@ pub fn plan(inputs: &Inputs, facts: &ClusterFacts, hosts: &[String]) -> Plan {
             )
         })
         .collect();
-    warnings.extend(modules::warnings(inventory, facts));
+    warnings.extend(concerns::warnings(inventory, facts));
     Plan {
         schema_version: SCHEMA_VERSION,
         cluster: inventory.cluster.name.clone(),
@@ -338,7 +338,7 @@ fn plan_step(
                 let worst = because
                     .iter()
                     .map(|c| c.disruption.as_deref().unwrap_or("none"))
-                    .max_by_key(|l| modules::slurm::disruption_rank(l))
+                    .max_by_key(|l| concerns::slurm::disruption_rank(l))
                     .unwrap_or("none");
                 if worst != wanted {
                     because.clear();

@@ -125,7 +125,7 @@ impl File {
             c.disruption = self
                 .disruption
                 .as_deref()
-                .map(|label| crate::modules::disruption(label, old, &self.content));
+                .map(|label| crate::concerns::disruption(label, old, &self.content));
             c.ops.push(Op::WriteFile {
                 path: self.path.clone(),
                 owner: self.owner.clone(),

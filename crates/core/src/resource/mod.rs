@@ -5,20 +5,18 @@
 //! a change carries what the plan shows (details, a unified diff, a secret's fingerprint)
 //! and the [`Op`]s apply runs. Nothing here does I/O.
 
-pub mod association;
 mod directory;
 mod file;
 mod group;
 mod package;
 mod service;
-pub mod tailscale;
 mod user;
 
-pub use association::{Accounting, Association, SlurmdbFacts};
+pub use crate::concerns::accounting::association::{Accounting, Association, SlurmdbFacts};
+pub use crate::concerns::tailscale::enrollment::{Tailscale, TailscaleNode};
 pub use directory::Directory;
 pub use file::{fingerprint, File};
 pub use service::Service;
-pub use tailscale::{Tailscale, TailscaleNode};
 pub use user::UserAccount;
 
 use crate::facts::probe::ProbeRequest;

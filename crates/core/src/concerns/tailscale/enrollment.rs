@@ -12,9 +12,9 @@
 //! the same shell command removes it whether `up` succeeded or not. Plans show only
 //! the key's fingerprint.
 
-use super::{fingerprint, Action, Change, MissingSecret, ResourceKind};
 use crate::facts::HostFacts;
 use crate::ops::{Actor, Op};
+use crate::resource::{fingerprint, Action, Change, MissingSecret, ResourceKind};
 use crate::shell::quote;
 use serde::Deserialize;
 

@@ -13,6 +13,8 @@
 //! association that still has active jobs is refused: the controller is in conflict,
 //! with the job ids named, until they finish or are cancelled.
 
+pub mod association;
+
 use crate::facts::HostFacts;
 use crate::inventory::{Host, Inventory};
 use crate::resource::{Accounting, Association, Resource, SlurmdbFacts};
@@ -190,10 +192,10 @@ pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::CommandOutput;
-    use crate::resource::association::{
+    use crate::concerns::accounting::association::{
         ASSOCIATIONS_FACTS, CLUSTERS_FACTS, JOBS_FACTS, USERS_FACTS,
     };
+    use crate::facts::CommandOutput;
     use crate::resource::Change;
     use std::path::Path;
 
@@ -412,7 +414,7 @@ fairshare = 30
             .insert(JOBS_FACTS.into(), out("42 alice vision-lab\n", 0));
         assert!(conflicts(&inv, head, &facts).is_empty());
         assert!(
-            crate::modules::conflicts(&inv, inv.host("node1").unwrap(), &facts).is_empty(),
+            crate::concerns::conflicts(&inv, inv.host("node1").unwrap(), &facts).is_empty(),
             "only the controller"
         );
     }

@@ -3,7 +3,7 @@
 //!
 //! Enrollment: the client (installed from Tailscale's apt repository unless the binary
 //! is already there) and one `tailscale up` resource per host, see
-//! [`crate::resource::tailscale`].
+//! [`crate::concerns::tailscale::enrollment`].
 //!
 //! Policy, with defaults that fit a closet: `groups` from `[tailscale.groups]`; every
 //! cluster tag owned by the admin group (or `autogroup:admin`); cluster hosts reach
@@ -14,11 +14,13 @@
 //! what the cluster itself needs between its hosts (SSH, Slurm, srun, NFS).
 //! Everything here is pure.
 
+pub mod enrollment;
+
+use crate::concerns::tailscale::enrollment::{AuthKey, SECRET_NAME};
 use crate::desired::Secrets;
 use crate::facts::HostFacts;
 use crate::inventory::{Host, Inventory, Role};
 use crate::playbook::Playbooks;
-use crate::resource::tailscale::{AuthKey, SECRET_NAME};
 use crate::resource::MissingSecret;
 use crate::resource::{Resource, Tailscale, TailscaleNode};
 use serde::{Deserialize, Serialize};

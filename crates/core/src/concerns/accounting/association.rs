@@ -10,10 +10,10 @@
 //! cluster itself on start) is not an error. No password ever appears here: the
 //! database is set up by a script that reads it from `slurmdbd.conf` on the host.
 
-use super::{Action, Change, ResourceKind};
 use crate::facts::probe::ProbeRequest;
 use crate::facts::HostFacts;
 use crate::ops::Op;
+use crate::resource::{Action, Change, ResourceKind};
 use crate::shell::quote;
 use std::collections::{BTreeMap, BTreeSet};
 
