@@ -34,6 +34,7 @@ registry! {
     slurm => Slurm,
     nfs => Nfs,
     tailscale => Tailnet,
+    motd => Motd,
 }
 
 /// A named text shipped inside the binary: `(file name, contents)`.
