@@ -7,7 +7,7 @@
 //! own, next to Slurm: the command says so every time.
 
 use super::{CliError, InventoryArgs};
-use crate::concerns::tailscale::enrollment::{Live, PROBE_STATUS};
+use crate::concerns::tailscale::enrollment::{Live, PROBE_STATUS, STATUS_COMMAND};
 use crate::engine;
 use crate::facts::probe::ProbeRequest;
 use crate::facts::ClusterFacts;
@@ -100,7 +100,7 @@ async fn skypilot(args: SkypilotArgs) -> Result<i32, CliError> {
         let connector = super::ssh_connector(&inventory)?;
         let mut req = ProbeRequest::default();
         req.commands
-            .insert(PROBE_STATUS.into(), "tailscale status --json".into());
+            .insert(PROBE_STATUS.into(), STATUS_COMMAND.into());
         let requests: BTreeMap<String, ProbeRequest> = inventory
             .hosts
             .iter()

@@ -57,29 +57,7 @@ impl Loaded {
         }
         let names = crate::desired::secrets_needed(&inventory, &playbooks);
         let mut secrets = crate::secrets::load(&inventory.cluster.secrets_dir, &names)?;
-        // The Tailscale auth key: from its own file or variable, only when the step runs.
-        // A key that is not there is no error here: the plan shows where to put it and
-        // apply refuses only the steps that need it (see `concerns::tailscale::node`).
-        if let Some(ts) = inventory
-            .tailscale
-            .as_ref()
-            .filter(|_| crate::concerns::tailscale::step_applies(&inventory, &playbooks))
-        {
-            let name = crate::concerns::tailscale::enrollment::SECRET_NAME;
-            match crate::secrets::load_external(
-                name,
-                ts.auth_key_file.as_deref(),
-                ts.auth_key_env.as_deref(),
-            ) {
-                Ok(key) => {
-                    secrets.insert(name.to_string(), key);
-                }
-                Err(e) if crate::secrets::is_absent(&e) => {
-                    tracing::info!(secret = %name, "not there; steps that need it will be refused: {e}");
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        crate::concerns::load_secrets(&inventory, &playbooks, &mut secrets)?;
         Ok(Loaded {
             inventory,
             playbooks,

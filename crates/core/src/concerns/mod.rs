@@ -12,8 +12,9 @@ use crate::facts::probe::ProbeRequest;
 use crate::facts::{ClusterFacts, HostFacts};
 use crate::inventory::sections::{Section, SectionCheck};
 use crate::inventory::{Host, Inventory};
+use crate::playbook::Playbooks;
 use crate::resource::{Classifier, Disruption, Resource, DISRUPTIONS};
-use crate::secrets::Secrets;
+use crate::secrets::{SecretError, Secrets};
 
 /// Declares each concern's module (its folder) and lists it in [`REGISTRY`].
 macro_rules! registry {
@@ -75,6 +76,18 @@ pub trait Concern: Sync {
     /// with their place; the value returned is what [`Inventory::sections`] gives back.
     fn read_section(&self, _check: &mut SectionCheck) -> Option<Section> {
         None
+    }
+
+    /// Secrets it reads from outside the secrets directory (a file or variable the
+    /// inventory names), added to `secrets` when the steps that need them run. A
+    /// secret that is not there is not an error here: the plan says where to put it.
+    fn load_secrets(
+        &self,
+        _inventory: &Inventory,
+        _playbooks: &Playbooks,
+        _secrets: &mut Secrets,
+    ) -> Result<(), SecretError> {
+        Ok(())
     }
 
     /// The `module` names a playbook step may give to have this concern compute its
@@ -184,6 +197,17 @@ pub fn disruption(label: &str) -> Option<Disruption> {
         .flat_map(|c| c.classifiers())
         .find(|(l, _)| *l == label)
         .map(|(_, classify)| Disruption::Classified(*classify))
+}
+
+/// Every concern's secrets from outside the secrets directory.
+pub fn load_secrets(
+    inventory: &Inventory,
+    playbooks: &Playbooks,
+    secrets: &mut Secrets,
+) -> Result<(), SecretError> {
+    REGISTRY
+        .iter()
+        .try_for_each(|c| c.load_secrets(inventory, playbooks, secrets))
 }
 
 /// Resources of the module `module` for one host.

@@ -32,9 +32,10 @@ pub const SECRET_NAME: &str = "tailscale.key";
 pub const PROBE_BINARY: &str = "tailscale-binary";
 pub const PROBE_STATUS: &str = "tailscale-status";
 pub const PROBE_PREFS: &str = "tailscale-prefs";
+pub const STATUS_COMMAND: &str = "tailscale status --json";
 pub const PROBE_COMMANDS: [(&str, &str); 3] = [
     (PROBE_BINARY, "command -v tailscale"),
-    (PROBE_STATUS, "tailscale status --json"),
+    (PROBE_STATUS, STATUS_COMMAND),
     (PROBE_PREFS, "tailscale debug prefs"),
 ];
 

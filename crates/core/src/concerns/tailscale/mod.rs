@@ -55,6 +55,38 @@ impl super::Concern for Tailnet {
     fn warnings(&self, inventory: &Inventory, _facts: &crate::facts::ClusterFacts) -> Vec<String> {
         cluster_warnings(inventory)
     }
+    /// The auth key, from its own file or variable, only when the step runs. A key that
+    /// is not there is no error: the plan shows where to put it and apply refuses only
+    /// the steps that need it (see [`node`]).
+    fn load_secrets(
+        &self,
+        inventory: &Inventory,
+        playbooks: &Playbooks,
+        secrets: &mut Secrets,
+    ) -> Result<(), crate::secrets::SecretError> {
+        let Some(ts) = inventory
+            .tailscale
+            .as_ref()
+            .filter(|_| step_applies(inventory, playbooks))
+        else {
+            return Ok(());
+        };
+        match crate::secrets::load_external(
+            SECRET_NAME,
+            ts.auth_key_file.as_deref(),
+            ts.auth_key_env.as_deref(),
+        ) {
+            Ok(key) => {
+                secrets.insert(SECRET_NAME.to_string(), key);
+                Ok(())
+            }
+            Err(e) if crate::secrets::is_absent(&e) => {
+                tracing::info!(secret = %SECRET_NAME, "not there; steps that need it will be refused: {e}");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
 }
 
 pub const MODULE: &str = "tailscale";
