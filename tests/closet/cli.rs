@@ -3,14 +3,12 @@
 //! No test here contacts a host: every inventory is refused, or a host is unknown,
 //! before any connection is made. As a second guard the only address used is loopback.
 
+use crate::kit;
 use assert_cmd::Command;
 
 fn closetctl(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::cargo_bin("closetctl").unwrap();
-    cmd.current_dir(dir)
-        .env_remove("CLOSETCTL_INVENTORY")
-        .env_remove("CLOSETCTL_LOG")
-        .env("NO_COLOR", "1");
+    let mut cmd = kit::closetctl();
+    cmd.current_dir(dir);
     cmd
 }
 

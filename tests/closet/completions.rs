@@ -2,15 +2,10 @@
 //! subcommands and flags when bash loads it, every shell's script and the man page name
 //! every subcommand, and `manpage --out` writes one page per subcommand.
 
-use assert_cmd::Command;
+use crate::kit;
 
 fn closetctl(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::cargo_bin("closetctl")
-        .unwrap()
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    let out = kit::closetctl().args(args).output().unwrap();
     (
         out.status.code(),
         String::from_utf8(out.stdout).unwrap(),

@@ -2,70 +2,13 @@
 //! slurm.conf (node lines from live hardware, GRES from nvidia-smi), gres.conf with
 //! explicit device files, cgroup.conf; the GPU mismatch conflict; disruption labels.
 
+use crate::kit::{example_path, example_with_facts};
 use closetctl_core::concerns::{self, slurm};
 use closetctl_core::desired::{host_steps, Inputs, Secrets};
-use closetctl_core::facts::{ClusterFacts, CpuTopology, Gpu, HostFacts};
+use closetctl_core::facts::ClusterFacts;
 use closetctl_core::inventory::Inventory;
 use closetctl_core::playbook::Playbooks;
 use closetctl_core::resource::Resource;
-use std::path::Path;
-
-fn gpus(name: &str, n: u32, mem: u64, watts: f64) -> Vec<Gpu> {
-    (0..n)
-        .map(|index| Gpu {
-            index,
-            name: name.into(),
-            memory_mib: Some(mem),
-            power_limit_watts: Some(watts),
-            power_draw_watts: Some(60.0),
-        })
-        .collect()
-}
-
-fn host(cpus: u32, sockets: u32, cores: u32, threads: u32, mem: u64, gpus: Vec<Gpu>) -> HostFacts {
-    HostFacts {
-        cpu: CpuTopology {
-            cpus,
-            sockets,
-            cores_per_socket: cores,
-            threads_per_core: threads,
-        },
-        memory_mib: mem,
-        gpus,
-        ..HostFacts::default()
-    }
-}
-
-fn fixture() -> (Inventory, ClusterFacts) {
-    let inventory = Inventory::load(Path::new("inventory.example.toml")).unwrap();
-    let mut facts = ClusterFacts::default();
-    facts
-        .hosts
-        .insert("head".into(), host(8, 1, 4, 2, 31_848, vec![]));
-    facts.hosts.insert(
-        "gpu1".into(),
-        host(
-            128,
-            2,
-            32,
-            2,
-            1_031_820,
-            gpus("NVIDIA A100-SXM4-80GB", 4, 81920, 400.0),
-        ),
-    );
-    facts.hosts.insert(
-        "gpu2".into(),
-        host(
-            32,
-            1,
-            16,
-            2,
-            128_610,
-            gpus("NVIDIA GeForce RTX 4090", 2, 24564, 450.0),
-        ),
-    );
-    (inventory, facts)
-}
 
 fn rendered(inventory: &Inventory, facts: &ClusterFacts, host: &str, path: &str) -> String {
     let playbooks = Playbooks::load(None).unwrap();
@@ -97,7 +40,7 @@ fn rendered(inventory: &Inventory, facts: &ClusterFacts, host: &str, path: &str)
 
 #[test]
 fn slurm_conf_for_the_example_closet() {
-    let (inventory, facts) = fixture();
+    let (inventory, facts) = example_with_facts();
     let conf = rendered(&inventory, &facts, "gpu1", "/etc/slurm/slurm.conf");
     // The same bytes on every Slurm host.
     assert_eq!(
@@ -113,7 +56,7 @@ fn slurm_conf_for_the_example_closet() {
 
 #[test]
 fn gres_conf_and_cgroup_conf_for_the_example_closet() {
-    let (inventory, facts) = fixture();
+    let (inventory, facts) = example_with_facts();
     insta::assert_snapshot!(
         "gres_conf",
         rendered(&inventory, &facts, "head", "/etc/slurm/gres.conf")
@@ -126,7 +69,7 @@ fn gres_conf_and_cgroup_conf_for_the_example_closet() {
 
 #[test]
 fn a_host_reporting_fewer_gpus_than_declared_is_a_conflict() {
-    let (inventory, mut facts) = fixture();
+    let (inventory, mut facts) = example_with_facts();
     facts.hosts.get_mut("gpu1").unwrap().gpus.truncate(2);
     let gpu1 = inventory.host("gpu1").unwrap();
     let conflicts = concerns::conflicts(&inventory, gpu1, &facts.hosts["gpu1"]);
@@ -148,7 +91,7 @@ fn a_host_reporting_fewer_gpus_than_declared_is_a_conflict() {
 
 #[test]
 fn an_unreachable_node_keeps_its_current_line_or_is_left_out() {
-    let (inventory, mut facts) = fixture();
+    let (inventory, mut facts) = example_with_facts();
     let before = rendered(&inventory, &facts, "head", "/etc/slurm/slurm.conf");
     let gpu2 = facts.hosts.remove("gpu2").unwrap();
     // No current slurm.conf anywhere: gpu2 is left out of nodes and partitions.
@@ -181,12 +124,12 @@ fn an_unreachable_node_keeps_its_current_line_or_is_left_out() {
 
 #[test]
 fn partition_edits_are_labelled_reconfigure_and_hardware_edits_restart() {
-    let (inventory, facts) = fixture();
+    let (inventory, facts) = example_with_facts();
     let before = rendered(&inventory, &facts, "head", "/etc/slurm/slurm.conf");
-    let text = std::fs::read_to_string("inventory.example.toml")
+    let text = std::fs::read_to_string(example_path())
         .unwrap()
         .replace("max_time = \"7-00:00:00\"", "max_time = \"2-00:00:00\"");
-    let edited = Inventory::parse(Path::new("inventory.example.toml"), &text).unwrap();
+    let edited = Inventory::parse(&example_path(), &text).unwrap();
     let after = rendered(&edited, &facts, "head", "/etc/slurm/slurm.conf");
     assert_ne!(before, after);
     assert_eq!(slurm::classify(Some(&before), &after), "reconfigure");

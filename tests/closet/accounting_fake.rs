@@ -3,13 +3,11 @@
 //! is not removed (the job ids are named), and the database password is in no plan
 //! text, plan JSON, op description or command line.
 
+use crate::kit::{apply, cluster, plan, text, Closet};
 use base64::Engine as _;
-use closetctl::command::{apply_with, plan_with, ApplyOptions, Loaded};
-use closetctl::report::Reporter;
-use closetctl_core::plan::render::{self, Style};
+use closetctl_core::plan::render;
 use closetctl_core::plan::{HostStatus, Plan};
 use closetctl_testkit::fake::FakeCluster;
-use std::sync::Arc;
 
 const INVENTORY: &str = r#"[cluster]
 name = "closet"
@@ -48,54 +46,9 @@ controller = "head"
 
 const STEPS: [&str; 3] = ["accounting-database", "slurmdbd", "accounting-associations"];
 
-struct Closet {
-    dir: tempfile::TempDir,
-}
-
-impl Closet {
-    fn new(text: &str) -> Closet {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("inventory.toml"), text).unwrap();
-        Closet { dir }
-    }
-
-    fn set(&self, text: &str) {
-        std::fs::write(self.dir.path().join("inventory.toml"), text).unwrap();
-    }
-
-    fn load(&self) -> Loaded {
-        Loaded::load(&self.dir.path().join("inventory.toml")).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn password(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("secrets/slurmdbd.password")).unwrap()
-    }
-}
-
-async fn plan(fake: &Arc<FakeCluster>, loaded: &Loaded) -> Plan {
-    plan_with(fake.clone(), loaded, &[], None, None)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .0
-}
-
-async fn apply(fake: &Arc<FakeCluster>, loaded: &Loaded) -> closetctl::command::ApplyOutcome {
-    let reporter = Reporter::start();
-    let outcome = apply_with(
-        fake.clone(),
-        loaded,
-        &ApplyOptions::default(),
-        &reporter,
-        |_| true,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    reporter.finish().await;
-    outcome
-}
-
-fn text(plan: &Plan) -> String {
-    render::text(plan, Style::plain())
+/// The database password closetctl generated into the closet's secrets.
+fn password(closet: &Closet) -> String {
+    std::fs::read_to_string(closet.dir.path().join("secrets/slurmdbd.password")).unwrap()
 }
 
 /// The accounting steps' lines of the controller's plan.
@@ -127,7 +80,7 @@ fn accounting_lines(plan: &Plan) -> Vec<String> {
 }
 
 fn assert_no_password(closet: &Closet, fake: &FakeCluster, plan: &Plan) {
-    let password = closet.password();
+    let password = password(closet);
     assert_eq!(password.len(), 32);
     let encoded = base64::engine::general_purpose::STANDARD.encode(password.as_bytes());
     for shown in [text(plan), render::json(plan)] {
@@ -159,7 +112,7 @@ fn assert_no_password(closet: &Closet, fake: &FakeCluster, plan: &Plan) {
 async fn plan_apply_plan_is_empty_for_the_accounting_steps() {
     let closet = Closet::new(INVENTORY);
     let loaded = closet.load();
-    let fake = Arc::new(FakeCluster::debian(&["head", "node1"]));
+    let fake = cluster(&["head", "node1"]);
 
     let first = plan(&fake, &loaded).await;
     assert_eq!(
@@ -232,7 +185,7 @@ async fn plan_apply_plan_is_empty_for_the_accounting_steps() {
             ]
         );
         let conf = String::from_utf8(s.files["/etc/slurm/slurmdbd.conf"].content.clone()).unwrap();
-        assert!(conf.contains(&format!("StoragePass={}\n", closet.password())));
+        assert!(conf.contains(&format!("StoragePass={}\n", password(&closet))));
         assert_eq!((s.files["/etc/slurm/slurmdbd.conf"].mode, s.files["/etc/slurm/slurmdbd.conf"].owner.as_str()), (0o600, "slurm"));
         let slurm_conf = String::from_utf8(s.files["/etc/slurm/slurm.conf"].content.clone()).unwrap();
         assert!(slurm_conf.contains("AccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageHost=10.0.0.1\nPriorityType=priority/multifactor\n"));
@@ -256,7 +209,7 @@ async fn plan_apply_plan_is_empty_for_the_accounting_steps() {
 #[tokio::test]
 async fn a_new_user_is_associated_and_a_busy_association_is_not_removed() {
     let closet = Closet::new(INVENTORY);
-    let fake = Arc::new(FakeCluster::debian(&["head", "node1"]));
+    let fake = cluster(&["head", "node1"]);
     assert!(apply(&fake, &closet.load()).await.success());
 
     let with_carol = INVENTORY.replace("[slurm]\n", "[[user]]\nname = \"carol\"\nuid = 1003\ngroups = [\"vision-lab\", \"nlp-lab\"]\n\n[slurm]\n");
@@ -325,7 +278,7 @@ async fn fair_share_off_has_no_accounting_steps() {
         "controller = \"head\"\nfair_share = false\n",
     ));
     let loaded = closet.load();
-    let fake = Arc::new(FakeCluster::debian(&["head", "node1"]));
+    let fake = cluster(&["head", "node1"]);
     let p = plan(&fake, &loaded).await;
     assert!(accounting_lines(&p).is_empty());
     assert!(

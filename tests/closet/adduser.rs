@@ -1,7 +1,7 @@
 //! `adduser`: the inventory is edited in place, keeping every comment and the layout,
 //! and a name, UID or group that does not fit is refused before anything is written.
 
-use assert_cmd::Command;
+use crate::kit::closetctl;
 use closetctl_core::inventory::edit::{add_user, NewUser};
 use closetctl_core::inventory::Inventory;
 use std::io::BufRead;
@@ -214,12 +214,6 @@ fn a_gid_of_a_declared_group_makes_it_the_primary_group() {
         (carol.gid, carol.primary_group.as_str(), carol.private_group),
         (2001, "vision-lab", false)
     );
-}
-
-fn closetctl() -> Command {
-    let mut cmd = Command::cargo_bin("closetctl").unwrap();
-    cmd.env_remove("CLOSETCTL_INVENTORY").env("NO_COLOR", "1");
-    cmd
 }
 
 #[test]

@@ -1,13 +1,8 @@
 //! NFS files rendered from `inventory.example.toml`: the server's exports, and the
 //! clients' fstab block, which leaves foreign lines and comments exactly as they were.
 
+use crate::kit::{example, example_path};
 use closetctl_core::concerns::nfs;
-use closetctl_core::inventory::Inventory;
-use std::path::Path;
-
-fn example() -> Inventory {
-    Inventory::load(Path::new("inventory.example.toml")).unwrap()
-}
 
 #[test]
 fn exports_are_limited_to_the_cluster_network() {
@@ -16,10 +11,10 @@ fn exports_are_limited_to_the_cluster_network() {
 
 #[test]
 fn without_a_network_exports_name_each_client() {
-    let text = std::fs::read_to_string("inventory.example.toml")
+    let text = std::fs::read_to_string(example_path())
         .unwrap()
         .replace("network = \"100.64.0.0/10\"", "");
-    let inv = Inventory::parse(Path::new("inventory.example.toml"), &text).unwrap();
+    let inv = closetctl_core::inventory::Inventory::parse(&example_path(), &text).unwrap();
     let exports = nfs::exports_file(&inv);
     assert!(
         exports.contains("/home gpu1.closet.example(rw,sync,no_subtree_check,root_squash) gpu2.closet.example(rw,sync,no_subtree_check,root_squash)\n"),

@@ -5,11 +5,11 @@
 //! of the fresh converge must have run exactly once across the two applies: none
 //! forgotten (the journal of owed handlers), none run twice.
 
+use crate::kit::{self, apply_opts, killed_owner, plan, text, Closet};
 use closetctl::command::unlock::{unlock_with, Outcome};
-use closetctl::command::{apply_with, plan_with, ApplyOptions, Loaded};
-use closetctl::report::Reporter;
-use closetctl_core::lock::Owner;
-use closetctl_core::plan::render::{self, Style};
+use closetctl::command::{ApplyOptions, ApplyOutcome, Loaded};
+use closetctl_core::journal::OWED_DIR;
+use closetctl_core::lock::{Owner, LOCK_DIR};
 use closetctl_core::plan::{HostStatus, Plan};
 use closetctl_testkit::fake::FakeCluster;
 use std::collections::BTreeMap;
@@ -54,41 +54,15 @@ controller = "head"
 const HOSTS: [&str; 3] = ["head", "node1", "node2"];
 
 fn cluster() -> Arc<FakeCluster> {
-    Arc::new(FakeCluster::debian(&HOSTS))
+    kit::cluster(&HOSTS)
 }
 
-/// This machine's closetctl, but with a pid that is gone: the killed apply.
-fn killed_owner() -> Owner {
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    let pid = child.id();
-    child.wait().unwrap();
-    let mut o = closetctl_exec::local::current_owner();
-    o.pid = pid;
-    o
-}
-
-async fn apply(
-    fake: &Arc<FakeCluster>,
-    loaded: &Loaded,
-    owner: Option<Owner>,
-) -> closetctl::command::ApplyOutcome {
-    let reporter = Reporter::start();
+async fn apply(fake: &Arc<FakeCluster>, loaded: &Loaded, owner: Option<Owner>) -> ApplyOutcome {
     let options = ApplyOptions {
         owner,
         ..ApplyOptions::default()
     };
-    let outcome = apply_with(fake.clone(), loaded, &options, &reporter, |_| true)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    reporter.finish().await;
-    outcome
-}
-
-async fn plan(fake: &Arc<FakeCluster>, loaded: &Loaded) -> Plan {
-    plan_with(fake.clone(), loaded, &[], None, None)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .0
+    apply_opts(fake, loaded, &options).await
 }
 
 /// Journal ids of every handler of the plan, by host.
@@ -134,9 +108,8 @@ struct Row {
 
 #[tokio::test]
 async fn killed_after_any_op_the_next_apply_converges_and_runs_each_handler_once() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("inventory.toml"), INVENTORY).unwrap();
-    let loaded = Loaded::load(&dir.path().join("inventory.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let closet = Closet::new(INVENTORY);
+    let loaded = closet.load();
 
     // The reference: a clean fresh converge, its ops per host and its handlers.
     let reference = cluster();
@@ -212,13 +185,13 @@ async fn killed_after_any_op_the_next_apply_converges_and_runs_each_handler_once
                     h.with(|s| {
                         s.files
                             .keys()
-                            .filter(|f| f.starts_with("/var/lib/closetctl/owed/"))
+                            .filter(|f| f.starts_with(&format!("{OWED_DIR}/")))
                             .count()
                     })
                 })
                 .sum();
             if !stale.is_empty() {
-                let cmd = render::unlock_all(&p).unwrap();
+                let cmd = closetctl_core::plan::render::unlock_all(&p).unwrap();
                 assert!(cmd.starts_with("closetctl unlock -i "), "{cmd}");
                 let outcomes = unlock_with(fake.clone(), &loaded, &stale, |_| true)
                     .await
@@ -235,13 +208,13 @@ async fn killed_after_any_op_the_next_apply_converges_and_runs_each_handler_once
                 next.success(),
                 "{host} after {k} ops: {:?}\n{}",
                 next.report,
-                render::text(next.after.as_ref().unwrap(), Style::plain())
+                text(next.after.as_ref().unwrap())
             );
             let again = plan(&fake, &loaded).await;
             assert!(
                 !again.has_changes() && !again.has_blockers(),
                 "{host}/{k}:\n{}",
-                render::text(&again, Style::plain())
+                text(&again)
             );
             assert_eq!(
                 paid(&fake),
@@ -253,8 +226,8 @@ async fn killed_after_any_op_the_next_apply_converges_and_runs_each_handler_once
                     assert!(
                         !s.files
                             .keys()
-                            .any(|f| f.starts_with("/var/lib/closetctl/lock")
-                                || f.starts_with("/var/lib/closetctl/owed/")),
+                            .any(|f| f.starts_with(LOCK_DIR)
+                                || f.starts_with(&format!("{OWED_DIR}/"))),
                         "{host}/{k}: {h} keeps a lock or an owed record"
                     )
                 });

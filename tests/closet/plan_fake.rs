@@ -6,15 +6,16 @@
 //! `users` applies (see `Step::applies_to`); the snapshots keep only that step so that
 //! steps added later do not change them.
 
+use crate::kit::{
+    self, apply, file_text, plan, plan_hosts, status, step_names, text, uid_of, Closet,
+};
 use base64::Engine as _;
-use closetctl::command::{apply_with, plan_with, ApplyOptions, Loaded};
-use closetctl::report::Reporter;
+use closetctl::command::Loaded;
 use closetctl_core::facts::{FileKind, GroupEntry, PasswdEntry};
-use closetctl_core::plan::render::{self, Style};
+use closetctl_core::lock::LOCK_DIR;
 use closetctl_core::plan::{HostStatus, Plan};
 use closetctl_exec::engine::HostOutcome;
 use closetctl_testkit::fake::{FakeCluster, FakeFile};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 const ALICE_KEY: &str =
@@ -66,62 +67,13 @@ comment = "Bob Builder"
 
 const HOSTS: [&str; 3] = ["head", "node1", "node2"];
 
-/// An inventory (and any lab files) in a fresh temp dir.
-struct Closet {
-    dir: tempfile::TempDir,
-}
-
-impl Closet {
-    fn new(files: &[(&str, &str)]) -> Closet {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("inventory.toml"), inventory_text()).unwrap();
-        let closet = Closet { dir };
-        for (name, text) in files {
-            closet.write(name, text);
-        }
-        closet
-    }
-
-    fn write(&self, name: &str, text: &str) {
-        let path = self.dir.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-
-    fn path(&self) -> PathBuf {
-        self.dir.path().join("inventory.toml")
-    }
-
-    fn load(&self) -> Loaded {
-        Loaded::load(&self.path()).unwrap_or_else(|e| panic!("{e}"))
-    }
+/// The test inventory (and any lab files) in a fresh temp dir.
+fn closet(files: &[(&str, &str)]) -> Closet {
+    Closet::with_files(&inventory_text(), files)
 }
 
 fn cluster() -> Arc<FakeCluster> {
-    Arc::new(FakeCluster::debian(&HOSTS))
-}
-
-async fn plan(fake: &Arc<FakeCluster>, loaded: &Loaded, hosts: &[&str]) -> Plan {
-    let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
-    let (plan, _, _) = plan_with(fake.clone(), loaded, &hosts, None, None)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    plan
-}
-
-async fn apply(fake: &Arc<FakeCluster>, loaded: &Loaded) -> closetctl::command::ApplyOutcome {
-    let reporter = Reporter::start();
-    let outcome = apply_with(
-        fake.clone(),
-        loaded,
-        &ApplyOptions::default(),
-        &reporter,
-        |_| true,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    reporter.finish().await;
-    outcome
+    kit::cluster(&HOSTS)
 }
 
 /// The plan with only the `users` step and no cluster-wide warnings (preflight has its
@@ -134,19 +86,6 @@ fn users_only(mut plan: Plan) -> Plan {
     plan
 }
 
-fn text(plan: &Plan) -> String {
-    render::text(plan, Style::plain())
-}
-
-fn status(plan: &Plan, host: &str) -> HostStatus {
-    plan.hosts.iter().find(|h| h.host == host).unwrap().status
-}
-
-fn step_names(plan: &Plan, host: &str) -> Vec<String> {
-    let hp = plan.hosts.iter().find(|h| h.host == host).unwrap();
-    hp.steps.iter().map(|s| s.name.clone()).collect()
-}
-
 fn runs(fake: &FakeCluster) -> Vec<(String, usize)> {
     fake.hosts
         .iter()
@@ -154,23 +93,11 @@ fn runs(fake: &FakeCluster) -> Vec<(String, usize)> {
         .collect()
 }
 
-fn uid_of(fake: &FakeCluster, host: &str, user: &str) -> Option<u32> {
-    fake.host(host).with(|s| s.users.get(user).map(|u| u.uid))
-}
-
-fn file_text(fake: &FakeCluster, host: &str, path: &str) -> Option<String> {
-    fake.host(host).with(|s| {
-        s.files
-            .get(path)
-            .map(|f| String::from_utf8_lossy(&f.content).into_owned())
-    })
-}
-
 #[tokio::test]
 async fn fresh_host_plan_text() {
-    let closet = Closet::new(&[]);
+    let closet = closet(&[]);
     let fake = cluster();
-    let p = users_only(plan(&fake, &closet.load(), &["head"]).await);
+    let p = users_only(plan_hosts(&fake, &closet.load(), &["head"]).await);
     assert_eq!(p.hosts.len(), 1);
     assert_eq!(status(&p, "head"), HostStatus::Ready);
     insta::assert_snapshot!("fresh_host", text(&p));
@@ -178,17 +105,17 @@ async fn fresh_host_plan_text() {
 
 #[tokio::test]
 async fn converged_hosts_plan_text() {
-    let closet = Closet::new(&[]);
+    let closet = closet(&[]);
     let loaded = closet.load();
     let fake = cluster();
     assert!(apply(&fake, &loaded).await.success());
-    let p = users_only(plan(&fake, &loaded, &[]).await);
+    let p = users_only(plan(&fake, &loaded).await);
     insta::assert_snapshot!("converged_hosts", text(&p));
 }
 
 #[tokio::test]
 async fn drifted_host_plan_text() {
-    let closet = Closet::new(&[]);
+    let closet = closet(&[]);
     let loaded = closet.load();
     let fake = cluster();
     assert!(apply(&fake, &loaded).await.success());
@@ -225,7 +152,7 @@ async fn drifted_host_plan_text() {
             },
         );
     });
-    let p = users_only(plan(&fake, &loaded, &[]).await);
+    let p = users_only(plan(&fake, &loaded).await);
     let t = text(&p);
     assert!(
         t.contains("    ~ user bob: shell /bin/sh -> /bin/bash"),
@@ -261,10 +188,10 @@ async fn drifted_host_plan_text() {
 
 #[tokio::test]
 async fn plan_apply_plan_is_empty() {
-    let closet = Closet::new(&[]);
+    let closet = closet(&[]);
     let loaded = closet.load();
     let fake = cluster();
-    let before = plan(&fake, &loaded, &[]).await;
+    let before = plan(&fake, &loaded).await;
     assert!(before.has_changes());
     assert!(!before.has_blockers());
     let outcome = apply(&fake, &loaded).await;
@@ -281,7 +208,7 @@ async fn plan_apply_plan_is_empty() {
         .as_ref()
         .expect("apply verifies with a fresh plan");
     assert!(!after.has_changes(), "{}", text(after));
-    let again = plan(&fake, &loaded, &[]).await;
+    let again = plan(&fake, &loaded).await;
     assert!(!again.has_changes(), "{}", text(&again));
     assert!(!again.has_blockers());
     for host in HOSTS {
@@ -302,7 +229,7 @@ async fn plan_apply_plan_is_empty() {
             );
             // The lock the apply probe took is released.
             assert!(
-                !s.files.contains_key("/var/lib/closetctl/lock/holder"),
+                !s.files.contains_key(&format!("{LOCK_DIR}/holder")),
                 "{host} still locked"
             );
         });
@@ -319,9 +246,9 @@ async fn plan_apply_plan_is_empty() {
 
 #[tokio::test]
 async fn gathering_facts_is_one_remote_execution_per_host() {
-    let closet = Closet::new(&[]);
+    let closet = closet(&[]);
     let fake = cluster();
-    plan(&fake, &closet.load(), &[]).await;
+    plan(&fake, &closet.load()).await;
     assert_eq!(
         runs(&fake),
         [("head".into(), 1), ("node1".into(), 1), ("node2".into(), 1)]
@@ -335,9 +262,9 @@ async fn gathering_facts_is_one_remote_execution_per_host() {
 #[tokio::test]
 async fn planning_one_host_still_probes_all_but_plans_one() {
     // Templates may read any host's facts, so every host is probed once.
-    let closet = Closet::new(&[]);
+    let closet = closet(&[]);
     let fake = cluster();
-    let p = plan(&fake, &closet.load(), &["node2"]).await;
+    let p = plan_hosts(&fake, &closet.load(), &["node2"]).await;
     let planned: Vec<&str> = p.hosts.iter().map(|h| h.host.as_str()).collect();
     assert_eq!(planned, ["node2"]);
     assert_eq!(
@@ -348,7 +275,7 @@ async fn planning_one_host_still_probes_all_but_plans_one() {
 
 #[tokio::test]
 async fn apply_runs_one_script_per_host_per_step() {
-    let closet = Closet::new(&[]);
+    let closet = closet(&[]);
     let loaded = closet.load();
     let fake = cluster();
     let outcome = apply(&fake, &loaded).await;
@@ -382,7 +309,7 @@ async fn apply_runs_one_script_per_host_per_step() {
 
 #[tokio::test]
 async fn a_conflicting_host_is_refused_and_left_untouched() {
-    let closet = Closet::new(&[]);
+    let closet = closet(&[]);
     let loaded = closet.load();
     let fake = cluster();
     fake.host("node1").with(|s| {
@@ -404,7 +331,7 @@ async fn a_conflicting_host_is_refused_and_left_untouched() {
             },
         );
     });
-    let p = plan(&fake, &loaded, &[]).await;
+    let p = plan(&fake, &loaded).await;
     assert_eq!(status(&p, "node1"), HostStatus::Conflict);
     assert_eq!(status(&p, "head"), HostStatus::Ready);
     assert!(p.has_blockers());
@@ -448,13 +375,13 @@ async fn a_conflicting_host_is_refused_and_left_untouched() {
             "nothing at all is changed on a conflicting host"
         );
         assert!(s.journal.is_empty(), "ops ran on node1: {:?}", s.journal);
-        assert!(!s.files.contains_key("/var/lib/closetctl/lock/holder"));
+        assert!(!s.files.contains_key(&format!("{LOCK_DIR}/holder")));
     });
 }
 
 #[tokio::test]
 async fn a_uid_held_by_another_name_is_a_conflict() {
-    let closet = Closet::new(&[]);
+    let closet = closet(&[]);
     let fake = cluster();
     fake.host("node2").with(|s| {
         s.users.insert(
@@ -468,7 +395,7 @@ async fn a_uid_held_by_another_name_is_a_conflict() {
             },
         );
     });
-    let p = plan(&fake, &closet.load(), &["node2"]).await;
+    let p = plan_hosts(&fake, &closet.load(), &["node2"]).await;
     assert_eq!(status(&p, "node2"), HostStatus::Conflict);
     assert_eq!(
         p.hosts[0].conflicts,
@@ -478,11 +405,11 @@ async fn a_uid_held_by_another_name_is_a_conflict() {
 
 #[tokio::test]
 async fn an_unreachable_host_is_named_and_the_others_converge() {
-    let closet = Closet::new(&[]);
+    let closet = closet(&[]);
     let loaded = closet.load();
     let fake = cluster();
     fake.host("node2").with(|s| s.reachable = false);
-    let p = users_only(plan(&fake, &loaded, &[]).await);
+    let p = users_only(plan(&fake, &loaded).await);
     assert_eq!(status(&p, "node2"), HostStatus::Unreachable);
     assert_eq!(status(&p, "head"), HostStatus::Ready);
     assert!(
@@ -531,7 +458,7 @@ const HOLDER: &str = "carol@laptop (closetctl pid 4242) since 2026-11-29T23:30:0
 fn hold_lock(fake: &FakeCluster, host: &str) {
     fake.host(host).with(|s| {
         s.files.insert(
-            "/var/lib/closetctl/lock/holder".into(),
+            format!("{LOCK_DIR}/holder"),
             FakeFile {
                 kind: FileKind::File,
                 mode: 0o644,
@@ -545,11 +472,11 @@ fn hold_lock(fake: &FakeCluster, host: &str) {
 
 #[tokio::test]
 async fn a_held_lock_names_its_holder_and_the_host_is_skipped() {
-    let closet = Closet::new(&[]);
+    let closet = closet(&[]);
     let loaded = closet.load();
     let fake = cluster();
     hold_lock(&fake, "node1");
-    let p = plan(&fake, &loaded, &[]).await;
+    let p = plan(&fake, &loaded).await;
     assert_eq!(status(&p, "node1"), HostStatus::Locked);
     assert!(p.has_blockers());
     let t = text(&users_only(p));
@@ -575,13 +502,13 @@ async fn a_held_lock_names_its_holder_and_the_host_is_skipped() {
     );
     // The other apply's lock is not ours to release; ours are released everywhere else.
     assert_eq!(
-        file_text(&fake, "node1", "/var/lib/closetctl/lock/holder").unwrap(),
+        file_text(&fake, "node1", &format!("{LOCK_DIR}/holder")).unwrap(),
         format!("{HOLDER}\n")
     );
     for host in ["head", "node2"] {
         assert_eq!(uid_of(&fake, host, "alice"), Some(1001));
         assert_eq!(
-            file_text(&fake, host, "/var/lib/closetctl/lock/holder"),
+            file_text(&fake, host, &format!("{LOCK_DIR}/holder")),
             None,
             "{host}"
         );
@@ -608,7 +535,7 @@ restart = "munge"
 "#;
 
 fn lab_closet(template: &str) -> Closet {
-    Closet::new(&[
+    closet(&[
         ("playbooks/50-lab.toml", LAB_PLAYBOOK),
         ("templates/lab.conf.j2", template),
     ])
@@ -639,7 +566,7 @@ async fn a_service_that_does_not_come_back_fails_the_host_and_restores_the_file(
         "# lab settings for {{ cluster.name }} on {{ host.name }}\nmode = BROKEN\n",
     );
     let loaded = closet.load();
-    let p = plan(&fake, &loaded, &["node1"]).await;
+    let p = plan_hosts(&fake, &loaded, &["node1"]).await;
     let lab = p.hosts[0]
         .steps
         .iter()
@@ -687,7 +614,7 @@ async fn a_service_that_does_not_come_back_fails_the_host_and_restores_the_file(
             "{host}"
         );
         assert_eq!(
-            file_text(&fake, host, "/var/lib/closetctl/lock/holder"),
+            file_text(&fake, host, &format!("{LOCK_DIR}/holder")),
             None,
             "{host}"
         );
@@ -709,7 +636,7 @@ mode = "0400"
 
 #[tokio::test]
 async fn secrets_never_reach_the_plan() {
-    let closet = Closet::new(&[("playbooks/60-secret.toml", SECRET_PLAYBOOK)]);
+    let closet = closet(&[("playbooks/60-secret.toml", SECRET_PLAYBOOK)]);
     let loaded = closet.load();
     let key =
         std::fs::read(closet.dir.path().join("secrets/munge.key")).expect("the key was generated");
@@ -728,8 +655,8 @@ async fn secrets_never_reach_the_plan() {
             },
         );
     });
-    let p = plan(&fake, &loaded, &[]).await;
-    let json = render::json(&p);
+    let p = plan(&fake, &loaded).await;
+    let json = closetctl_core::plan::render::json(&p);
     let t = text(&p);
     let fingerprint = closetctl_core::resource::fingerprint(&key);
     assert!(fingerprint.starts_with("sha256:") && fingerprint.len() == 23);
@@ -800,25 +727,23 @@ roles = ["all"]
 packages = ["sudo"]
 "#;
 
-#[tokio::test]
-async fn a_lab_step_with_a_builtin_steps_name_is_refused_or_applied() {
-    let closet = Closet::new(&[("playbooks/50-dup.toml", DUPLICATE_STEP)]);
-    let loaded = match Loaded::load(&closet.path()) {
-        // Refusing the duplicate name is the answer.
-        Err(e) => {
-            assert_eq!(
-                e.to_string(),
-                "playbook `50-dup.toml`: step `users`: another playbook already has a step of that name; step names must be unique"
-            );
-            return;
-        }
-        Ok(loaded) => loaded,
+/// `Playbooks::load` refuses a second step of the same name (a lab file cannot replace
+/// or extend a built-in step by naming it): the inventory does not load, so nothing is
+/// planned and no host is contacted.
+#[test]
+fn a_lab_step_with_a_builtin_steps_name_is_refused() {
+    let closet = closet(&[("playbooks/50-dup.toml", DUPLICATE_STEP)]);
+    let e = match Loaded::load(&closet.path()) {
+        Err(e) => e,
+        Ok(loaded) => panic!(
+            "a duplicate step name was accepted; steps: {:?}",
+            loaded.step_order()
+        ),
     };
-    // Otherwise both steps must run: the users and the package.
-    let fake = cluster();
-    let outcome = apply(&fake, &loaded).await;
-    assert!(outcome.success(), "{:?}", outcome.report);
-    assert!(fake.host("head").with(|s| s.installed.contains_key("sudo")));
+    assert_eq!(
+        e.to_string(),
+        "playbook `50-dup.toml`: step `users`: another playbook already has a step of that name; step names must be unique"
+    );
 }
 
 #[tokio::test]
@@ -866,7 +791,7 @@ const BOB_KEY: &str =
 
 #[tokio::test]
 async fn a_symlinked_ssh_dir_is_named_and_skipped_while_the_others_get_their_keys() {
-    let closet = Closet::new(&[]);
+    let closet = closet(&[]);
     let fake = cluster();
     assert!(apply(&fake, &closet.load()).await.success());
     // Alice, with a shell on head, points her ~/.ssh at /etc.
@@ -896,7 +821,7 @@ async fn a_symlinked_ssh_dir_is_named_and_skipped_while_the_others_get_their_key
         );
     closet.write("inventory.toml", &edited);
     let loaded = closet.load();
-    let before = plan(&fake, &loaded, &["head"]).await;
+    let before = plan_hosts(&fake, &loaded, &["head"]).await;
     let head = before.hosts.iter().find(|h| h.host == "head").unwrap();
     assert!(
         head.warnings
@@ -935,7 +860,7 @@ async fn a_symlinked_ssh_dir_is_named_and_skipped_while_the_others_get_their_key
             .unwrap()
             .contains("bob@laptop")
     );
-    let again = plan(&fake, &loaded, &[]).await;
+    let again = plan(&fake, &loaded).await;
     assert!(!again.has_changes(), "{}", text(&again));
 }
 
@@ -945,7 +870,7 @@ fn nfs_closet() -> Closet {
         "roles = [\"controller\", \"login\"]",
         "roles = [\"controller\", \"login\", \"nfs-server\"]",
     ) + "\n[nfs]\nserver = \"head\"\n";
-    let closet = Closet::new(&[]);
+    let closet = closet(&[]);
     closet.write("inventory.toml", &text);
     closet
 }
@@ -980,7 +905,7 @@ async fn an_fstab_is_edited_byte_for_byte_or_not_at_all() {
         large.extend(b"# a long comment the admin wrote, kept on every line of this file\n");
     }
     put_fstab(&fake, "node2", large.clone());
-    let p = plan(&fake, &loaded, &[]).await;
+    let p = plan(&fake, &loaded).await;
     let node1 = p.hosts.iter().find(|h| h.host == "node1").unwrap();
     let fstab = node1
         .steps
@@ -1024,7 +949,7 @@ async fn an_fstab_is_edited_byte_for_byte_or_not_at_all() {
 
 #[tokio::test]
 async fn keys_left_by_root_in_a_home_are_replaced_by_their_owner_and_a_foreign_ssh_dir_is_named() {
-    let closet = Closet::new(&[]);
+    let closet = closet(&[]);
     let loaded = closet.load();
     let fake = cluster();
     assert!(apply(&fake, &loaded).await.success());
@@ -1039,7 +964,7 @@ async fn keys_left_by_root_in_a_home_are_replaced_by_their_owner_and_a_foreign_s
         let d = s.files.get_mut("/home/alice/.ssh").unwrap();
         (d.owner, d.group) = ("root".into(), "root".into());
     });
-    let p = plan(&fake, &loaded, &[]).await;
+    let p = plan(&fake, &loaded).await;
     let rendered = text(&p);
     assert!(
         rendered
@@ -1071,7 +996,7 @@ async fn keys_left_by_root_in_a_home_are_replaced_by_their_owner_and_a_foreign_s
 
 #[tokio::test]
 async fn an_owner_operation_that_fails_is_passed_over_and_reported_while_the_rest_converges() {
-    let closet = Closet::new(&[]);
+    let closet = closet(&[]);
     let loaded = closet.load();
     let fake = cluster();
     // node2's disk quota for alice is full: what the plan cannot see.

@@ -1,13 +1,8 @@
 //! The tailnet policy rendered from `inventory.example.toml` (pure: no host and no API
 //! is contacted), the notes it comes with, and the check of what the cluster needs.
 
+use crate::kit::example;
 use closetctl_core::concerns::tailscale::{check, parse, policy, render};
-use closetctl_core::inventory::Inventory;
-use std::path::Path;
-
-fn example() -> Inventory {
-    Inventory::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("inventory.example.toml")).unwrap()
-}
 
 #[test]
 fn policy_from_the_example_inventory() {

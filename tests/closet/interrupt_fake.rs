@@ -4,16 +4,16 @@
 //! step, after the grace period and at the question, a link lost between a change and
 //! its handler, and what the next apply does after each.
 
+use crate::kit::{
+    self, apply, apply_opts, file_text, host_plan as host, journal, locked, plan, text, Closet,
+};
 use closetctl::command::unlock::{unlock_with, Outcome};
-use closetctl::command::{apply_with, plan_with, ApplyOptions, Loaded};
-use closetctl::report::Reporter;
+use closetctl::command::{plan_with, ApplyOptions, Loaded};
 use closetctl_core::lock::Owner;
-use closetctl_core::plan::render::{self, Style};
-use closetctl_core::plan::{HostStatus, Plan};
+use closetctl_core::plan::HostStatus;
 use closetctl_exec::engine::HostOutcome;
 use closetctl_exec::interrupt::Stop;
 use closetctl_testkit::fake::{FakeCluster, FakeHook};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 const INVENTORY: &str = r#"[cluster]
@@ -39,75 +39,13 @@ uid = 1001
 groups = ["vision-lab"]
 "#;
 
-struct Closet {
-    dir: tempfile::TempDir,
-}
-
-impl Closet {
-    fn new(text: &str) -> Closet {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("inventory.toml"), text).unwrap();
-        Closet { dir }
-    }
-    fn path(&self) -> PathBuf {
-        self.dir.path().join("inventory.toml")
-    }
-    fn load(&self) -> Loaded {
-        Loaded::load(&self.path()).unwrap_or_else(|e| panic!("{e}"))
-    }
-}
-
 fn cluster() -> Arc<FakeCluster> {
-    Arc::new(FakeCluster::debian(&["head", "node1"]))
+    kit::cluster(&["head", "node1"])
 }
 
-async fn plan(fake: &Arc<FakeCluster>, loaded: &Loaded) -> Plan {
-    plan_with(fake.clone(), loaded, &[], None, None)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .0
-}
-
-async fn apply(fake: &Arc<FakeCluster>, loaded: &Loaded) -> closetctl::command::ApplyOutcome {
-    let reporter = Reporter::start();
-    let outcome = apply_with(
-        fake.clone(),
-        loaded,
-        &ApplyOptions::default(),
-        &reporter,
-        |_| true,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    reporter.finish().await;
-    outcome
-}
-
-fn text(plan: &Plan) -> String {
-    render::text(plan, Style::plain())
-}
-
-fn host<'p>(plan: &'p Plan, name: &str) -> &'p closetctl_core::plan::HostPlan {
-    plan.hosts.iter().find(|h| h.host == name).unwrap()
-}
-
-fn locked(fake: &FakeCluster, host: &str) -> bool {
-    fake.host(host)
-        .with(|s| s.files.contains_key("/var/lib/closetctl/lock"))
-}
-
-/// A pid that certainly ran on this machine and is gone now.
-fn dead_pid() -> u32 {
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    let pid = child.id();
-    child.wait().unwrap();
-    pid
-}
-
-/// This machine's closetctl whose process is gone (a killed apply).
+/// This machine's closetctl whose process is gone (a killed apply), run by alice.
 fn killed_owner() -> Owner {
-    let mut o = closetctl_exec::local::current_owner();
-    o.pid = dead_pid();
+    let mut o = kit::killed_owner();
     o.user = "alice".into();
     o
 }
@@ -351,30 +289,13 @@ restart = "munge"
 
 /// The users step and a lab step (package, file, service, handler).
 fn lab_closet(extra: &str) -> Closet {
-    let closet = Closet::new(&format!("{INVENTORY}{extra}"));
-    let dir = closet.dir.path();
-    std::fs::create_dir_all(dir.join("playbooks")).unwrap();
-    std::fs::create_dir_all(dir.join("templates")).unwrap();
-    std::fs::write(dir.join("playbooks/50-lab.toml"), LAB_PLAYBOOK).unwrap();
-    std::fs::write(dir.join("templates/lab.conf.j2"), "x = {{ host.name }}\n").unwrap();
-    closet
-}
-
-async fn apply_opts(
-    fake: &Arc<FakeCluster>,
-    loaded: &Loaded,
-    options: &ApplyOptions,
-) -> closetctl::command::ApplyOutcome {
-    let reporter = Reporter::start();
-    let outcome = apply_with(fake.clone(), loaded, options, &reporter, |_| true)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    reporter.finish().await;
-    outcome
-}
-
-fn journal(fake: &FakeCluster, host: &str) -> Vec<String> {
-    fake.host(host).with(|s| s.journal.clone())
+    Closet::with_files(
+        &format!("{INVENTORY}{extra}"),
+        &[
+            ("playbooks/50-lab.toml", LAB_PLAYBOOK),
+            ("templates/lab.conf.j2", "x = {{ host.name }}\n"),
+        ],
+    )
 }
 
 #[tokio::test(start_paused = true)]
@@ -549,7 +470,7 @@ async fn a_stop_at_the_question_releases_the_locks_and_changes_nothing() {
         stop,
         ..ApplyOptions::default()
     };
-    let reporter = Reporter::start();
+    let reporter = closetctl::report::Reporter::start();
     let mut seen = false;
     let outcome = closetctl::command::apply::apply_asking(
         fake.clone(),
@@ -656,14 +577,6 @@ roles = ["compute"]
 controller = "head"
 fair_share = false
 "#;
-
-fn file_text(fake: &FakeCluster, host: &str, path: &str) -> Option<String> {
-    fake.host(host).with(|s| {
-        s.files
-            .get(path)
-            .map(|f| String::from_utf8_lossy(&f.content).into_owned())
-    })
-}
 
 #[tokio::test]
 async fn nodes_never_stay_on_a_slurm_conf_the_controller_rejected() {

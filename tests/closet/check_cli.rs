@@ -3,19 +3,9 @@
 //! ours). Network, clock and uids are covered by the unit tests over the fake transport
 //! and by vm-test/scenarios/40-check.sh.
 
-use assert_cmd::Command;
+use crate::kit::{closetctl, example_path};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-
-fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("inventory.example.toml")
-}
-
-fn closetctl() -> Command {
-    let mut cmd = Command::cargo_bin("closetctl").unwrap();
-    cmd.env_remove("CLOSETCTL_INVENTORY").env("NO_COLOR", "1");
-    cmd
-}
 
 /// Run `closetctl ARGS` and return (exit code, stdout, stderr).
 fn run(args: &[&str]) -> (i32, String, String) {
@@ -39,7 +29,7 @@ fn words(line: &str) -> Vec<&str> {
 
 #[test]
 fn power_on_the_example_prints_the_circuit_table() {
-    let inv = example();
+    let inv = example_path();
     let (code, stdout, stderr) = run(&["check", "power", "-i", inv.to_str().unwrap()]);
     // closet-a (120 V × 20 A × 0.8 = 1,920 W) carries head and gpu2:
     //   head: base_watts = 250 (no GPUs)                         =   250 W
@@ -64,8 +54,8 @@ fn power_on_the_example_prints_the_circuit_table() {
 }
 
 #[test]
-fn cooling_on_the_example() {
-    let inv = example();
+fn cooling_on_the_example_path() {
+    let inv = example_path();
     let (code, stdout, _) = run(&["check", "cooling", "-i", inv.to_str().unwrap()]);
     // Heat: 250 + 1,950 + 1,250 = 3,450 W × 3.412 = 11,771.4 BTU/h = 0.98 tons,
     // against 24,000 BTU/h (2 tons): 49.0 %. gpu1 (4 GPUs) is high-end: 0.5 tons advised.
@@ -195,7 +185,7 @@ fn cooling_over_capacity_exits_1() {
 
 #[test]
 fn json_parses_and_has_the_documented_fields() {
-    let inv = example();
+    let inv = example_path();
     let (code, stdout, _) = run(&[
         "check",
         "all",
@@ -276,7 +266,7 @@ fn json_of_an_over_budget_circuit() {
 
 #[test]
 fn offline_refuses_the_checks_that_need_hosts() {
-    let inv = example();
+    let inv = example_path();
     for which in ["network", "clock", "uids"] {
         let (code, stdout, stderr) =
             run(&["check", which, "--offline", "-i", inv.to_str().unwrap()]);

@@ -4,7 +4,7 @@
 //! a `message` to an invalid policy on `/validate`, as the real API does. Only loopback
 //! traffic: the inventory's hosts are never contacted by this command.
 
-use assert_cmd::Command;
+use crate::kit;
 use base64::Engine as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -214,12 +214,10 @@ students = ["alice@example.edu"]
 }
 
 fn closetctl(dir: &tempfile::TempDir, args: &[&str]) -> (i32, String, String) {
-    let out = Command::cargo_bin("closetctl")
-        .unwrap()
+    let out = kit::closetctl()
         .args(args)
         .arg("-i")
         .arg(dir.path().join("inventory.toml"))
-        .env_remove("CLOSETCTL_INVENTORY")
         .env_remove("HTTP_PROXY")
         .env_remove("HTTPS_PROXY")
         .env_remove("ALL_PROXY")
