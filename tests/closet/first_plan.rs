@@ -5,10 +5,9 @@
 //! Fake hosts and the binary against loopback only (nothing listens on port 9).
 
 use crate::kit::{
-    apply, closetctl, cluster, example_path, plan, step_names as steps, text, Closet,
+    apply, closetctl, cluster, example_path, plan, step_names as steps, text, Closet, Loaded,
 };
 use closetctl::command::plan::exit_code;
-use closetctl::command::Loaded;
 use closetctl_exec::engine::HostOutcome;
 use std::os::unix::fs::PermissionsExt;
 

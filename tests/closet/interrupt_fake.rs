@@ -5,10 +5,10 @@
 //! its handler, and what the next apply does after each.
 
 use crate::kit::{
-    self, apply, apply_opts, file_text, host_plan as host, journal, locked, plan, text, Closet,
+    self, apply, apply_opts, file_text, host_plan as host, journal, locked, plan, plan_with, text,
+    ApplyOptions, Closet, Loaded,
 };
 use closetctl::command::unlock::{unlock_with, Outcome};
-use closetctl::command::{plan_with, ApplyOptions, Loaded};
 use closetctl_core::lock::Owner;
 use closetctl_core::plan::HostStatus;
 use closetctl_exec::engine::HostOutcome;

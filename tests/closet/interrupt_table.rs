@@ -5,9 +5,10 @@
 //! of the fresh converge must have run exactly once across the two applies: none
 //! forgotten (the journal of owed handlers), none run twice.
 
-use crate::kit::{self, apply_opts, killed_owner, plan, text, Closet};
+use crate::kit::{
+    self, apply_opts, killed_owner, plan, text, ApplyOptions, ApplyOutcome, Closet, Loaded,
+};
 use closetctl::command::unlock::{unlock_with, Outcome};
-use closetctl::command::{ApplyOptions, ApplyOutcome, Loaded};
 use closetctl_core::journal::OWED_DIR;
 use closetctl_core::lock::{Owner, LOCK_DIR};
 use closetctl_core::plan::{HostStatus, Plan};

@@ -3,14 +3,16 @@
 //! binary ([`closetctl`]), and small readers of a fake host's state.
 
 use assert_cmd::Command;
-use closetctl::command::{apply_with, plan_with, ApplyOptions, ApplyOutcome, Loaded};
+use closetctl::command::apply_with;
 use closetctl::report::Reporter;
-use closetctl_core::facts::{ClusterFacts, CpuTopology, Gpu, HostFacts};
+// What the modules take from the CLI crate's orchestration, in one place.
+pub use closetctl::command::{plan_with, ApplyOptions, ApplyOutcome, Loaded};
+use closetctl_core::facts::{ClusterFacts, CpuTopology, FileKind, Gpu, HostFacts};
 use closetctl_core::inventory::Inventory;
 use closetctl_core::lock::{Owner, LOCK_DIR};
 use closetctl_core::plan::render::{self, Style};
 use closetctl_core::plan::{HostPlan, HostStatus, Plan};
-use closetctl_testkit::fake::FakeCluster;
+use closetctl_testkit::fake::{FakeCluster, FakeFile};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -228,6 +230,17 @@ pub fn journal(fake: &FakeCluster, host: &str) -> Vec<String> {
 /// Whether a fake host's apply lock is held.
 pub fn locked(fake: &FakeCluster, host: &str) -> bool {
     fake.host(host).with(|s| s.files.contains_key(LOCK_DIR))
+}
+
+/// Another apply's lock on a fake host, as an older closetctl left it: only its
+/// `holder` file, naming `holder`.
+pub fn hold_lock(fake: &FakeCluster, host: &str, holder: &str) {
+    fake.host(host).with(|s| {
+        s.files.insert(
+            format!("{LOCK_DIR}/holder"),
+            FakeFile::root(FileKind::File, 0o644, format!("{holder}\n").into_bytes()),
+        );
+    });
 }
 
 /// This machine's closetctl, but with a pid that is gone: a killed apply.

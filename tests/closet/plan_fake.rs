@@ -7,10 +7,9 @@
 //! steps added later do not change them.
 
 use crate::kit::{
-    self, apply, file_text, plan, plan_hosts, status, step_names, text, uid_of, Closet,
+    self, apply, file_text, plan, plan_hosts, status, step_names, text, uid_of, Closet, Loaded,
 };
 use base64::Engine as _;
-use closetctl::command::Loaded;
 use closetctl_core::facts::{FileKind, GroupEntry, PasswdEntry};
 use closetctl_core::lock::LOCK_DIR;
 use closetctl_core::plan::{HostStatus, Plan};
@@ -455,27 +454,12 @@ async fn an_unreachable_host_is_named_and_the_others_converge() {
 
 const HOLDER: &str = "carol@laptop (closetctl pid 4242) since 2026-11-29T23:30:00Z";
 
-fn hold_lock(fake: &FakeCluster, host: &str) {
-    fake.host(host).with(|s| {
-        s.files.insert(
-            format!("{LOCK_DIR}/holder"),
-            FakeFile {
-                kind: FileKind::File,
-                mode: 0o644,
-                owner: "root".into(),
-                group: "root".into(),
-                content: format!("{HOLDER}\n").into_bytes(),
-            },
-        );
-    });
-}
-
 #[tokio::test]
 async fn a_held_lock_names_its_holder_and_the_host_is_skipped() {
     let closet = closet(&[]);
     let loaded = closet.load();
     let fake = cluster();
-    hold_lock(&fake, "node1");
+    kit::hold_lock(&fake, "node1", HOLDER);
     let p = plan(&fake, &loaded).await;
     assert_eq!(status(&p, "node1"), HostStatus::Locked);
     assert!(p.has_blockers());

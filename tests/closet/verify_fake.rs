@@ -4,13 +4,14 @@
 //! its node); nodes down or drained are reported with their `sinfo -R` reason; a host
 //! apply skipped is neither checked nor waited for.
 
-use crate::kit::{apply_opts, cluster, converged, plan, Closet};
-use closetctl::command::{plan_with, ApplyOptions, Loaded};
+use crate::kit::{
+    apply_opts, cluster, converged, hold_lock, plan, plan_with, ApplyOptions, Closet, Loaded,
+};
 use closetctl_core::concerns::slurm;
 use closetctl_core::lock::LOCK_DIR;
 use closetctl_exec::engine::HostOutcome;
 use closetctl_exec::verify::{self, Finding};
-use closetctl_testkit::fake::{FakeCluster, FakeFile};
+use closetctl_testkit::fake::FakeCluster;
 use std::sync::Arc;
 
 const INVENTORY: &str = r#"[cluster]
@@ -216,16 +217,7 @@ async fn a_host_apply_skipped_is_neither_checked_nor_waited_for() {
     let fake = cluster(&HOSTS);
     // Another apply holds node2's lock: this apply skips it, and node2 never gets
     // slurmd, so its node would never turn idle.
-    fake.host("node2").with(|s| {
-        s.files.insert(
-            format!("{LOCK_DIR}/holder"),
-            FakeFile::root(
-                closetctl_core::facts::FileKind::File,
-                0o644,
-                b"carol@laptop (closetctl pid 4242)\n".to_vec(),
-            ),
-        );
-    });
+    hold_lock(&fake, "node2", "carol@laptop (closetctl pid 4242)");
     let options = ApplyOptions {
         verify: true,
         ..ApplyOptions::default()
