@@ -501,11 +501,7 @@ fn restore(s: &mut FakeState, p: &str) {
 /// slurmctld will not take).
 fn check_command(s: &FakeState, cmd: &str) -> Result<(), String> {
     if let Some((c, path, needle)) = &s.failing_command {
-        let content = s
-            .files
-            .get(path)
-            .map(|f| String::from_utf8_lossy(&f.content).to_string())
-            .unwrap_or_default();
+        let content = s.text(path);
         if cmd.contains(c.as_str()) && content.contains(needle.as_str()) {
             return Err(format!("{c}: error: {path} is not accepted"));
         }
@@ -515,11 +511,7 @@ fn check_command(s: &FakeState, cmd: &str) -> Result<(), String> {
 
 fn check_broken(s: &FakeState, unit: &str) -> Result<(), String> {
     if let Some((u, path, needle)) = &s.broken_unit {
-        let content = s
-            .files
-            .get(path)
-            .map(|f| String::from_utf8_lossy(&f.content).to_string())
-            .unwrap_or_default();
+        let content = s.text(path);
         if u == unit && content.contains(needle.as_str()) {
             return Err(format!("{unit}: fatal: error in {path}"));
         }
