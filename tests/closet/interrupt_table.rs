@@ -243,7 +243,7 @@ async fn killed_after_any_op_the_next_apply_converges_and_runs_each_handler_once
             });
         }
     }
-    // The table, for the record (`cargo test --test interrupt_table -- --nocapture`).
+    // The table, for the record (`cargo test --test closet interrupt_table -- --nocapture`).
     println!("| killed on | before op | step | op not run | stale locks unlocked | owed records |");
     println!("|---|---|---|---|---|---|");
     for r in &rows {

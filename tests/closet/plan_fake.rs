@@ -712,8 +712,8 @@ packages = ["sudo"]
 "#;
 
 /// `Playbooks::load` refuses a second step of the same name (a lab file cannot replace
-/// or extend a built-in step by naming it): the inventory does not load, so nothing is
-/// planned and no host is contacted.
+/// or extend a built-in step by naming it): loading fails, so there is nothing to plan
+/// or apply. Fails if the duplicate is ever accepted (applied, merged or shadowed).
 #[test]
 fn a_lab_step_with_a_builtin_steps_name_is_refused() {
     let closet = closet(&[("playbooks/50-dup.toml", DUPLICATE_STEP)]);
