@@ -171,13 +171,14 @@ pub async fn munge<T: Transport>(
 
 /// The controller's wait loop: up to `seconds` by the clock (not by iterations: each
 /// `sinfo` may take seconds on a busy host) until every node in `nodes` is idle, mixed,
-/// allocated or completing. Node names are validated names, safe in the pattern.
+/// allocated or completing. Node names are validated names, safe in the pattern. A node
+/// in several partitions has a line for each (`-N`): nodes are counted once each.
 fn sinfo_script(seconds: u32, nodes: &[&str]) -> String {
     format!(
         r#"end=$(( $(date +%s) + {seconds} ))
 while :; do
   out=$({NODE_STATES} 2>&1) || out=
-  good=$(printf '%s\n' "$out" | grep -Ec '^({alt})\|(idle|mixed|allocated|completing)\|')
+  good=$(printf '%s\n' "$out" | grep -E '^({alt})\|(idle|mixed|allocated|completing)\|' | cut -d'|' -f1 | sort -u | wc -l)
   [ "$good" -ge {count} ] && break
   [ "$(date +%s)" -ge "$end" ] && break
   sleep 2
@@ -380,6 +381,18 @@ mod tests {
             out.starts_with("node1|idle|gpu:a100:4\nnode2|down*"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn a_node_in_two_partitions_counts_once_while_the_wait_goes_on() {
+        // `sinfo -N` prints node1 once per partition; node2 stays down, so the loop
+        // must not end after the first question on node1's two lines.
+        let (_, asked) = run_wait(
+            3,
+            &["node1", "node2"],
+            "node1|idle|x\\nnode1|idle|x\\nnode2|down|y\\n",
+        );
+        assert!((2..=3).contains(&asked), "asked {asked} times");
     }
 
     #[test]
