@@ -351,10 +351,13 @@ pub fn parse_section(body: &str) -> LockAnswer {
     }
 }
 
+/// How every lock script begins: `SCRIPT_HEADER VERB RUN` on its first line.
+pub const SCRIPT_HEADER: &str = "# closetctl lock: ";
+
 /// Header line of every lock script; the fake host reads the verb and the run id here.
 fn header(verb: &str, run: &str) -> String {
     format!(
-        "# closetctl lock: {verb} {run}\nL={LOCK_DIR}\nR={}\n",
+        "{SCRIPT_HEADER}{verb} {run}\nL={LOCK_DIR}\nR={}\n",
         quote(run)
     )
 }
@@ -416,7 +419,7 @@ pub fn break_script(run: &str) -> String {
 
 /// Read a host's lock without taking it: the lock section and the host's clock.
 pub fn inspect_script() -> String {
-    format!("# closetctl lock: inspect -\nset -u\nLOCK_RUN=\nLOCK=\n{SECTION}printf '@@closetctl now\\n'; date +%s\n")
+    format!("{SCRIPT_HEADER}inspect -\nset -u\nLOCK_RUN=\nLOCK=\n{SECTION}printf '@@closetctl now\\n'; date +%s\n")
 }
 
 /// Parse [`inspect_script`]'s answer: the lock and the host's clock.

@@ -57,8 +57,21 @@ async fn on_each<T: Transport>(
     out
 }
 
-const DECODE: &str = r#"cc_unmunge() { if printf '%s\n' "$2" | unmunge >/dev/null 2>/tmp/closetctl-unmunge.err; then echo "@@ok $1"; else echo "@@fail $1 $(head -n1 /tmp/closetctl-unmunge.err)"; fi; }
+/// The script that makes a credential on each host.
+pub const MAKE: &str = "munge -n";
+
+/// Shell: `cc_unmunge MAKER CREDENTIAL` decodes and prints `@@ok MAKER`, or `@@fail
+/// MAKER` and unmunge's first error line (kept in a variable: no file, as root, in a
+/// directory users can write).
+pub const DECODE: &str = r#"cc_unmunge() { if err=$(printf '%s\n' "$2" | unmunge 2>&1 >/dev/null); then echo "@@ok $1"; else echo "@@fail $1 $(printf '%s\n' "$err" | head -n1)"; fi; }
 "#;
+
+/// Every node's name, state and GRES, one line each.
+pub const NODE_STATES: &str = "sinfo -h -N -o '%N|%T|%G'";
+
+/// The reason of every node that has one, one line per node: without `-N`, sinfo
+/// prints nodes that share a reason as one host list (`node[1-2]|Not responding`).
+pub const NODE_REASONS: &str = "sinfo -h -N -R -o '%N|%E'";
 
 /// Cross-host MUNGE: every host's credential on the controller, the controller's everywhere.
 pub async fn munge<T: Transport>(
@@ -79,7 +92,7 @@ pub async fn munge<T: Transport>(
         connections,
         hosts
             .iter()
-            .map(|h| (h.clone(), "munge -n".to_string()))
+            .map(|h| (h.clone(), MAKE.to_string()))
             .collect(),
     )
     .await;
@@ -158,20 +171,21 @@ pub async fn munge<T: Transport>(
 
 /// The controller's wait loop: up to `seconds` by the clock (not by iterations: each
 /// `sinfo` may take seconds on a busy host) until every node in `nodes` is idle, mixed,
-/// allocated or completing. Node names are validated names, safe in the pattern.
+/// allocated or completing. Node names are validated names, safe in the pattern. A node
+/// in several partitions has a line for each (`-N`): nodes are counted once each.
 fn sinfo_script(seconds: u32, nodes: &[&str]) -> String {
     format!(
         r#"end=$(( $(date +%s) + {seconds} ))
 while :; do
-  out=$(sinfo -h -N -o '%N|%T|%G' 2>&1) || out=
-  good=$(printf '%s\n' "$out" | grep -Ec '^({alt})\|(idle|mixed|allocated|completing)\|')
+  out=$({NODE_STATES} 2>&1) || out=
+  good=$(printf '%s\n' "$out" | grep -E '^({alt})\|(idle|mixed|allocated|completing)\|' | cut -d'|' -f1 | sort -u | wc -l)
   [ "$good" -ge {count} ] && break
   [ "$(date +%s)" -ge "$end" ] && break
   sleep 2
 done
 printf '%s\n' "$out"
 echo @@reasons
-sinfo -h -R -o '%N|%E' 2>/dev/null
+{NODE_REASONS} 2>/dev/null
 "#,
         alt = nodes.join("|"),
         count = nodes.len()
@@ -287,7 +301,7 @@ mod tests {
         std::fs::write(
             &sinfo,
             format!(
-                "#!/bin/sh\n[ \"$2\" = -R ] && exit 0\necho >> '{}'\nprintf '{states}'\n",
+                "#!/bin/sh\ncase \" $* \" in *\" -R \"*) exit 0;; esac\necho >> '{}'\nprintf '{states}'\n",
                 calls.display()
             ),
         )
@@ -314,6 +328,46 @@ mod tests {
         (String::from_utf8_lossy(&out.stdout).into_owned(), asked)
     }
 
+    /// The decode function with a stand-in `unmunge` on PATH that accepts `good` and
+    /// refuses anything else as MUNGE does (its error on stderr, exit 14).
+    #[test]
+    fn decode_reports_unmunges_first_error_line_and_writes_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let unmunge = dir.path().join("unmunge");
+        std::fs::write(
+            &unmunge,
+            "#!/bin/sh\nread -r c\n[ \"$c\" = good ] && { echo 'STATUS: Success (0)'; exit 0; }\necho 'unmunge: Error: Invalid credential' >&2\necho 'second line' >&2\nexit 14\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&unmunge, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{DECODE}cc_unmunge node1 good\ncc_unmunge node2 bad\n"
+            ))
+            .current_dir(dir.path())
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    dir.path().display(),
+                    std::env::var("PATH").unwrap()
+                ),
+            )
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "@@ok node1\n@@fail node2 unmunge: Error: Invalid credential\n"
+        );
+        // Root keeps unmunge's error in a variable, never in a file users could plant.
+        assert!(
+            !DECODE.contains("/tmp") && !DECODE.contains("2>/"),
+            "{DECODE}"
+        );
+    }
+
     #[test]
     fn the_wait_ends_when_the_converged_nodes_are_idle_ignoring_others() {
         // node2 was skipped by apply and is down: not waited for, so one question.
@@ -327,6 +381,18 @@ mod tests {
             out.starts_with("node1|idle|gpu:a100:4\nnode2|down*"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn a_node_in_two_partitions_counts_once_while_the_wait_goes_on() {
+        // `sinfo -N` prints node1 once per partition; node2 stays down, so the loop
+        // must not end after the first question on node1's two lines.
+        let (_, asked) = run_wait(
+            3,
+            &["node1", "node2"],
+            "node1|idle|x\\nnode1|idle|x\\nnode2|down|y\\n",
+        );
+        assert!((2..=3).contains(&asked), "asked {asked} times");
     }
 
     #[test]

@@ -126,10 +126,13 @@ ow=$(mktemp)
 owned() { u=$1 g=$2; shift 2; (ulimit -f 2048; exec timeout -s KILL 5 setpriv --reuid="$u" --regid="$g" --init-groups --no-new-privs --reset-env -- sh -c "$OWNED_SH" closetctl "$@") >"$ow" 2>/dev/null </dev/null; sec owned "$u"; base64 -w0 <"$ow"; echo; }
 "#;
 
+/// The first line of every probe script (the fake host recognises the probe by it).
+pub const HEADER: &str = "# closetctl fact probe";
+
 /// The probe script for one request.
 pub fn script(req: &ProbeRequest) -> String {
     let join = |set: &BTreeSet<String>| quote(&set.iter().cloned().collect::<Vec<_>>().join(" "));
-    let mut s = String::from("# closetctl fact probe\nset -u\nexport LC_ALL=C\n");
+    let mut s = format!("{HEADER}\nset -u\nexport LC_ALL=C\n");
     s.push_str(&format!("PACKAGES={}\n", join(&req.packages)));
     s.push_str(&format!("UNITS={}\n", join(&req.units)));
     s.push_str(&format!("FILES={}\n", join(&req.files)));

@@ -352,7 +352,7 @@ mod tests {
 
     #[test]
     fn automount_units_escape_like_systemd() {
-        // More, and a comparison with the real systemd-escape, in tests/nfs_values.rs.
+        // More, and a comparison with the real systemd-escape, in tests/closet/nfs_values.rs.
         assert_eq!(automount_unit("/home"), "home.automount");
         assert_eq!(automount_unit("/data/sets"), "data-sets.automount");
         assert_eq!(automount_unit("/lab-data"), "lab\\x2ddata.automount");
