@@ -7,6 +7,7 @@ pub mod slurm;
 pub mod tailscale;
 pub mod users;
 
+use crate::diagnostic::Diagnostic;
 use crate::facts::probe::ProbeRequest;
 use crate::facts::HostFacts;
 use crate::inventory::{Host, Inventory};
@@ -47,7 +48,7 @@ pub fn probe_extras(inventory: &Inventory, host: &Host) -> ProbeRequest {
 }
 
 /// Findings about one host shown with its plan (they do not block apply).
-pub fn host_warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+pub fn host_warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<Diagnostic> {
     let mut out = users::warnings(inventory, host, facts);
     out.extend(nfs::warnings(inventory, host, facts));
     out.extend(tailscale::warnings(inventory, host, facts));
@@ -55,7 +56,7 @@ pub fn host_warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> V
 }
 
 /// Problems on a live host that make apply refuse to touch it.
-pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<Diagnostic> {
     let mut out = users::conflicts(inventory, facts);
     out.extend(nfs::conflicts(inventory, host, facts));
     if inventory.slurm.is_some() {
@@ -66,7 +67,7 @@ pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<S
 }
 
 /// Cluster-wide findings to show above the plan.
-pub fn warnings(inventory: &Inventory, facts: &crate::facts::ClusterFacts) -> Vec<String> {
+pub fn warnings(inventory: &Inventory, facts: &crate::facts::ClusterFacts) -> Vec<Diagnostic> {
     let mut out = slurm::context(inventory, facts)
         .map(|c| c.warnings)
         .unwrap_or_default();
@@ -83,6 +84,6 @@ pub fn disruption(label: &str, old: Option<&str>, new: &[u8]) -> String {
 }
 
 /// Things closetctl sees but leaves alone (reported, never changed).
-pub fn unmanaged(inventory: &Inventory, facts: &HostFacts) -> Vec<String> {
+pub fn unmanaged(inventory: &Inventory, facts: &HostFacts) -> Vec<Diagnostic> {
     users::unmanaged(inventory, facts)
 }

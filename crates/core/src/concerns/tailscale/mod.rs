@@ -16,6 +16,7 @@
 
 pub mod enrollment;
 
+use crate::diagnostic::{Code, Diagnostic};
 use crate::concerns::tailscale::enrollment::{AuthKey, SECRET_NAME};
 use crate::desired::Secrets;
 use crate::facts::HostFacts;
@@ -104,13 +105,17 @@ pub fn step_applies(inventory: &Inventory, playbooks: &Playbooks) -> bool {
 }
 
 /// Findings about one host shown with its plan.
-pub fn warnings(inventory: &Inventory, host: &Host, _facts: &HostFacts) -> Vec<String> {
+pub fn warnings(inventory: &Inventory, host: &Host, _facts: &HostFacts) -> Vec<Diagnostic> {
     if inventory.tailscale.is_none() {
         return Vec::new();
     }
     let mut out = Vec::new();
     if !host.tailscale.advertise_routes.is_empty() && !host.has_role(Role::SubnetRouter) {
-        out.push("tailscale advertise_routes are ignored: the host does not have the `subnet-router` role".to_string());
+        out.push(Diagnostic::warning(
+            Code::RoutesIgnored,
+            "advertise_routes",
+            "tailscale advertise_routes are ignored: the host does not have the `subnet-router` role",
+        ));
     }
     out
 }
@@ -489,12 +494,15 @@ pub fn check(policy: &Policy, inventory: &Inventory) -> Vec<String> {
 }
 
 /// Cluster-wide warnings for the plan: what the rendered policy would block.
-pub fn cluster_warnings(inventory: &Inventory) -> Vec<String> {
+pub fn cluster_warnings(inventory: &Inventory) -> Vec<Diagnostic> {
     if inventory.tailscale.is_none() {
         return Vec::new();
     }
     let (p, _) = policy(inventory);
     check(&p, inventory)
+        .into_iter()
+        .map(|m| Diagnostic::warning(Code::TailnetBlocked, "tailnet policy", m))
+        .collect()
 }
 
 #[cfg(test)]
