@@ -34,7 +34,6 @@ registry! {
     slurm => Slurm,
     nfs => Nfs,
     tailscale => Tailnet,
-
 }
 
 /// A named text shipped inside the binary: `(file name, contents)`.
