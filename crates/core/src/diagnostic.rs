@@ -424,9 +424,16 @@ mod tests {
     fn each_form_renders_its_line() {
         let s = Style::plain();
         let conflict = Diagnostic::error(Code::GpuMissing, "gpus", "no GPUs").hint("fix `gpus`");
-        assert_eq!(line(&conflict, Form::Plan, s), "! conflict: no GPUs; fix `gpus`");
-        assert_eq!(line(&conflict, Form::Check, s), "error: no GPUs; fix `gpus`");
-        let over = Diagnostic::error(Code::CircuitLoad, "wall", "over").from_check(CheckKind::Power);
+        assert_eq!(
+            line(&conflict, Form::Plan, s),
+            "! conflict: no GPUs; fix `gpus`"
+        );
+        assert_eq!(
+            line(&conflict, Form::Check, s),
+            "error: no GPUs; fix `gpus`"
+        );
+        let over =
+            Diagnostic::error(Code::CircuitLoad, "wall", "over").from_check(CheckKind::Power);
         assert_eq!(
             line(&over, Form::Plan, s),
             "warning: preflight power error: over"

@@ -172,11 +172,16 @@ impl ClockReport {
                     d.hint = hint;
                     d
                 }
-                _ => Diagnostic::new(h.severity, Code::HostUnreachable, &h.host, format!(
-                    "host `{}` is unreachable: {}",
-                    h.host,
-                    h.error.as_deref().unwrap_or("no facts")
-                )),
+                _ => Diagnostic::new(
+                    h.severity,
+                    Code::HostUnreachable,
+                    &h.host,
+                    format!(
+                        "host `{}` is unreachable: {}",
+                        h.host,
+                        h.error.as_deref().unwrap_or("no facts")
+                    ),
+                ),
             };
             out.push(d.from_check(CheckKind::Clock).on(&h.host));
         }
@@ -203,7 +208,10 @@ impl ClockReport {
                 Diagnostic::warning(
                     Code::LocalClock,
                     "this machine",
-                    format!("this machine's clock is {:+.1} s from the hosts' (their median)", -r),
+                    format!(
+                        "this machine's clock is {:+.1} s from the hosts' (their median)",
+                        -r
+                    ),
                 )
                 .hint("the hosts are judged against each other")
                 .from_check(CheckKind::Clock),

@@ -237,7 +237,10 @@ mod tests {
         let report = run(&inv, &CheckKind::ALL, None, false);
         assert!(!report.findings.is_empty());
         assert!(report.findings.iter().all(|f| f.check.is_some()));
-        assert_eq!(report.findings[0].code, crate::diagnostic::Code::CircuitLoad);
+        assert_eq!(
+            report.findings[0].code,
+            crate::diagnostic::Code::CircuitLoad
+        );
     }
 
     #[test]

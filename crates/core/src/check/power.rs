@@ -345,8 +345,9 @@ impl PowerReport {
                     c.circuit, -c.headroom_watts
                 ), Some("the breaker will trip under full load (move a host to another circuit or lower GPU power limits with `nvidia-smi -pl`)")),
             };
-            let mut d = Diagnostic::new(c.verdict.severity(), Code::CircuitLoad, &c.circuit, message)
-                .from_check(CheckKind::Power);
+            let mut d =
+                Diagnostic::new(c.verdict.severity(), Code::CircuitLoad, &c.circuit, message)
+                    .from_check(CheckKind::Power);
             d.hint = hint.map(String::from);
             out.push(d);
         }
@@ -367,9 +368,13 @@ impl PowerReport {
             }
             for n in &h.notes {
                 out.push(
-                    Diagnostic::warning(Code::PowerFigure, &h.host, format!("host `{}`: {n}", h.host))
-                        .from_check(CheckKind::Power)
-                        .on(&h.host),
+                    Diagnostic::warning(
+                        Code::PowerFigure,
+                        &h.host,
+                        format!("host `{}`: {n}", h.host),
+                    )
+                    .from_check(CheckKind::Power)
+                    .on(&h.host),
                 );
             }
         }

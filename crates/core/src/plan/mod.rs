@@ -282,8 +282,7 @@ pub fn plan(inputs: &Inputs, facts: &ClusterFacts, hosts: &[String]) -> Plan {
                         }
                     }
                     record_owed(&mut hp.steps);
-                    hp.warnings
-                        .extend(here(forgotten_owed(&steps, host_facts)));
+                    hp.warnings.extend(here(forgotten_owed(&steps, host_facts)));
                 }
                 Err(e) => {
                     hp.status = HostStatus::Error;
@@ -359,7 +358,7 @@ fn plan_step(
                 let worst = because
                     .iter()
                     .map(|c| c.disruption.as_deref().unwrap_or("none"))
-                    .max_by_key(|l| concerns::slurm::disruption_rank(l))
+                    .max_by_key(|l| crate::resource::disruption_rank(l))
                     .unwrap_or("none");
                 if worst != wanted {
                     because.clear();
@@ -489,17 +488,12 @@ fn forgotten_owed(
             ))
         })
         .collect();
-    out.extend(
-        facts
-            .owed_unreadable
-            .iter()
-            .map(|l| {
-                Diagnostic::warning(
-                    Code::OwedRecordUnreadable,
-                    crate::journal::OWED_DIR,
-                    format!("an unreadable record in {}: {l}", crate::journal::OWED_DIR),
-                )
-            }),
-    );
+    out.extend(facts.owed_unreadable.iter().map(|l| {
+        Diagnostic::warning(
+            Code::OwedRecordUnreadable,
+            crate::journal::OWED_DIR,
+            format!("an unreadable record in {}: {l}", crate::journal::OWED_DIR),
+        )
+    }));
     out
 }
