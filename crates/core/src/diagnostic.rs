@@ -116,8 +116,9 @@ pub enum Code {
     /// The rendered tailnet policy blocks a flow the cluster needs.
     TailnetBlocked,
     // -- verification after apply
-    /// `munge -n` made no credential on a host.
-    MungeCredential,
+    /// MUNGE could not be asked on a host (`munge -n` made no credential, or the
+    /// decoding script did not run).
+    MungeHost,
     /// A credential made on one host decoded (or not) on another.
     MungeDecode,
     /// A compute node's Slurm state and GRES.
@@ -162,7 +163,7 @@ impl Code {
         Code::NodeLineKept,
         Code::NodeLeftOut,
         Code::TailnetBlocked,
-        Code::MungeCredential,
+        Code::MungeHost,
         Code::MungeDecode,
         Code::SlurmNode,
         Code::SlurmController,
@@ -204,7 +205,7 @@ impl Code {
             Code::NodeLineKept => "node-line-kept",
             Code::NodeLeftOut => "node-left-out",
             Code::TailnetBlocked => "tailnet-blocked",
-            Code::MungeCredential => "munge-credential",
+            Code::MungeHost => "munge-host",
             Code::MungeDecode => "munge-decode",
             Code::SlurmNode => "slurm-node",
             Code::SlurmController => "slurm-controller",
@@ -352,7 +353,7 @@ pub fn line(d: &Diagnostic, form: Form, style: Style) -> String {
         },
         Form::Verify => {
             let what = match d.code {
-                Code::MungeCredential => format!("munge on {}", d.subject),
+                Code::MungeHost => format!("munge on {}", d.subject),
                 Code::MungeDecode => format!("munge {}", d.subject),
                 Code::SlurmNode => format!("slurm {}", d.subject),
                 Code::SlurmController => "slurm".to_string(),

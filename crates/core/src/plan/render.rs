@@ -296,7 +296,8 @@ pub fn json(plan: &Plan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::HostPlan;
+    use crate::plan::{HostPlan, StepPlan};
+    use crate::resource::{Change, ResourceKind};
 
     fn host(name: &str, status: HostStatus) -> HostPlan {
         HostPlan {
@@ -347,5 +348,41 @@ mod tests {
             none.has_blockers() && some.has_blockers(),
             "plan exits 1 then"
         );
+    }
+
+    #[test]
+    fn a_removal_is_shown_with_a_minus_and_counted() {
+        let mut h = host("head", HostStatus::Ready);
+        let mut remove = Change::new(
+            ResourceKind::Association,
+            "vision-lab/carol",
+            Action::Remove,
+        );
+        remove
+            .details
+            .push("the inventory has no account for carol any more".into());
+        let create = Change::new(ResourceKind::Association, "vision-lab/dave", Action::Create);
+        h.steps.push(StepPlan {
+            name: "associations".into(),
+            changes: vec![create, remove],
+            handlers: Vec::new(),
+            owes: Vec::new(),
+            checks: Vec::new(),
+        });
+        let p = plan(vec![h]);
+        let out = text(&p, Style::plain());
+        assert!(
+            out.contains(
+                "\n    - association vision-lab/carol: the inventory has no account for carol any more\n"
+            ),
+            "{out}"
+        );
+        assert!(!out.contains("~ association"), "{out}");
+        assert!(
+            out.ends_with("Plan: 1 to create, 0 to change, 1 to remove on 1 of 1 hosts.\n"),
+            "{out}"
+        );
+        let json = json(&p);
+        assert!(json.contains("\"action\": \"remove\""), "{json}");
     }
 }
