@@ -35,6 +35,7 @@ registry! {
     slurm => Slurm,
     nfs => Nfs,
     tailscale => Tailnet,
+    motd => Motd,
 }
 
 /// A named text shipped inside the binary: `(file name, contents)`.
