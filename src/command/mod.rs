@@ -213,3 +213,30 @@ pub fn ssh_connector(
             source,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostic::Code;
+
+    #[test]
+    fn a_refusal_keeps_its_diagnostics_and_shows_each_on_its_line() {
+        let over = Diagnostic::error(Code::CircuitLoad, "wall", "circuit `wall` is over budget")
+            .hint("the breaker will trip");
+        let e = CliError::Refused(Refusal {
+            reason: "the closet is over its power or cooling budget".into(),
+            diagnostics: vec![over.clone()],
+            hint: Some("pass --force to apply anyway".into()),
+        });
+        assert_eq!(
+            e.to_string(),
+            "the closet is over its power or cooling budget:\n  circuit `wall` is over budget; the breaker will trip"
+        );
+        assert_eq!(e.hint().as_deref(), Some("pass --force to apply anyway"));
+        let CliError::Refused(r) = &e else {
+            unreachable!()
+        };
+        assert_eq!(r.diagnostics, [over]);
+        assert_eq!(CliError::refused("no").to_string(), "no");
+    }
+}
