@@ -11,7 +11,7 @@
 
 // The other crates' modules under their own names, so `crate::plan` reads the same here.
 pub(crate) use closetctl_core::{
-    check, concerns, desired, facts, inventory, lock, plan, playbook, resource, secrets,
+    check, concerns, desired, diagnostic, facts, inventory, lock, plan, playbook, resource, secrets,
 };
 pub(crate) use closetctl_exec::{engine, interrupt, transport};
 

@@ -39,7 +39,7 @@ impl From<EditError> for CliError {
     fn from(e: EditError) -> CliError {
         match e {
             EditError::Inventory(i) => CliError::Inventory(i),
-            other => CliError::Refused(other.to_string()),
+            other => CliError::refused(other.to_string()),
         }
     }
 }
@@ -86,7 +86,7 @@ pub async fn run(args: AdduserArgs) -> Result<i32, CliError> {
             crate::engine::gather(connector, &loaded.inventory.hosts, requests, None).await;
         let conflicts = live_conflicts(&facts, &user.name, user.uid);
         if !conflicts.is_empty() {
-            return Err(CliError::Refused(format!(
+            return Err(CliError::refused(format!(
                 "not added: {}",
                 conflicts.join("; ")
             )));

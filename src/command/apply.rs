@@ -2,7 +2,8 @@
 //! plan, ask, carry it out step by step, release the locks, verify with a fresh plan,
 //! and summarise per host. Exit 0 only when every selected host converged.
 
-use super::{CliError, HostArgs, InventoryArgs, Loaded};
+use super::{CliError, HostArgs, InventoryArgs, Loaded, Refusal};
+use crate::diagnostic::{self, Diagnostic, Form};
 use crate::engine::HostOutcome;
 use crate::interrupt::Stop;
 use crate::plan::render;
@@ -30,22 +31,26 @@ pub struct ApplyArgs {
 
 pub async fn run(args: ApplyArgs) -> Result<i32, CliError> {
     let loaded = Loaded::load(&args.inventory.inventory)?;
-    let over: Vec<String> = crate::check::offline_findings(&loaded.inventory)
+    // The same rule as `plan`'s exit code (`Plan::apply_refuses`), before any host is
+    // contacted: the preflight errors power and cooling find in the inventory.
+    let preflight = crate::check::offline_findings(&loaded.inventory);
+    let over: Vec<Diagnostic> = crate::plan::refusing(&preflight)
         .into_iter()
-        .filter(|f| f.severity == crate::check::Severity::Error)
-        .map(|f| f.message)
+        .cloned()
         .collect();
     if !over.is_empty() {
+        let refusal = Refusal {
+            reason: "the closet is over its power or cooling budget".into(),
+            diagnostics: over,
+            hint: Some("fix the inventory or the closet, or pass --force to apply anyway".into()),
+        };
         if !args.force {
-            return Err(CliError::Refused(format!(
-                "the closet is over its power or cooling budget:\n  {}\nFix the inventory or the closet, or pass --force to apply anyway",
-                over.join("\n  ")
-            )));
+            return Err(CliError::Refused(refusal));
         }
-        eprintln!(
-            "warning: applying with --force although the closet is over budget:\n  {}",
-            over.join("\n  ")
-        );
+        eprintln!("warning: applying with --force although the closet is over budget:");
+        for d in &refusal.diagnostics {
+            eprintln!("  {}", d.text());
+        }
     }
     let connector = super::ssh_connector(&loaded.inventory)?;
     let style = render::Style {
@@ -194,10 +199,8 @@ pub fn summary(outcome: &ApplyOutcome) -> String {
         s.push_str("Verification:\n");
         for f in &outcome.verification {
             s.push_str(&format!(
-                "  {} {}: {}\n",
-                if f.ok { "ok  " } else { "FAIL" },
-                f.check,
-                f.detail
+                "  {}\n",
+                diagnostic::line(f, Form::Verify, render::Style::plain())
             ));
         }
     }

@@ -17,6 +17,7 @@ pub use closetctl_core::loaded::{LoadError, Loaded};
 pub use closetctl_exec::orchestrate::{apply_with, plan_with, ApplyOptions, ApplyOutcome};
 
 use crate::desired::DesiredError;
+use crate::diagnostic::Diagnostic;
 use crate::inventory::{Inventory, InventoryError};
 use crate::playbook::PlaybookError;
 use crate::secrets::SecretError;
@@ -100,8 +101,9 @@ pub enum CliError {
     Desired(#[from] DesiredError),
     #[error(transparent)]
     Load(#[from] LoadError),
-    #[error("{0}")]
-    Refused(String),
+    /// A command will not do what was asked; the diagnostics say why, one per line.
+    #[error("{}", .0.text())]
+    Refused(Refusal),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -110,10 +112,44 @@ pub enum CliError {
     },
 }
 
+/// Why a command refuses: a sentence, the diagnostics behind it (a preflight error,
+/// ...), and what to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub reason: String,
+    pub diagnostics: Vec<Diagnostic>,
+    pub hint: Option<String>,
+}
+
+impl Refusal {
+    /// The reason, then each diagnostic's sentence on its own indented line.
+    pub fn text(&self) -> String {
+        let mut out = self.reason.clone();
+        if !self.diagnostics.is_empty() {
+            out.push(':');
+        }
+        for d in &self.diagnostics {
+            out.push_str("\n  ");
+            out.push_str(&d.text());
+        }
+        out
+    }
+}
+
 impl CliError {
+    /// A refusal with nothing but its reason.
+    pub fn refused(reason: impl Into<String>) -> CliError {
+        CliError::Refused(Refusal {
+            reason: reason.into(),
+            diagnostics: Vec::new(),
+            hint: None,
+        })
+    }
+
     /// A separate line of advice, printed after the error.
     pub fn hint(&self) -> Option<String> {
         match self {
+            CliError::Refused(r) => r.hint.clone(),
             CliError::Inventory(InventoryError::Read { .. })
             | CliError::Load(LoadError::Inventory(InventoryError::Read { .. })) => {
                 Some("give the inventory with `-i FILE` or CLOSETCTL_INVENTORY; `inventory.example.toml` is a commented example".into())
@@ -176,4 +212,31 @@ pub fn ssh_connector(
             what: "cannot prepare the ssh configuration".into(),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostic::Code;
+
+    #[test]
+    fn a_refusal_keeps_its_diagnostics_and_shows_each_on_its_line() {
+        let over = Diagnostic::error(Code::CircuitLoad, "wall", "circuit `wall` is over budget")
+            .hint("the breaker will trip");
+        let e = CliError::Refused(Refusal {
+            reason: "the closet is over its power or cooling budget".into(),
+            diagnostics: vec![over.clone()],
+            hint: Some("pass --force to apply anyway".into()),
+        });
+        assert_eq!(
+            e.to_string(),
+            "the closet is over its power or cooling budget:\n  circuit `wall` is over budget; the breaker will trip"
+        );
+        assert_eq!(e.hint().as_deref(), Some("pass --force to apply anyway"));
+        let CliError::Refused(r) = &e else {
+            unreachable!()
+        };
+        assert_eq!(r.diagnostics, [over]);
+        assert_eq!(CliError::refused("no").to_string(), "no");
+    }
 }

@@ -1,5 +1,6 @@
 //! `closetctl plan`: gather facts from every host at once and show what apply would
-//! change. `--detailed-exitcode` exits 2 when there are changes (Terraform's rule).
+//! change. Exit 1 when apply would refuse something; `--detailed-exitcode` exits 2
+//! when there are changes (Terraform's rule).
 
 use super::{CliError, HostArgs, InventoryArgs, Loaded};
 use crate::plan::{render, Plan};
@@ -40,9 +41,11 @@ pub async fn run(args: PlanArgs) -> Result<i32, CliError> {
     Ok(exit_code(&plan, args.detailed_exitcode))
 }
 
-/// 1 when any host could not be planned; else 2 for changes with `--detailed-exitcode`.
+/// 1 when apply would refuse something (a preflight error, a conflict, a host that
+/// could not be planned: [`Plan::apply_refuses`], the rule apply follows); else 2 for
+/// changes with `--detailed-exitcode`.
 pub fn exit_code(plan: &Plan, detailed: bool) -> i32 {
-    if plan.has_blockers() {
+    if plan.apply_refuses() {
         1
     } else if detailed && plan.has_changes() {
         2

@@ -243,8 +243,8 @@ pub async fn run(args: TailscaleArgs) -> Result<i32, CliError> {
 fn policy(args: PolicyArgs) -> Result<i32, CliError> {
     let inventory = Inventory::load(&args.inventory.inventory)?;
     let Some(ts) = &inventory.tailscale else {
-        return Err(CliError::Refused(
-            "the inventory has no [tailscale] section: there is no tailnet policy to render".into(),
+        return Err(CliError::refused(
+            "the inventory has no [tailscale] section: there is no tailnet policy to render",
         ));
     };
     let (p, notes) = module::policy(&inventory);
@@ -256,7 +256,7 @@ fn policy(args: PolicyArgs) -> Result<i32, CliError> {
         print!("{text}");
         return Ok(0);
     }
-    let key = api_key(ts).map_err(|e| CliError::Refused(e.to_string()))?;
+    let key = api_key(ts).map_err(|e| CliError::refused(e.to_string()))?;
     let api = PolicyApi::new(&ts.api_url, &ts.tailnet, &key);
     match api.push(&text) {
         Ok(Pushed::Unchanged) => {
@@ -273,6 +273,6 @@ fn policy(args: PolicyArgs) -> Result<i32, CliError> {
             );
             Ok(0)
         }
-        Err(e) => Err(CliError::Refused(e.to_string())),
+        Err(e) => Err(CliError::refused(e.to_string())),
     }
 }

@@ -242,7 +242,11 @@ async fn a_new_user_is_associated_and_a_busy_association_is_not_removed() {
     let head = p.hosts.iter().find(|h| h.host == "head").unwrap();
     assert_eq!(head.status, HostStatus::Conflict);
     assert_eq!(
-        head.conflicts,
+        head.conflicts[0].code,
+        closetctl_core::diagnostic::Code::AssociationBusy
+    );
+    assert_eq!(
+        head.conflicts.iter().map(|c| c.text()).collect::<Vec<_>>(),
         vec!["association nlp-lab/carol is to be removed but carol has active jobs 57 under it; wait for them to finish or `scancel 57`, then apply again"]
     );
     let outcome = apply(&fake, &loaded).await;

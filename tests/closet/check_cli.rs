@@ -196,7 +196,7 @@ fn json_parses_and_has_the_documented_fields() {
     ]);
     assert_eq!(code, 0, "{stdout}");
     let v: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], 2);
     assert_eq!(v["severity"], "ok");
     assert!(v.get("network").is_none() && v.get("clock").is_none() && v.get("uids").is_none());
     let a = &v["power"]["circuits"][0];
@@ -238,6 +238,7 @@ fn json_parses_and_has_the_documented_fields() {
             .iter()
             .all(|k| f[k].is_string())));
     assert_eq!(findings[0]["check"], "power");
+    assert_eq!(findings[0]["code"], "circuit-load");
     assert_eq!(findings[0]["subject"], "closet-a");
 }
 

@@ -10,6 +10,7 @@ use crate::kit::{
     self, apply, file_text, plan, plan_hosts, status, step_names, text, uid_of, Closet, Loaded,
 };
 use base64::Engine as _;
+use closetctl_core::diagnostic::Code;
 use closetctl_core::facts::{FileKind, GroupEntry, PasswdEntry};
 use closetctl_core::lock::LOCK_DIR;
 use closetctl_core::plan::{HostStatus, Plan};
@@ -336,10 +337,22 @@ async fn a_conflicting_host_is_refused_and_left_untouched() {
     assert!(p.has_blockers());
     let node1 = p.hosts.iter().find(|h| h.host == "node1").unwrap();
     assert_eq!(
-        node1.conflicts,
+        node1
+            .conflicts
+            .iter()
+            .map(|c| (c.code, c.host.as_deref(), c.text()))
+            .collect::<Vec<_>>(),
         [
-            "group `alice` has gid 1500 here; the inventory says 1001",
-            "user `alice` has uid 1500 here; the inventory says 1001 (closetctl will not renumber it: files owned by 1500 would be orphaned)",
+            (
+                Code::GidConflict,
+                Some("node1"),
+                "group `alice` has gid 1500 here; the inventory says 1001".to_string()
+            ),
+            (
+                Code::UidConflict,
+                Some("node1"),
+                "user `alice` has uid 1500 here; the inventory says 1001 (closetctl will not renumber it: files owned by 1500 would be orphaned)".to_string()
+            ),
         ]
     );
     let t = text(&users_only(p.clone()));
@@ -397,8 +410,15 @@ async fn a_uid_held_by_another_name_is_a_conflict() {
     let p = plan_hosts(&fake, &closet.load(), &["node2"]).await;
     assert_eq!(status(&p, "node2"), HostStatus::Conflict);
     assert_eq!(
-        p.hosts[0].conflicts,
-        ["uid 1002 for user `bob` is already held here by user `olduser`"]
+        p.hosts[0]
+            .conflicts
+            .iter()
+            .map(|c| (c.code, c.text()))
+            .collect::<Vec<_>>(),
+        [(
+            Code::UidTaken,
+            "uid 1002 for user `bob` is already held here by user `olduser`".to_string()
+        )]
     );
 }
 
@@ -808,10 +828,10 @@ async fn a_symlinked_ssh_dir_is_named_and_skipped_while_the_others_get_their_key
     let before = plan_hosts(&fake, &loaded, &["head"]).await;
     let head = before.hosts.iter().find(|h| h.host == "head").unwrap();
     assert!(
-        head.warnings
-            .iter()
-            .any(|w| w.contains("user `alice`")
-                && w.contains("`/home/alice/.ssh` is a symbolic link")),
+        head.warnings.iter().any(|w| w.code == Code::SshDirUnusable
+            && w.subject == "alice"
+            && w.message.contains("user `alice`")
+            && w.message.contains("`/home/alice/.ssh` is a symbolic link")),
         "{:?}",
         head.warnings
     );
@@ -917,10 +937,9 @@ async fn an_fstab_is_edited_byte_for_byte_or_not_at_all() {
     assert_eq!(status(&p, "node2"), HostStatus::Conflict);
     let node2 = p.hosts.iter().find(|h| h.host == "node2").unwrap();
     assert!(
-        node2
-            .conflicts
-            .iter()
-            .any(|c| c.contains("`/etc/fstab` is") && c.contains("over the 65536")),
+        node2.conflicts.iter().any(|c| c.code == Code::FstabTooLarge
+            && c.message.contains("`/etc/fstab` is")
+            && c.message.contains("over the 65536")),
         "{:?}",
         node2.conflicts
     );
@@ -957,10 +976,9 @@ async fn keys_left_by_root_in_a_home_are_replaced_by_their_owner_and_a_foreign_s
     );
     let node1 = p.hosts.iter().find(|h| h.host == "node1").unwrap();
     assert!(
-        node1
-            .warnings
-            .iter()
-            .any(|w| w.contains("`/home/alice/.ssh` belongs to `root`, not to her")),
+        node1.warnings.iter().any(|w| w.code == Code::SshDirUnusable
+            && w.message
+                .contains("`/home/alice/.ssh` belongs to `root`, not to her")),
         "{:?}",
         node1.warnings
     );

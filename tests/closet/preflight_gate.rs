@@ -1,7 +1,12 @@
 //! Preflight in plan and apply: an over-budget circuit is shown at the top of the plan,
-//! and apply refuses before contacting any host unless `--force`.
+//! apply refuses before contacting any host unless `--force`, and `plan` exits 1 by
+//! the same rule.
 
-use crate::kit::{closetctl, cluster, plan, text, Closet};
+use crate::kit::{self, closetctl, cluster, plan, text, Closet};
+use closetctl::command::plan::exit_code;
+use closetctl_core::check::offline_findings;
+use closetctl_core::diagnostic::{Code, Diagnostic, Severity};
+use closetctl_core::plan::{refusing, HostStatus};
 
 const OVER: &str = r#"
 [cluster]
@@ -51,4 +56,39 @@ fn apply_refuses_an_over_budget_closet_without_force() {
         String::from_utf8_lossy(&out.stdout).is_empty(),
         "nothing planned or applied"
     );
+}
+
+#[tokio::test]
+async fn plan_exits_1_when_apply_would_refuse_the_closet() {
+    // A user, so that the fresh hosts have work: the users step creates her.
+    let over = format!("{OVER}\n[[user]]\nname = \"alice\"\nuid = 1001\n");
+    let closet = Closet::new(&over);
+    let loaded = closet.load();
+    let fake = cluster(&["gpu1", "gpu2"]);
+    let plan = kit::plan(&fake, &loaded).await;
+    // Every host answered and is ready, and there is work: without the preflight rule
+    // this plan would exit 0 (2 with --detailed-exitcode).
+    assert!(plan.hosts.iter().all(|h| h.status == HostStatus::Ready));
+    assert!(plan.has_changes() && !plan.has_blockers());
+    assert!(plan.apply_refuses());
+    assert_eq!(exit_code(&plan, false), 1);
+    assert_eq!(exit_code(&plan, true), 1);
+    // What plan refuses on is exactly what apply refuses on before contacting a host.
+    let findings = offline_findings(&loaded.inventory);
+    let apply_refuses: Vec<&Diagnostic> = refusing(&findings);
+    assert_eq!(plan.refusing(), apply_refuses);
+    assert_eq!(
+        apply_refuses
+            .iter()
+            .map(|d| (d.code, d.severity, d.subject.as_str()))
+            .collect::<Vec<_>>(),
+        [(Code::CircuitLoad, Severity::Error, "wall")]
+    );
+
+    // On a circuit that holds the load, the same closet plans with the usual codes.
+    closet.set(&over.replace("amps = 20", "amps = 60"));
+    let plan = kit::plan(&fake, &closet.load()).await;
+    assert!(!plan.apply_refuses(), "{:?}", plan.warnings);
+    assert_eq!(exit_code(&plan, false), 0);
+    assert_eq!(exit_code(&plan, true), 2);
 }

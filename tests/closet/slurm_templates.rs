@@ -74,8 +74,8 @@ fn a_host_reporting_fewer_gpus_than_declared_is_a_conflict() {
     let gpu1 = inventory.host("gpu1").unwrap();
     let conflicts = concerns::conflicts(&inventory, gpu1, &facts.hosts["gpu1"]);
     assert_eq!(
-        conflicts,
-        vec!["the inventory declares 4 × a100-sxm4-80gb but the host reports 2 × NVIDIA A100-SXM4-80GB; a node configured with GPUs it lacks would drain, so fix `gpus` in the inventory"]
+        conflicts.iter().map(|c| (c.code, c.text())).collect::<Vec<_>>(),
+        vec![(closetctl_core::diagnostic::Code::GpuMismatch, "the inventory declares 4 × a100-sxm4-80gb but the host reports 2 × NVIDIA A100-SXM4-80GB; a node configured with GPUs it lacks would drain, so fix `gpus` in the inventory".to_string())]
     );
     // The node line follows the live hardware, not the inventory.
     let ctx = slurm::context(&inventory, &facts).unwrap();

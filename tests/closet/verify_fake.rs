@@ -8,9 +8,11 @@ use crate::kit::{
     apply_opts, cluster, converged, hold_lock, plan, plan_with, ApplyOptions, Closet, Loaded,
 };
 use closetctl_core::concerns::slurm;
+use closetctl_core::diagnostic::{line, Diagnostic, Form};
 use closetctl_core::lock::LOCK_DIR;
+use closetctl_core::plan::render::Style;
 use closetctl_exec::engine::HostOutcome;
-use closetctl_exec::verify::{self, Finding};
+use closetctl_exec::verify;
 use closetctl_testkit::fake::FakeCluster;
 use std::sync::Arc;
 
@@ -47,7 +49,7 @@ const HOSTS: [&str; 3] = ["head", "node1", "node2"];
 const WAIT: u32 = 5;
 
 /// Verification as apply runs it, on every host: MUNGE crosswise, then the Slurm nodes.
-async fn verify_all(fake: &Arc<FakeCluster>, loaded: &Loaded) -> Vec<Finding> {
+async fn verify_all(fake: &Arc<FakeCluster>, loaded: &Loaded) -> Vec<Diagnostic> {
     let (_, facts, connections) = plan_with(fake.clone(), loaded, &[], None, None)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -57,17 +59,17 @@ async fn verify_all(fake: &Arc<FakeCluster>, loaded: &Loaded) -> Vec<Finding> {
     findings
 }
 
-/// `check: ok detail` lines, sorted, for whole-list comparisons.
-fn lines(findings: &[Finding]) -> Vec<String> {
+/// `check: ok detail` lines, sorted, for whole-list comparisons (from the line apply
+/// prints: `ok   munge head -> node1: decoded`).
+fn lines(findings: &[Diagnostic]) -> Vec<String> {
     let mut v: Vec<String> = findings
         .iter()
         .map(|f| {
-            format!(
-                "{}: {} {}",
-                f.check,
-                if f.ok { "ok" } else { "FAIL" },
-                f.detail
-            )
+            let printed = line(f, Form::Verify, Style::plain());
+            let (verdict, rest) = printed.split_at(4);
+            let (what, detail) = rest.trim_start().split_once(": ").unwrap();
+            let verdict = if verdict == "FAIL" { "FAIL" } else { "ok" };
+            format!("{what}: {verdict} {detail}")
         })
         .collect();
     v.sort();

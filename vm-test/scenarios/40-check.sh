@@ -129,5 +129,5 @@ echo "$out"
 assert_eq 0 "$rc" "check all exit code"
 for s in power cooling network clock uids; do assert_contains "$out" "== $s"; done
 js=$("$CLOSETCTL" check all --json -i "$INV")
-json_assert "$js" 'd["schema_version"] == 1 and d["severity"] != "error"' "check all JSON"
+json_assert "$js" 'd["schema_version"] == 2 and d["severity"] != "error"' "check all JSON"
 json_assert "$js" 'all(k in d for k in ("power", "cooling", "network", "clock", "uids", "findings"))' "every section"

@@ -11,6 +11,8 @@
 //! - [`resource`] and [`ops`]: the kinds of things closetctl manages and the shell
 //!   operations that change them.
 //! - [`check`]: preflight findings (UIDs, power, cooling, network, clocks).
+//! - [`diagnostic`]: the one typed finding (severity, code, host, subject, message,
+//!   hint) that warnings, conflicts, preflight and verification report, and its text.
 //! - [`lock`] and [`journal`]: the per-host apply lock and the handlers a host is owed.
 
 #![cfg_attr(test, allow(clippy::disallowed_methods, clippy::disallowed_types))]
@@ -19,6 +21,7 @@ pub mod check;
 pub mod concerns;
 pub mod context;
 pub mod desired;
+pub mod diagnostic;
 pub mod facts;
 pub mod gpu;
 pub mod inventory;

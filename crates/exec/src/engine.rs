@@ -288,7 +288,14 @@ impl ApplyReport {
                     reason: format!("unreachable: {}", hp.error.clone().unwrap_or_default()),
                 },
                 HostStatus::Conflict => HostOutcome::Skipped {
-                    reason: format!("conflicts: {}", hp.conflicts.join("; ")),
+                    reason: format!(
+                        "conflicts: {}",
+                        hp.conflicts
+                            .iter()
+                            .map(|c| c.text())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
                 },
                 HostStatus::Locked | HostStatus::Error => HostOutcome::Skipped {
                     reason: hp.error.clone().unwrap_or_default(),

@@ -9,7 +9,7 @@
 
 // The core's modules under their own names, so `crate::plan` reads the same here.
 pub(crate) use closetctl_core::{
-    concerns, facts, inventory, journal, lock, ops, plan, resource, shell,
+    concerns, diagnostic, facts, inventory, journal, lock, ops, plan, resource, shell,
 };
 
 pub mod engine;

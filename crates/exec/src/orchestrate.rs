@@ -3,10 +3,11 @@
 //! step while the locks are kept fresh, release them, plan again and verify with the
 //! cluster's own tools. The command line only adds flags, printing and exit codes.
 
+use crate::diagnostic::Diagnostic;
 use crate::engine::{self, ApplyReport, Connections, Events, HostOutcome};
 use crate::interrupt::Stop;
 use crate::transport::Connector;
-use crate::verify::{self, Finding};
+use crate::verify;
 use closetctl_core::desired::probe_request;
 use closetctl_core::facts::probe::ProbeRequest;
 use closetctl_core::facts::ClusterFacts;
@@ -74,7 +75,7 @@ pub struct ApplyOutcome {
     pub report: ApplyReport,
     pub after: Option<Plan>,
     /// Checks with the cluster's own tools after apply (MUNGE across hosts, Slurm nodes).
-    pub verification: Vec<Finding>,
+    pub verification: Vec<Diagnostic>,
     /// Hosts whose lock could not be released, and why: it may remain.
     pub locks_left: BTreeMap<String, String>,
     /// A stop (Ctrl-C, SIGTERM) ended the apply early; `confirmed` says whether that
@@ -88,7 +89,10 @@ impl ApplyOutcome {
         !self.interrupted
             && self.report.all_ok()
             && self.after.as_ref().is_none_or(|p| !p.has_changes())
-            && self.verification.iter().all(|f| f.ok)
+            && self
+                .verification
+                .iter()
+                .all(|f| f.severity != crate::diagnostic::Severity::Error)
     }
 }
 

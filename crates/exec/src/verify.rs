@@ -8,21 +8,25 @@
 //! the hosts the caller passes are checked and waited for.
 
 use crate::concerns::slurm::SlurmContext;
+use crate::diagnostic::{Code, Diagnostic, Severity};
 use crate::engine::Connections;
 use crate::inventory::{Inventory, Role};
 use crate::shell::quote;
 use crate::transport::Transport;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::task::JoinSet;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// `munge node1 -> head`, `slurm node1`.
-    pub check: String,
-    pub ok: bool,
-    pub detail: String,
+/// A verification result on `host` about `subject`: ok, or an error.
+fn finding(
+    ok: bool,
+    code: Code,
+    host: &str,
+    subject: &str,
+    message: impl Into<String>,
+) -> Diagnostic {
+    let severity = if ok { Severity::Ok } else { Severity::Error };
+    Diagnostic::new(severity, code, subject, message).on(host)
 }
 
 /// The most any one verification script may take (the Slurm wait loop included).
@@ -77,7 +81,7 @@ pub const NODE_REASONS: &str = "sinfo -h -N -R -o '%N|%E'";
 pub async fn munge<T: Transport>(
     inventory: &Inventory,
     connections: &Connections<T>,
-) -> Vec<Finding> {
+) -> Vec<Diagnostic> {
     let Some(slurm) = &inventory.slurm else {
         return Vec::new();
     };
@@ -103,24 +107,30 @@ pub async fn munge<T: Transport>(
             Ok(c) if c.trim().starts_with("MUNGE:") => {
                 good.insert(host, c.trim().to_string());
             }
-            Ok(c) => findings.push(Finding {
-                check: format!("munge on {host}"),
-                ok: false,
-                detail: format!("`munge -n` printed no credential: {}", c.trim()),
-            }),
-            Err(e) => findings.push(Finding {
-                check: format!("munge on {host}"),
-                ok: false,
-                detail: format!("`munge -n` failed: {e}"),
-            }),
+            Ok(c) => findings.push(finding(
+                false,
+                Code::MungeHost,
+                &host,
+                &host,
+                format!("`munge -n` printed no credential: {}", c.trim()),
+            )),
+            Err(e) => findings.push(finding(
+                false,
+                Code::MungeHost,
+                &host,
+                &host,
+                format!("`munge -n` failed: {e}"),
+            )),
         }
     }
     let Some(controller_cred) = good.get(&controller).cloned() else {
-        findings.push(Finding {
-            check: format!("munge on {controller}"),
-            ok: false,
-            detail: "the controller made no credential".into(),
-        });
+        findings.push(finding(
+            false,
+            Code::MungeHost,
+            &controller,
+            &controller,
+            "the controller made no credential",
+        ));
         return findings;
     };
     let mut scripts = BTreeMap::new();
@@ -139,11 +149,7 @@ pub async fn munge<T: Transport>(
     scripts.insert(controller.clone(), on_controller);
     for (decoder, r) in on_each(connections, scripts).await {
         match r {
-            Err(e) => findings.push(Finding {
-                check: format!("munge on {decoder}"),
-                ok: false,
-                detail: e,
-            }),
+            Err(e) => findings.push(finding(false, Code::MungeHost, &decoder, &decoder, e)),
             Ok(out) => {
                 for line in out.lines() {
                     let (ok, rest) =
@@ -153,15 +159,17 @@ pub async fn munge<T: Transport>(
                             _ => continue,
                         };
                     let (maker, why) = rest.split_once(' ').unwrap_or((rest, ""));
-                    findings.push(Finding {
-                        check: format!("munge {maker} -> {decoder}"),
+                    findings.push(finding(
                         ok,
-                        detail: if ok {
+                        Code::MungeDecode,
+                        &decoder,
+                        &format!("{maker} -> {decoder}"),
+                        if ok {
                             "decoded".into()
                         } else {
                             format!("unmunge failed: {why}")
                         },
-                    });
+                    ));
                 }
             }
         }
@@ -198,7 +206,7 @@ pub async fn slurm<T: Transport>(
     inventory: &Inventory,
     connections: &Connections<T>,
     wait_seconds: u32,
-) -> Vec<Finding> {
+) -> Vec<Diagnostic> {
     // Only the nodes in `connections`: the caller leaves out the hosts that did not
     // converge, so verification never waits for a node that was skipped or failed.
     let expected: Vec<&str> = inventory
@@ -222,18 +230,22 @@ pub async fn slurm<T: Transport>(
     let out = match results.get(&ctx.controller) {
         Some(Ok(o)) => o.clone(),
         Some(Err(e)) => {
-            return vec![Finding {
-                check: "slurm".into(),
-                ok: false,
-                detail: format!("sinfo on {} failed: {e}", ctx.controller),
-            }]
+            return vec![finding(
+                false,
+                Code::SlurmController,
+                &ctx.controller,
+                &ctx.controller,
+                format!("sinfo on {} failed: {e}", ctx.controller),
+            )]
         }
         None => {
-            return vec![Finding {
-                check: "slurm".into(),
-                ok: false,
-                detail: format!("controller `{}` is not connected", ctx.controller),
-            }]
+            return vec![finding(
+                false,
+                Code::SlurmController,
+                &ctx.controller,
+                &ctx.controller,
+                format!("controller `{}` is not connected", ctx.controller),
+            )]
         }
     };
     let (states, reasons) = out.split_once("@@reasons").unwrap_or((&out, ""));
@@ -248,11 +260,13 @@ pub async fn slurm<T: Transport>(
     for node in expected {
         let line = states.lines().find(|l| l.split('|').next() == Some(node));
         let Some(line) = line else {
-            findings.push(Finding {
-                check: format!("slurm {node}"),
-                ok: false,
-                detail: "not known to slurmctld (sinfo does not list it)".into(),
-            });
+            findings.push(finding(
+                false,
+                Code::SlurmNode,
+                node,
+                node,
+                "not known to slurmctld (sinfo does not list it)",
+            ));
             continue;
         };
         let parts: Vec<&str> = line.split('|').collect();
@@ -279,11 +293,13 @@ pub async fn slurm<T: Transport>(
                 if want.is_empty() { "none" } else { &want }
             ));
         }
-        findings.push(Finding {
-            check: format!("slurm {node}"),
-            ok: state_ok && gres_ok,
+        findings.push(finding(
+            state_ok && gres_ok,
+            Code::SlurmNode,
+            node,
+            node,
             detail,
-        });
+        ));
     }
     findings
 }

@@ -14,7 +14,8 @@
 //! - NTP not synchronized (`timedatectl`): a warning; unknown: reported, no warning.
 //! - Host unreachable: an error.
 
-use super::{round1, CheckKind, Finding, Severity};
+use super::{round1, CheckKind, Severity};
+use crate::diagnostic::{Code, Diagnostic};
 use crate::facts::ClusterFacts;
 use crate::inventory::Inventory;
 use serde::Serialize;
@@ -150,54 +151,71 @@ fn median(mut xs: Vec<f64>) -> Option<f64> {
 }
 
 impl ClockReport {
-    pub fn findings(&self) -> Vec<Finding> {
+    pub fn findings(&self) -> Vec<Diagnostic> {
         let mut out = Vec::new();
         for h in &self.hosts {
-            let message = match (h.offset_seconds, h.deviation_seconds) {
+            let d = match (h.offset_seconds, h.deviation_seconds) {
                 (Some(offset), Some(dev)) => {
-                    let mut m = format!(
+                    let m = format!(
                         "host `{}`: clock {dev:+.1} s from the cluster ({offset:+.1} s from this machine), NTP synchronized: {}",
                         h.host, h.ntp_synchronized
                     );
-                    match skew_severity(dev) {
-                        Severity::Error => m.push_str(&format!(
-                            "; at or beyond MUNGE's {MUNGE_TTL_SECONDS:.0} s credential TTL: Slurm will reject its credentials"
+                    let hint = match skew_severity(dev) {
+                        Severity::Error => Some(format!(
+                            "at or beyond MUNGE's {MUNGE_TTL_SECONDS:.0} s credential TTL: Slurm will reject its credentials"
                         )),
-                        Severity::Warning => m.push_str("; drifting: enable NTP (systemd-timesyncd or chrony)"),
-                        Severity::Ok if h.ntp_synchronized == "no" => m.push_str("; enable NTP (systemd-timesyncd or chrony)"),
-                        Severity::Ok => {}
-                    }
-                    m
+                        Severity::Warning => Some("drifting: enable NTP (systemd-timesyncd or chrony)".to_string()),
+                        _ if h.ntp_synchronized == "no" => Some("enable NTP (systemd-timesyncd or chrony)".to_string()),
+                        _ => None,
+                    };
+                    let mut d = Diagnostic::new(h.severity, Code::ClockOffset, &h.host, m);
+                    d.hint = hint;
+                    d
                 }
-                _ => format!(
-                    "host `{}` is unreachable: {}",
-                    h.host,
-                    h.error.as_deref().unwrap_or("no facts")
+                _ => Diagnostic::new(
+                    h.severity,
+                    Code::HostUnreachable,
+                    &h.host,
+                    format!(
+                        "host `{}` is unreachable: {}",
+                        h.host,
+                        h.error.as_deref().unwrap_or("no facts")
+                    ),
                 ),
             };
-            out.push(Finding::new(CheckKind::Clock, h.severity, &h.host, message));
+            out.push(d.from_check(CheckKind::Clock).on(&h.host));
         }
         if let Some(p) = &self.max_pairwise {
-            out.push(Finding::new(
-                CheckKind::Clock,
-                p.severity,
-                "cluster",
-                format!(
-                    "max pairwise clock skew {:.1} s (`{}` ahead of `{}`); MUNGE needs under {MUNGE_TTL_SECONDS:.0} s",
-                    p.seconds, p.ahead, p.behind
-                ),
-            ));
+            out.push(
+                Diagnostic::new(
+                    p.severity,
+                    Code::ClockSkew,
+                    "cluster",
+                    format!(
+                        "max pairwise clock skew {:.1} s (`{}` ahead of `{}`)",
+                        p.seconds, p.ahead, p.behind
+                    ),
+                )
+                .hint(format!("MUNGE needs under {MUNGE_TTL_SECONDS:.0} s"))
+                .from_check(CheckKind::Clock),
+            );
         }
         if let Some(r) = self
             .reference_offset_seconds
             .filter(|r| r.abs() >= WARN_SKEW_SECONDS)
         {
-            out.push(Finding::new(
-                CheckKind::Clock,
-                Severity::Warning,
-                "this machine",
-                format!("this machine's clock is {:+.1} s from the hosts' (their median); the hosts are judged against each other", -r),
-            ));
+            out.push(
+                Diagnostic::warning(
+                    Code::LocalClock,
+                    "this machine",
+                    format!(
+                        "this machine's clock is {:+.1} s from the hosts' (their median)",
+                        -r
+                    ),
+                )
+                .hint("the hosts are judged against each other")
+                .from_check(CheckKind::Clock),
+            );
         }
         out
     }

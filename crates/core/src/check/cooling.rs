@@ -10,7 +10,8 @@
 //!   1,500 W or more. When the declared capacity is below that, it is a warning.
 
 use super::power::HostLoad;
-use super::{round1, CheckKind, Finding, Severity};
+use super::{round1, CheckKind, Severity};
+use crate::diagnostic::{Code, Diagnostic};
 use crate::inventory::Inventory;
 use serde::Serialize;
 
@@ -96,29 +97,26 @@ fn round2(x: f64) -> f64 {
 
 impl CoolingReport {
     /// The capacity finding and the rule-of-thumb advisory.
-    pub fn findings(&self) -> Vec<Finding> {
+    pub fn findings(&self) -> Vec<Diagnostic> {
         let heat = format!(
             "{:.0} W = {:.0} BTU/h = {:.2} tons",
             self.heat_watts, self.heat_btu_per_hour, self.heat_tons
         );
         let mut out = Vec::new();
-        let message = match (self.capacity_btu_per_hour, self.capacity_tons, self.percent) {
+        let capacity = match (self.capacity_btu_per_hour, self.capacity_tons, self.percent) {
             (Some(cap), Some(cap_tons), Some(p)) => {
                 let figures = format!("heat {heat} against {cap:.0} BTU/h ({cap_tons:.2} tons) of cooling ({p:.1} %)");
+                let d = |m: String| Diagnostic::new(self.severity, Code::CoolingCapacity, "cooling", m);
                 match self.severity {
-                    Severity::Error => format!("cooling is over capacity: {figures}; the closet will overheat under full load"),
-                    Severity::Warning => format!("cooling is near capacity: {figures}"),
-                    Severity::Ok => format!("cooling: {figures}"),
+                    Severity::Error => d(format!("cooling is over capacity: {figures}"))
+                        .hint("the closet will overheat under full load"),
+                    Severity::Warning => d(format!("cooling is near capacity: {figures}")),
+                    _ => d(format!("cooling: {figures}")),
                 }
             }
-            _ => format!("no `[cooling]` capacity in the inventory: heat {heat} is not checked against the room"),
+            _ => Diagnostic::new(self.severity, Code::CoolingUndeclared, "cooling", format!("no `[cooling]` capacity in the inventory: heat {heat} is not checked against the room")),
         };
-        out.push(Finding::new(
-            CheckKind::Cooling,
-            self.severity,
-            "cooling",
-            message,
-        ));
+        out.push(capacity.from_check(CheckKind::Cooling));
         if !self.high_end_hosts.is_empty() {
             let n = self.high_end_hosts.len();
             let rule = format!(
@@ -134,12 +132,10 @@ impl CoolingReport {
                 Some(cap) => (Severity::Ok, format!("{rule}; {cap:.2} tons declared")),
                 None => (Severity::Ok, rule),
             };
-            out.push(Finding::new(
-                CheckKind::Cooling,
-                severity,
-                "rule-of-thumb",
-                message,
-            ));
+            out.push(
+                Diagnostic::new(severity, Code::CoolingRuleOfThumb, "rule-of-thumb", message)
+                    .from_check(CheckKind::Cooling),
+            );
         }
         out
     }

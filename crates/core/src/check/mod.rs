@@ -3,8 +3,8 @@
 //!
 //! Everything here is pure: the inventory (and, for the checks that need them, facts a
 //! probe gathered) in, a report out. Each check has its own module and report type;
-//! every report also turns into [`Finding`]s, the one-line, severity-tagged results that
-//! `closetctl check`, `plan` and `apply` show. Power and cooling need nothing but the
+//! every report also turns into [`Diagnostic`]s (with `check` set), the one-line,
+//! severity-tagged results that `closetctl check`, `plan` and `apply` show. Power and cooling need nothing but the
 //! inventory ([`offline_findings`]); network, clock and uids need facts.
 
 pub mod clock;
@@ -13,31 +13,12 @@ pub mod network;
 pub mod power;
 pub mod uids;
 
+use crate::diagnostic::Diagnostic;
 use crate::facts::ClusterFacts;
 use crate::inventory::Inventory;
 use serde::Serialize;
 
-/// How bad a finding is. Ordered: `Ok < Warning < Error`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Ok,
-    /// Worth fixing; `closetctl check` still exits 0.
-    Warning,
-    /// The closet will fail (a breaker trips, MUNGE rejects credentials, files change
-    /// owner across hosts); `closetctl check` exits 1.
-    Error,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Ok => "ok",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        }
-    }
-}
+pub use crate::diagnostic::{worst, Severity};
 
 /// The checks, in the order `check all` runs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -78,47 +59,11 @@ impl CheckKind {
     }
 }
 
-/// One result line: which check, how bad, about what (a circuit, a host, a user), and a
-/// sentence that names it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Finding {
-    pub check: CheckKind,
-    pub severity: Severity,
-    /// What the finding is about: a circuit name, a host name, `cluster`, ...
-    pub subject: String,
-    pub message: String,
-}
-
-impl Finding {
-    pub fn new(
-        check: CheckKind,
-        severity: Severity,
-        subject: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Finding {
-        Finding {
-            check,
-            severity,
-            subject: subject.into(),
-            message: message.into(),
-        }
-    }
-}
-
-/// The worst severity among `findings` (`Ok` when there are none).
-pub fn worst(findings: &[Finding]) -> Severity {
-    findings
-        .iter()
-        .map(|f| f.severity)
-        .max()
-        .unwrap_or(Severity::Ok)
-}
-
 /// Power and cooling findings from the inventory alone (table figures, no host
 /// contacted): one per circuit, one per host without a circuit, one for cooling
 /// capacity and one for the rule-of-thumb advisory. For `plan` (show the errors) and
 /// `apply` (refuse while any is an error, unless forced).
-pub fn offline_findings(inventory: &Inventory) -> Vec<Finding> {
+pub fn offline_findings(inventory: &Inventory) -> Vec<Diagnostic> {
     let power = power::check(inventory, None);
     let cooling = cooling::check(inventory, &power.hosts);
     let mut out = power.findings();
@@ -144,11 +89,11 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uids: Option<uids::UidsReport>,
     /// Every finding of every selected check, in check order.
-    pub findings: Vec<Finding>,
+    pub findings: Vec<Diagnostic>,
 }
 
 /// JSON schema version of [`Report`].
-pub const REPORT_VERSION: u32 = 1;
+pub const REPORT_VERSION: u32 = 2;
 
 /// Run the selected checks. `facts` must be given when a selected check needs facts
 /// (see [`CheckKind::needs_facts`]); with `live`, the power and cooling figures use
@@ -268,7 +213,7 @@ mod tests {
             .filter(|f| f.severity == Severity::Error)
             .collect();
         assert_eq!(over.len(), 2, "{findings:#?}"); // the circuit and the cooling capacity
-        assert_eq!(over[0].check, CheckKind::Power);
+        assert_eq!(over[0].check, Some(CheckKind::Power));
         assert_eq!(over[0].subject, "rack");
         assert!(
             over[0].message.contains("circuit `rack`"),
@@ -276,7 +221,7 @@ mod tests {
             over[0].message
         );
         assert!(over[0].message.contains("3900 W"), "{}", over[0].message);
-        assert_eq!(over[1].check, CheckKind::Cooling);
+        assert_eq!(over[1].check, Some(CheckKind::Cooling));
         assert_eq!(worst(&findings), Severity::Error);
     }
 
@@ -287,9 +232,15 @@ mod tests {
     }
 
     #[test]
-    fn severities_order_ok_warning_error() {
-        assert!(Severity::Ok < Severity::Warning && Severity::Warning < Severity::Error);
-        assert_eq!(worst(&[]), Severity::Ok);
+    fn every_finding_names_its_check() {
+        let inv = fixtures::two_a100_hosts(120, 20, None);
+        let report = run(&inv, &CheckKind::ALL, None, false);
+        assert!(!report.findings.is_empty());
+        assert!(report.findings.iter().all(|f| f.check.is_some()));
+        assert_eq!(
+            report.findings[0].code,
+            crate::diagnostic::Code::CircuitLoad
+        );
     }
 
     #[test]
@@ -301,6 +252,6 @@ mod tests {
         assert!(report
             .findings
             .iter()
-            .all(|f| f.check == CheckKind::Cooling));
+            .all(|f| f.check == Some(CheckKind::Cooling)));
     }
 }

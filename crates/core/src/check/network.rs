@@ -7,7 +7,8 @@
 //! - Speed not reported (virtual NICs, some drivers): `unknown`, not a failure.
 //! - Host unreachable: an error.
 
-use super::{CheckKind, Finding, Severity};
+use super::{CheckKind, Severity};
+use crate::diagnostic::{Code, Diagnostic};
 use crate::facts::ClusterFacts;
 use crate::inventory::Inventory;
 use serde::Serialize;
@@ -119,7 +120,7 @@ pub(crate) fn unreachable_reason(facts: &ClusterFacts, host: &str) -> String {
 }
 
 impl NetworkReport {
-    pub fn findings(&self) -> Vec<Finding> {
+    pub fn findings(&self) -> Vec<Diagnostic> {
         self.hosts
             .iter()
             .map(|h| {
@@ -136,7 +137,13 @@ impl NetworkReport {
                         format!("host `{}` is unreachable: {}", h.host, h.error.as_deref().unwrap_or("no facts"))
                     }
                 };
-                Finding::new(CheckKind::Network, h.severity, &h.host, message)
+                let code = match h.status {
+                    LinkStatus::Unreachable => Code::HostUnreachable,
+                    _ => Code::LinkSpeed,
+                };
+                Diagnostic::new(h.severity, code, &h.host, message)
+                    .from_check(CheckKind::Network)
+                    .on(&h.host)
             })
             .collect()
     }

@@ -26,7 +26,8 @@
 //! above 100 % (an error: the breaker will trip under full load). A host with no
 //! `circuit` is a warning: its load is not budgeted anywhere.
 
-use super::{round1, CheckKind, Finding, Severity};
+use super::{round1, CheckKind, Severity};
+use crate::diagnostic::{Code, Diagnostic};
 use crate::facts::{ClusterFacts, HostFacts};
 use crate::gpu;
 use crate::inventory::{Circuit, Host, Inventory};
@@ -321,7 +322,7 @@ pub fn host_load(host: &Host, facts: Option<&HostFacts>) -> HostLoad {
 impl PowerReport {
     /// One finding per circuit (severity from its verdict), one warning per host
     /// without a circuit, one warning per host note.
-    pub fn findings(&self) -> Vec<Finding> {
+    pub fn findings(&self) -> Vec<Diagnostic> {
         let mut out = Vec::new();
         for c in &self.circuits {
             let hosts = if c.hosts.is_empty() {
@@ -333,43 +334,48 @@ impl PowerReport {
                 "{:.0} W of {:.0} W usable ({:.1} %)",
                 c.load_watts, c.limit_watts, c.percent
             );
-            let message = match c.verdict {
-                Verdict::Ok => format!("circuit `{}` ({hosts}): {figures}, {:.0} W headroom", c.circuit, c.headroom_watts),
-                Verdict::Warn => format!(
+            let (message, hint) = match c.verdict {
+                Verdict::Ok => (format!("circuit `{}` ({hosts}): {figures}, {:.0} W headroom", c.circuit, c.headroom_watts), None),
+                Verdict::Warn => (format!(
                     "circuit `{}` ({hosts}) is near its limit: {figures}, only {:.0} W headroom",
                     c.circuit, c.headroom_watts
-                ),
-                Verdict::Over => format!(
-                    "circuit `{}` ({hosts}) is over budget: {figures}, {:.0} W over; the breaker will trip under full load (move a host to another circuit or lower GPU power limits with `nvidia-smi -pl`)",
+                ), None),
+                Verdict::Over => (format!(
+                    "circuit `{}` ({hosts}) is over budget: {figures}, {:.0} W over",
                     c.circuit, -c.headroom_watts
-                ),
+                ), Some("the breaker will trip under full load (move a host to another circuit or lower GPU power limits with `nvidia-smi -pl`)")),
             };
-            out.push(Finding::new(
-                CheckKind::Power,
-                c.verdict.severity(),
-                &c.circuit,
-                message,
-            ));
+            let mut d =
+                Diagnostic::new(c.verdict.severity(), Code::CircuitLoad, &c.circuit, message)
+                    .from_check(CheckKind::Power);
+            d.hint = hint.map(String::from);
+            out.push(d);
         }
         for h in &self.hosts {
             if h.circuit.is_none() {
-                out.push(Finding::new(
-                    CheckKind::Power,
-                    Severity::Warning,
-                    &h.host,
-                    format!(
-                        "host `{}` has no circuit: its {:.0} W are not budgeted on any breaker",
-                        h.host, h.load_watts
-                    ),
-                ));
+                out.push(
+                    Diagnostic::warning(
+                        Code::NoCircuit,
+                        &h.host,
+                        format!(
+                            "host `{}` has no circuit: its {:.0} W are not budgeted on any breaker",
+                            h.host, h.load_watts
+                        ),
+                    )
+                    .from_check(CheckKind::Power)
+                    .on(&h.host),
+                );
             }
             for n in &h.notes {
-                out.push(Finding::new(
-                    CheckKind::Power,
-                    Severity::Warning,
-                    &h.host,
-                    format!("host `{}`: {n}", h.host),
-                ));
+                out.push(
+                    Diagnostic::warning(
+                        Code::PowerFigure,
+                        &h.host,
+                        format!("host `{}`: {n}", h.host),
+                    )
+                    .from_check(CheckKind::Power)
+                    .on(&h.host),
+                );
             }
         }
         out

@@ -12,7 +12,8 @@
 //! The rules are those of [`crate::concerns::users::conflicts`], which `plan` applies;
 //! here every account gets a row. An unreachable host is an error.
 
-use super::{CheckKind, Finding, Severity};
+use super::{CheckKind, Severity};
+use crate::diagnostic::{Code, Diagnostic};
 use crate::facts::{ClusterFacts, HostFacts};
 use crate::inventory::Inventory;
 use serde::Serialize;
@@ -188,19 +189,24 @@ fn account(
 impl UidsReport {
     /// One finding per conflict, one per host with missing accounts, one per host all
     /// ok, one per unreachable host.
-    pub fn findings(&self) -> Vec<Finding> {
+    pub fn findings(&self) -> Vec<Diagnostic> {
         let mut out = Vec::new();
         let mut hosts: Vec<&str> = self.accounts.iter().map(|a| a.host.as_str()).collect();
         hosts.dedup();
         for host in hosts {
             let on: Vec<&AccountCheck> = self.accounts.iter().filter(|a| a.host == host).collect();
             for a in on.iter().filter(|a| a.status == AccountStatus::Conflict) {
-                out.push(Finding::new(
-                    CheckKind::Uids,
-                    Severity::Error,
-                    host,
-                    a.detail(),
-                ));
+                let code = match (a.kind, a.host_id.is_some()) {
+                    (AccountKind::User, true) => Code::UidConflict,
+                    (AccountKind::User, false) => Code::UidTaken,
+                    (AccountKind::Group, true) => Code::GidConflict,
+                    (AccountKind::Group, false) => Code::GidTaken,
+                };
+                out.push(
+                    Diagnostic::error(code, &a.name, a.detail())
+                        .from_check(CheckKind::Uids)
+                        .on(host),
+                );
             }
             let missing: Vec<String> = on
                 .iter()
@@ -208,36 +214,45 @@ impl UidsReport {
                 .map(|a| format!("{} `{}`", a.kind.as_str(), a.name))
                 .collect();
             if !missing.is_empty() {
-                out.push(Finding::new(
-                    CheckKind::Uids,
-                    Severity::Warning,
-                    host,
-                    format!(
-                        "host `{host}` lacks {} (apply creates them): {}",
-                        missing.len(),
-                        missing.join(", ")
-                    ),
-                ));
+                out.push(
+                    Diagnostic::warning(
+                        Code::AccountsMissing,
+                        host,
+                        format!(
+                            "host `{host}` lacks {} (apply creates them): {}",
+                            missing.len(),
+                            missing.join(", ")
+                        ),
+                    )
+                    .from_check(CheckKind::Uids)
+                    .on(host),
+                );
             }
             if on.iter().all(|a| a.status == AccountStatus::Ok) {
-                out.push(Finding::new(
-                    CheckKind::Uids,
-                    Severity::Ok,
-                    host,
-                    format!(
-                        "host `{host}`: all {} accounts have the inventory's IDs",
-                        on.len()
-                    ),
-                ));
+                out.push(
+                    Diagnostic::ok(
+                        Code::AccountsOk,
+                        host,
+                        format!(
+                            "host `{host}`: all {} accounts have the inventory's IDs",
+                            on.len()
+                        ),
+                    )
+                    .from_check(CheckKind::Uids)
+                    .on(host),
+                );
             }
         }
         for u in &self.unreachable {
-            out.push(Finding::new(
-                CheckKind::Uids,
-                Severity::Error,
-                &u.host,
-                format!("host `{}` is unreachable: {}", u.host, u.error),
-            ));
+            out.push(
+                Diagnostic::error(
+                    Code::HostUnreachable,
+                    &u.host,
+                    format!("host `{}` is unreachable: {}", u.host, u.error),
+                )
+                .from_check(CheckKind::Uids)
+                .on(&u.host),
+            );
         }
         out
     }

@@ -8,6 +8,7 @@
 //! values templates can use, and the disruption labels it classifies. It implements
 //! [`Concern`]; a new concern is its folder plus one line in [`REGISTRY`].
 
+use crate::diagnostic::Diagnostic;
 use crate::facts::probe::ProbeRequest;
 use crate::facts::{ClusterFacts, HostFacts};
 use crate::inventory::sections::{Section, SectionCheck};
@@ -127,7 +128,7 @@ pub trait Concern: Sync {
     }
 
     /// Cluster-wide findings shown above the plan.
-    fn warnings(&self, _inventory: &Inventory, _facts: &ClusterFacts) -> Vec<String> {
+    fn warnings(&self, _inventory: &Inventory, _facts: &ClusterFacts) -> Vec<Diagnostic> {
         Vec::new()
     }
 
@@ -137,17 +138,22 @@ pub trait Concern: Sync {
         _inventory: &Inventory,
         _host: &Host,
         _facts: &HostFacts,
-    ) -> Vec<String> {
+    ) -> Vec<Diagnostic> {
         Vec::new()
     }
 
     /// Problems on a live host that make apply refuse to touch it.
-    fn conflicts(&self, _inventory: &Inventory, _host: &Host, _facts: &HostFacts) -> Vec<String> {
+    fn conflicts(
+        &self,
+        _inventory: &Inventory,
+        _host: &Host,
+        _facts: &HostFacts,
+    ) -> Vec<Diagnostic> {
         Vec::new()
     }
 
     /// Things on a host it sees but leaves alone (reported, never changed).
-    fn unmanaged(&self, _inventory: &Inventory, _facts: &HostFacts) -> Vec<String> {
+    fn unmanaged(&self, _inventory: &Inventory, _facts: &HostFacts) -> Vec<Diagnostic> {
         Vec::new()
     }
 
@@ -240,7 +246,7 @@ pub fn template_values(
 }
 
 /// Findings about one host shown with its plan (they do not block apply).
-pub fn host_warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+pub fn host_warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<Diagnostic> {
     REGISTRY
         .iter()
         .flat_map(|c| c.host_warnings(inventory, host, facts))
@@ -248,7 +254,7 @@ pub fn host_warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> V
 }
 
 /// Problems on a live host that make apply refuse to touch it.
-pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<Diagnostic> {
     REGISTRY
         .iter()
         .flat_map(|c| c.conflicts(inventory, host, facts))
@@ -256,7 +262,7 @@ pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<S
 }
 
 /// Cluster-wide findings to show above the plan.
-pub fn warnings(inventory: &Inventory, facts: &ClusterFacts) -> Vec<String> {
+pub fn warnings(inventory: &Inventory, facts: &ClusterFacts) -> Vec<Diagnostic> {
     REGISTRY
         .iter()
         .flat_map(|c| c.warnings(inventory, facts))
@@ -264,7 +270,7 @@ pub fn warnings(inventory: &Inventory, facts: &ClusterFacts) -> Vec<String> {
 }
 
 /// Things closetctl sees but leaves alone (reported, never changed).
-pub fn unmanaged(inventory: &Inventory, facts: &HostFacts) -> Vec<String> {
+pub fn unmanaged(inventory: &Inventory, facts: &HostFacts) -> Vec<Diagnostic> {
     REGISTRY
         .iter()
         .flat_map(|c| c.unmanaged(inventory, facts))

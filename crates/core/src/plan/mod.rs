@@ -3,13 +3,15 @@
 //!
 //! `plan(inputs, facts, hosts)` is the pure core. A host that did not answer, or whose
 //! accounts conflict with the inventory, is marked so; apply only runs hosts whose
-//! status is `ready`. The JSON form of [`Plan`] is the documented `--json` schema
+//! status is `ready`. Warnings, conflicts and notes are [`Diagnostic`]s;
+//! [`Plan::apply_refuses`] is the rule `plan`'s exit code and `apply` share. The JSON form of [`Plan`] is the documented `--json` schema
 //! (see `docs/plan-json.md`); operations and secret content are never serialized.
 
 pub mod render;
 
 use crate::concerns;
 use crate::desired::{self, HandlerAction, Inputs};
+use crate::diagnostic::{Code, Diagnostic};
 use crate::facts::ClusterFacts;
 use crate::journal::Owed;
 use crate::ops::Op;
@@ -17,15 +19,17 @@ use crate::resource::{Change, MissingSecret, ResourceKind};
 use serde::Serialize;
 
 /// Version of the `--json` schema.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub schema_version: u32,
     pub cluster: String,
     pub hosts: Vec<HostPlan>,
-    /// Cluster-wide findings shown above the hosts (preflight checks, GPU mismatches).
-    pub warnings: Vec<String>,
+    /// Cluster-wide findings shown above the hosts: preflight checks that are not ok
+    /// (an error among them makes apply refuse), hosts left out of slurm.conf, flows
+    /// the tailnet policy blocks.
+    pub warnings: Vec<Diagnostic>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -49,9 +53,11 @@ pub struct HostPlan {
     pub status: HostStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    pub conflicts: Vec<String>,
-    pub unmanaged: Vec<String>,
-    pub warnings: Vec<String>,
+    /// Live state that contradicts the inventory (errors): apply refuses the host.
+    pub conflicts: Vec<Diagnostic>,
+    /// What closetctl sees and leaves alone (info).
+    pub unmanaged: Vec<Diagnostic>,
+    pub warnings: Vec<Diagnostic>,
     /// For a stale lock: the exact command that breaks it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unlock: Option<String>,
@@ -182,6 +188,19 @@ impl Plan {
         self.hosts.iter().any(|h| h.status != HostStatus::Ready)
     }
 
+    /// The cluster-wide diagnostics that make apply refuse to start (preflight errors;
+    /// `apply --force` overrides them). The same rule as `apply` runs on
+    /// [`crate::check::offline_findings`] before it contacts a host.
+    pub fn refusing(&self) -> Vec<&Diagnostic> {
+        refusing(&self.warnings)
+    }
+
+    /// Whether apply would refuse anything here: the whole apply (a preflight error) or
+    /// a host (a conflict, a lock, no facts, no desired state). `plan` exits 1 then.
+    pub fn apply_refuses(&self) -> bool {
+        !self.refusing().is_empty() || self.has_blockers()
+    }
+
     /// The steps apply refuses (they need a missing secret), on hosts it would change.
     pub fn refused_steps(&self) -> Vec<RefusedStep> {
         self.hosts
@@ -208,6 +227,12 @@ impl Plan {
         }
         p
     }
+}
+
+/// Of `diagnostics`, those that make apply refuse what they are about
+/// ([`Diagnostic::refuses_apply`]): the one rule `plan` and `apply` share.
+pub fn refusing(diagnostics: &[Diagnostic]) -> Vec<&Diagnostic> {
+    diagnostics.iter().filter(|d| d.refuses_apply()).collect()
 }
 
 /// Plan every host in `hosts` (all inventory hosts when empty).
@@ -241,9 +266,12 @@ pub fn plan(inputs: &Inputs, facts: &ClusterFacts, hosts: &[String]) -> Plan {
                 );
                 return hp;
             };
-            hp.conflicts = concerns::conflicts(inventory, host, host_facts);
-            hp.unmanaged = concerns::unmanaged(inventory, host_facts);
-            hp.warnings = concerns::host_warnings(inventory, host, host_facts);
+            let here = |ds: Vec<Diagnostic>| -> Vec<Diagnostic> {
+                ds.into_iter().map(|d| d.on(&host.name)).collect()
+            };
+            hp.conflicts = here(concerns::conflicts(inventory, host, host_facts));
+            hp.unmanaged = here(concerns::unmanaged(inventory, host_facts));
+            hp.warnings = here(concerns::host_warnings(inventory, host, host_facts));
             match desired.host_steps(host) {
                 Ok(steps) => {
                     let mut changed_so_far: Vec<Change> = Vec::new();
@@ -254,7 +282,7 @@ pub fn plan(inputs: &Inputs, facts: &ClusterFacts, hosts: &[String]) -> Plan {
                         }
                     }
                     record_owed(&mut hp.steps);
-                    hp.warnings.extend(forgotten_owed(&steps, host_facts));
+                    hp.warnings.extend(here(forgotten_owed(&steps, host_facts)));
                 }
                 Err(e) => {
                     hp.status = HostStatus::Error;
@@ -283,23 +311,15 @@ pub fn plan(inputs: &Inputs, facts: &ClusterFacts, hosts: &[String]) -> Plan {
                             Some(format!("another apply holds the lock: {}", held.describe()));
                     }
                 }
-            } else if !hp.conflicts.is_empty() && hp.status == HostStatus::Ready {
+            } else if !refusing(&hp.conflicts).is_empty() && hp.status == HostStatus::Ready {
                 hp.status = HostStatus::Conflict;
             }
             hp
         })
         .collect();
-    let mut warnings: Vec<String> = crate::check::offline_findings(inventory)
+    let mut warnings: Vec<Diagnostic> = crate::check::offline_findings(inventory)
         .into_iter()
         .filter(|f| f.severity != crate::check::Severity::Ok)
-        .map(|f| {
-            format!(
-                "preflight {} {}: {}",
-                f.check.as_str(),
-                f.severity.as_str(),
-                f.message
-            )
-        })
         .collect();
     warnings.extend(concerns::warnings(inventory, facts));
     Plan {
@@ -440,8 +460,11 @@ fn record_owed(steps: &mut [StepPlan]) {
 
 /// Owed records that no step of this host has a handler for any more (the playbooks
 /// changed), and journal lines that are not records.
-fn forgotten_owed(steps: &[desired::DesiredStep], facts: &crate::facts::HostFacts) -> Vec<String> {
-    let mut out: Vec<String> = facts
+fn forgotten_owed(
+    steps: &[desired::DesiredStep],
+    facts: &crate::facts::HostFacts,
+) -> Vec<Diagnostic> {
+    let mut out: Vec<Diagnostic> = facts
         .owed
         .iter()
         .filter(|o| {
@@ -450,21 +473,27 @@ fn forgotten_owed(steps: &[desired::DesiredStep], facts: &crate::facts::HostFact
                 .any(|s| s.name == o.step && s.handlers.iter().any(|h| h.name == o.handler))
         })
         .map(|o| {
-            format!(
-                "an interrupted apply left handler `{}` of step `{}` owed ({}), but no playbook step for this host has it any more; run it by hand if still needed, then remove {}/{}",
-                o.handler,
-                o.step,
-                o.action,
+            Diagnostic::warning(
+                Code::OwedHandlerForgotten,
+                format!("{}/{}", o.step, o.handler),
+                format!(
+                    "an interrupted apply left handler `{}` of step `{}` owed ({}), but no playbook step for this host has it any more",
+                    o.handler, o.step, o.action
+                ),
+            )
+            .hint(format!(
+                "run it by hand if still needed, then remove {}/{}",
                 crate::journal::OWED_DIR,
                 o.id()
-            )
+            ))
         })
         .collect();
-    out.extend(
-        facts
-            .owed_unreadable
-            .iter()
-            .map(|l| format!("an unreadable record in {}: {l}", crate::journal::OWED_DIR)),
-    );
+    out.extend(facts.owed_unreadable.iter().map(|l| {
+        Diagnostic::warning(
+            Code::OwedRecordUnreadable,
+            crate::journal::OWED_DIR,
+            format!("an unreadable record in {}: {l}", crate::journal::OWED_DIR),
+        )
+    }));
     out
 }

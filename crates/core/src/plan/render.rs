@@ -1,6 +1,8 @@
 //! Plan output: the human text (readable without colour) and the JSON document.
+//! Diagnostics are rendered by [`crate::diagnostic::line`], like everywhere else.
 
 use super::{HostStatus, Plan};
+use crate::diagnostic::{self, Form};
 use crate::resource::Action;
 use std::fmt::Write;
 
@@ -39,7 +41,7 @@ impl Style {
 pub fn text(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
     for w in &plan.warnings {
-        let _ = writeln!(out, "{} {w}", style.yellow("warning:"));
+        let _ = writeln!(out, "{}", diagnostic::line(w, Form::Plan, style));
     }
     if !plan.warnings.is_empty() {
         out.push('\n');
@@ -66,7 +68,7 @@ pub fn text(plan: &Plan, style: Style) -> String {
             _ => {}
         }
         for c in &host.conflicts {
-            let _ = writeln!(out, "  {} conflict: {c}", style.red("!"));
+            let _ = writeln!(out, "  {}", diagnostic::line(c, Form::Plan, style));
         }
         if host.status == HostStatus::Conflict {
             let _ = writeln!(
@@ -75,11 +77,8 @@ pub fn text(plan: &Plan, style: Style) -> String {
                 style.red("!")
             );
         }
-        for w in &host.warnings {
-            let _ = writeln!(out, "  {} {w}", style.yellow("warning:"));
-        }
-        for u in &host.unmanaged {
-            let _ = writeln!(out, "  ? {u}");
+        for w in host.warnings.iter().chain(&host.unmanaged) {
+            let _ = writeln!(out, "  {}", diagnostic::line(w, Form::Plan, style));
         }
         for step in &host.steps {
             let _ = writeln!(out, "  step {}", step.name);
@@ -88,6 +87,7 @@ pub fn text(plan: &Plan, style: Style) -> String {
                 let symbol = match c.action {
                     Action::Create => style.green(&symbol),
                     Action::Update => style.yellow(&symbol),
+                    Action::Remove => style.red(&symbol),
                 };
                 let mut line = format!("    {symbol} {}", c.resource());
                 if !c.details.is_empty() {
@@ -170,11 +170,12 @@ pub fn summary(plan: &Plan) -> String {
         .iter()
         .flat_map(|h| &h.steps)
         .flat_map(|s| &s.changes);
-    let (mut create, mut update) = (0, 0);
+    let (mut create, mut update, mut remove) = (0, 0, 0);
     for c in changes {
         match c.action {
             Action::Create => create += 1,
             Action::Update => update += 1,
+            Action::Remove => remove += 1,
         }
     }
     let changed_hosts = plan.hosts.iter().filter(|h| h.change_count() > 0).count();
@@ -191,7 +192,7 @@ pub fn summary(plan: &Plan) -> String {
         } else {
             format!("Plan: none of the {total} hosts could be planned.")
         }
-    } else if create + update == 0 && unplanned > 0 {
+    } else if create + update + remove == 0 && unplanned > 0 {
         format!(
             "Plan: no changes on the {} planned; {unplanned} of {total} hosts could not be planned.",
             match total - unplanned {
@@ -199,10 +200,12 @@ pub fn summary(plan: &Plan) -> String {
                 n => format!("{n} hosts"),
             }
         )
-    } else if create + update == 0 {
+    } else if create + update + remove == 0 {
         "Plan: no changes.".to_string()
-    } else {
+    } else if remove == 0 {
         format!("Plan: {create} to create, {update} to change on {changed_hosts} of {total} hosts.")
+    } else {
+        format!("Plan: {create} to create, {update} to change, {remove} to remove on {changed_hosts} of {total} hosts.")
     };
     let owed: Vec<String> = plan
         .hosts
@@ -293,7 +296,8 @@ pub fn json(plan: &Plan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::HostPlan;
+    use crate::plan::{HostPlan, StepPlan};
+    use crate::resource::{Change, ResourceKind};
 
     fn host(name: &str, status: HostStatus) -> HostPlan {
         HostPlan {
@@ -344,5 +348,41 @@ mod tests {
             none.has_blockers() && some.has_blockers(),
             "plan exits 1 then"
         );
+    }
+
+    #[test]
+    fn a_removal_is_shown_with_a_minus_and_counted() {
+        let mut h = host("head", HostStatus::Ready);
+        let mut remove = Change::new(
+            ResourceKind::Association,
+            "vision-lab/carol",
+            Action::Remove,
+        );
+        remove
+            .details
+            .push("the inventory has no account for carol any more".into());
+        let create = Change::new(ResourceKind::Association, "vision-lab/dave", Action::Create);
+        h.steps.push(StepPlan {
+            name: "associations".into(),
+            changes: vec![create, remove],
+            handlers: Vec::new(),
+            owes: Vec::new(),
+            checks: Vec::new(),
+        });
+        let p = plan(vec![h]);
+        let out = text(&p, Style::plain());
+        assert!(
+            out.contains(
+                "\n    - association vision-lab/carol: the inventory has no account for carol any more\n"
+            ),
+            "{out}"
+        );
+        assert!(!out.contains("~ association"), "{out}");
+        assert!(
+            out.ends_with("Plan: 1 to create, 0 to change, 1 to remove on 1 of 1 hosts.\n"),
+            "{out}"
+        );
+        let json = json(&p);
+        assert!(json.contains("\"action\": \"remove\""), "{json}");
     }
 }

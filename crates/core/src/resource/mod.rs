@@ -81,6 +81,8 @@ impl ResourceKind {
 pub enum Action {
     Create,
     Update,
+    /// Something the inventory no longer has (a Slurm association) is taken away.
+    Remove,
 }
 
 impl Action {
@@ -88,6 +90,7 @@ impl Action {
         match self {
             Action::Create => '+',
             Action::Update => '~',
+            Action::Remove => '-',
         }
     }
 }

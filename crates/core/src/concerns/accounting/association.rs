@@ -283,10 +283,10 @@ impl Association {
         ));
         if self.remove {
             current?;
-            let mut c = Change::new(ResourceKind::Association, self.name(), Action::Update);
+            let mut c = Change::new(ResourceKind::Association, self.name(), Action::Remove);
             if self.last {
                 c.details.push(format!(
-                    "remove (the inventory has no account for {} any more)",
+                    "the inventory has no account for {} any more",
                     self.user
                 ));
                 c.ops.push(Op::Command(format!(
@@ -294,7 +294,7 @@ impl Association {
                 )));
             } else {
                 c.details.push(format!(
-                    "remove (the inventory no longer has {} in {})",
+                    "the inventory no longer has {} in {}",
                     self.user, self.account
                 ));
                 c.ops.push(Op::Command(format!(

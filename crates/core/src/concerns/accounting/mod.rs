@@ -15,6 +15,7 @@
 
 pub mod association;
 
+use crate::diagnostic::{Code, Diagnostic};
 use crate::facts::HostFacts;
 use crate::inventory::{Host, Inventory};
 use crate::resource::{Accounting, Association, Resource, SlurmdbFacts};
@@ -71,7 +72,7 @@ impl super::Concern for FairShare {
     fn resources(&self, module: &str, i: &super::HostInputs) -> Vec<Resource> {
         resources(module, i.inventory, i.host, i.facts)
     }
-    fn conflicts(&self, inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+    fn conflicts(&self, inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<Diagnostic> {
         conflicts(inventory, host, facts)
     }
 }
@@ -211,7 +212,7 @@ pub fn resources(
 }
 
 /// Removals that would hit active jobs: apply refuses the controller, naming them.
-pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<Diagnostic> {
     let Some(desired) = Desired::from_inventory(inventory).filter(|_| applies(inventory, host))
     else {
         return Vec::new();
@@ -223,13 +224,20 @@ pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<S
         .filter_map(|a| {
             let jobs = db.jobs_of(&a.user, &a.account);
             (!jobs.is_empty()).then(|| {
-                format!(
-                    "association {} is to be removed but {} has active jobs {} under it; wait for them to finish or `scancel {}`, then apply again",
+                Diagnostic::error(
+                    Code::AssociationBusy,
                     a.name(),
-                    a.user,
-                    jobs.join(", "),
-                    jobs.join(" ")
+                    format!(
+                        "association {} is to be removed but {} has active jobs {} under it",
+                        a.name(),
+                        a.user,
+                        jobs.join(", ")
+                    ),
                 )
+                .hint(format!(
+                    "wait for them to finish or `scancel {}`, then apply again",
+                    jobs.join(" ")
+                ))
             })
         })
         .collect()
@@ -399,7 +407,7 @@ fairshare = 30
             vec![
                 "~ slurm-account nlp-lab: fairshare 1 -> 30",
                 "~ association nlp-lab/bob: default account vision-lab -> nlp-lab",
-                "~ association vision-lab/carol: remove (the inventory has no account for carol any more)",
+                "- association vision-lab/carol: the inventory has no account for carol any more",
             ],
             "root, guests/visitor (unmanaged) and the other cluster are left alone"
         );
@@ -432,7 +440,7 @@ fairshare = 30
         );
         let c = changes(&inv, &facts);
         let bob: Vec<&Change> = c.iter().filter(|c| c.name.ends_with("/bob")).collect();
-        assert_eq!(lines(&bob.iter().map(|c| (*c).clone()).collect::<Vec<_>>()), vec!["~ association vision-lab/bob: remove (the inventory no longer has bob in vision-lab)"]);
+        assert_eq!(lines(&bob.iter().map(|c| (*c).clone()).collect::<Vec<_>>()), vec!["- association vision-lab/bob: the inventory no longer has bob in vision-lab"]);
         assert_eq!(
             bob[0].ops[0].describe(),
             "run `sacctmgr -i remove user where name='bob' account='vision-lab' cluster='closet'`"
@@ -452,7 +460,10 @@ fairshare = 30
         );
         let head = inv.host("head").unwrap();
         assert_eq!(
-            conflicts(&inv, head, &facts),
+            conflicts(&inv, head, &facts)
+                .iter()
+                .map(|d| d.text())
+                .collect::<Vec<_>>(),
             vec!["association vision-lab/carol is to be removed but carol has active jobs 41, 43 under it; wait for them to finish or `scancel 41 43`, then apply again"]
         );
         facts

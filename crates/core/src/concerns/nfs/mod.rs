@@ -7,6 +7,7 @@
 //! even when the server is late, and a mount that is busy is never forced off: option
 //! changes are labelled `remount` and take effect at the next mount.
 
+use crate::diagnostic::{Code, Diagnostic};
 use crate::facts::{FileKind, HostFacts};
 use crate::inventory::{Export, Host, Inventory};
 use crate::ops::Actor;
@@ -66,10 +67,10 @@ impl super::Concern for Nfs {
             ),
         ]
     }
-    fn host_warnings(&self, inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+    fn host_warnings(&self, inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<Diagnostic> {
         warnings(inventory, host, facts)
     }
-    fn conflicts(&self, inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+    fn conflicts(&self, inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<Diagnostic> {
         conflicts(inventory, host, facts)
     }
 }
@@ -296,22 +297,34 @@ pub fn resources(inventory: &Inventory, host: &Host, facts: Option<&HostFacts>) 
 /// A client whose `/etc/fstab` closetctl cannot edit safely: larger than the probe
 /// reads back whole, or not a regular file. Rewriting it from a guess would drop the
 /// root and swap lines, so apply refuses the host until an admin looks.
-pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<Diagnostic> {
     if inventory.nfs.is_none() || !is_client(inventory, host) {
         return Vec::new();
     }
     match facts.files.get(FSTAB) {
-        Some(f) if f.kind != FileKind::File => vec![format!(
-            "`{FSTAB}` is a {}, not a regular file: closetctl edits only a file it can read whole",
-            format!("{:?}", f.kind).to_lowercase()
+        Some(f) if f.kind != FileKind::File => vec![Diagnostic::error(
+            Code::FstabNotFile,
+            FSTAB,
+            format!(
+                "`{FSTAB}` is a {}, not a regular file: closetctl edits only a file it can read whole",
+                format!("{:?}", f.kind).to_lowercase()
+            ),
         )],
-        Some(f) if f.bytes.is_none() => vec![format!(
-            "`{FSTAB}` is {} bytes, over the {} closetctl reads back whole: it will not rewrite a file it could not read (trim it, or add the NFS lines by hand)",
-            f.size,
-            crate::facts::probe::CONTENT_LIMIT
+        Some(f) if f.bytes.is_none() => vec![Diagnostic::error(
+            Code::FstabTooLarge,
+            FSTAB,
+            format!(
+                "`{FSTAB}` is {} bytes, over the {} closetctl reads back whole: it will not rewrite a file it could not read (trim it, or add the NFS lines by hand)",
+                f.size,
+                crate::facts::probe::CONTENT_LIMIT
+            ),
         )],
-        Some(f) if f.bytes.as_deref().is_some_and(has_unclosed_block) => vec![format!(
-            "`{FSTAB}` has a `{BEGIN_MARKER}` line with no `{END}` after it: closetctl will not guess where its block ends (add the END line or remove the BEGIN line)"
+        Some(f) if f.bytes.as_deref().is_some_and(has_unclosed_block) => vec![Diagnostic::error(
+            Code::FstabBlockUnclosed,
+            FSTAB,
+            format!(
+                "`{FSTAB}` has a `{BEGIN_MARKER}` line with no `{END}` after it: closetctl will not guess where its block ends (add the END line or remove the BEGIN line)"
+            ),
         )],
         _ => Vec::new(),
     }
@@ -321,7 +334,7 @@ pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<S
 pub const HOME_ENTRIES: &str = "home-entries";
 
 /// A warning when a client's local `/home` has content that the NFS mount would hide.
-pub fn warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+pub fn warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<Diagnostic> {
     if !is_client(inventory, host) || !inventory.home_on_nfs() {
         return Vec::new();
     }
@@ -336,10 +349,12 @@ pub fn warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<St
     if mounted || entries.is_empty() {
         return Vec::new();
     }
-    vec![format!(
-        "local /home is not empty ({}); the NFS mount will hide it: move it to the server first if it matters",
-        entries.join(", ")
-    )]
+    vec![Diagnostic::warning(
+        Code::HomeNotEmpty,
+        "/home",
+        format!("local /home is not empty ({})", entries.join(", ")),
+    )
+    .hint("the NFS mount will hide it: move it to the server first if it matters")]
 }
 
 /// Whether `/home` is an NFS mount now, then the names in it (the local ones if not).

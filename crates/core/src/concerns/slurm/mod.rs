@@ -8,6 +8,7 @@
 //! out (with a warning) rather than guessed. [`classify`] labels a change to
 //! `slurm.conf` as `reconfigure` or `restart`, so apply does the least disruptive thing.
 
+use crate::diagnostic::{Code, Diagnostic};
 use crate::facts::{ClusterFacts, Gpu, HostFacts};
 use crate::gpu;
 use crate::inventory::{Host, Inventory, Role};
@@ -57,12 +58,12 @@ impl super::Concern for Slurm {
             ),
         ]
     }
-    fn warnings(&self, inventory: &Inventory, facts: &ClusterFacts) -> Vec<String> {
+    fn warnings(&self, inventory: &Inventory, facts: &ClusterFacts) -> Vec<Diagnostic> {
         context(inventory, facts)
             .map(|c| c.warnings)
             .unwrap_or_default()
     }
-    fn conflicts(&self, inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+    fn conflicts(&self, inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<Diagnostic> {
         if inventory.slurm.is_some() {
             gpu_conflicts(host, facts)
         } else {
@@ -109,7 +110,7 @@ pub struct SlurmContext {
     pub options: Vec<(String, String)>,
     /// Fair share: slurmdbd accounting and multifactor priority; `None` when off.
     pub accounting: Option<AccountingConf>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// The accounting lines of `slurm.conf` (from `[slurm.fair_share]`).
@@ -242,10 +243,10 @@ pub fn context(inventory: &Inventory, facts: &ClusterFacts) -> Option<SlurmConte
             Some(f) => nodes.push(node_from_facts(host, f)),
             None => match node_from_current(host, facts) {
                 Some(n) => {
-                    warnings.push(format!("host `{}` did not answer: its Slurm node line is kept as the current slurm.conf has it", host.name));
+                    warnings.push(Diagnostic::warning(Code::NodeLineKept, &host.name, format!("host `{}` did not answer: its Slurm node line is kept as the current slurm.conf has it", host.name)).on(&host.name));
                     nodes.push(n);
                 }
-                None => warnings.push(format!("host `{}` did not answer and has no node line yet: it is left out of slurm.conf until it answers", host.name)),
+                None => warnings.push(Diagnostic::warning(Code::NodeLeftOut, &host.name, format!("host `{}` did not answer and has no node line yet: it is left out of slurm.conf until it answers", host.name)).on(&host.name)),
             },
         }
     }
@@ -327,17 +328,22 @@ pub fn context(inventory: &Inventory, facts: &ClusterFacts) -> Option<SlurmConte
 }
 
 /// A compute host whose live GPUs disagree with the inventory's `gpus`.
-pub fn gpu_conflicts(host: &Host, facts: &HostFacts) -> Vec<String> {
+pub fn gpu_conflicts(host: &Host, facts: &HostFacts) -> Vec<Diagnostic> {
     if !host.has_role(Role::Compute) {
         return Vec::new();
     }
     let live = facts.gpus.len() as u32;
     let live_names: Vec<&str> = facts.gpus.iter().map(|g| g.name.as_str()).collect();
     match &host.gpus {
-        None if live > 0 => vec![format!(
-            "host reports {live} GPU(s) ({}) but the inventory declares none; add `gpus = {{ model = ..., count = {live} }}`",
-            live_names.first().copied().unwrap_or("")
-        )],
+        None if live > 0 => vec![Diagnostic::error(
+            Code::GpuUndeclared,
+            "gpus",
+            format!(
+                "host reports {live} GPU(s) ({}) but the inventory declares none",
+                live_names.first().copied().unwrap_or("")
+            ),
+        )
+        .hint(format!("add `gpus = {{ model = ..., count = {live} }}`"))],
         None => Vec::new(),
         Some(spec) => {
             let model = gpu::model_by_key(&spec.model);
@@ -354,10 +360,20 @@ pub fn gpu_conflicts(host: &Host, facts: &HostFacts) -> Vec<String> {
             } else {
                 format!("{live} × {}", live_names.first().copied().unwrap_or("?"))
             };
-            vec![format!(
-                "the inventory declares {} × {} but the host reports {reported}; a node configured with GPUs it lacks would drain, so fix `gpus` in the inventory",
-                spec.count, spec.model
-            )]
+            let code = if live == 0 {
+                Code::GpuMissing
+            } else {
+                Code::GpuMismatch
+            };
+            vec![Diagnostic::error(
+                code,
+                "gpus",
+                format!(
+                    "the inventory declares {} × {} but the host reports {reported}",
+                    spec.count, spec.model
+                ),
+            )
+            .hint("a node configured with GPUs it lacks would drain, so fix `gpus` in the inventory")]
         }
     }
 }

@@ -16,6 +16,7 @@
 
 pub mod enrollment;
 
+use crate::diagnostic::{Code, Diagnostic};
 use crate::concerns::tailscale::enrollment::{AuthKey, SECRET_NAME};
 use crate::facts::HostFacts;
 use crate::inventory::{Host, Inventory, Role};
@@ -49,10 +50,10 @@ impl super::Concern for Tailnet {
     fn resources(&self, _module: &str, i: &super::HostInputs) -> Vec<Resource> {
         resources(i.inventory, i.host, i.secrets)
     }
-    fn host_warnings(&self, inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+    fn host_warnings(&self, inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<Diagnostic> {
         warnings(inventory, host, facts)
     }
-    fn warnings(&self, inventory: &Inventory, _facts: &crate::facts::ClusterFacts) -> Vec<String> {
+    fn warnings(&self, inventory: &Inventory, _facts: &crate::facts::ClusterFacts) -> Vec<Diagnostic> {
         cluster_warnings(inventory)
     }
     /// The auth key, from its own file or variable, only when the step runs. A key that
@@ -166,13 +167,17 @@ pub fn step_applies(inventory: &Inventory, playbooks: &Playbooks) -> bool {
 }
 
 /// Findings about one host shown with its plan.
-pub fn warnings(inventory: &Inventory, host: &Host, _facts: &HostFacts) -> Vec<String> {
+pub fn warnings(inventory: &Inventory, host: &Host, _facts: &HostFacts) -> Vec<Diagnostic> {
     if inventory.tailscale.is_none() {
         return Vec::new();
     }
     let mut out = Vec::new();
     if !host.tailscale.advertise_routes.is_empty() && !host.has_role(Role::SubnetRouter) {
-        out.push("tailscale advertise_routes are ignored: the host does not have the `subnet-router` role".to_string());
+        out.push(Diagnostic::warning(
+            Code::RoutesIgnored,
+            "advertise_routes",
+            "tailscale advertise_routes are ignored: the host does not have the `subnet-router` role",
+        ));
     }
     out
 }
@@ -551,12 +556,15 @@ pub fn check(policy: &Policy, inventory: &Inventory) -> Vec<String> {
 }
 
 /// Cluster-wide warnings for the plan: what the rendered policy would block.
-pub fn cluster_warnings(inventory: &Inventory) -> Vec<String> {
+pub fn cluster_warnings(inventory: &Inventory) -> Vec<Diagnostic> {
     if inventory.tailscale.is_none() {
         return Vec::new();
     }
     let (p, _) = policy(inventory);
     check(&p, inventory)
+        .into_iter()
+        .map(|m| Diagnostic::warning(Code::TailnetBlocked, "tailnet policy", m))
+        .collect()
 }
 
 #[cfg(test)]

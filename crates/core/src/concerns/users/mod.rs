@@ -12,6 +12,7 @@
 //! used: that user's keys are left out (and [`warnings`] names her) while everyone
 //! else's are installed.
 
+use crate::diagnostic::{Code, Diagnostic};
 use crate::facts::{FileKind, HostFacts};
 use crate::inventory::{Host, Inventory, User};
 use crate::ops::Actor;
@@ -34,13 +35,13 @@ impl super::Concern for Users {
     fn resources(&self, _module: &str, i: &super::HostInputs) -> Vec<Resource> {
         resources(i.inventory, i.host, i.facts)
     }
-    fn host_warnings(&self, inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+    fn host_warnings(&self, inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<Diagnostic> {
         warnings(inventory, host, facts)
     }
-    fn conflicts(&self, inventory: &Inventory, _host: &Host, facts: &HostFacts) -> Vec<String> {
+    fn conflicts(&self, inventory: &Inventory, _host: &Host, facts: &HostFacts) -> Vec<Diagnostic> {
         conflicts(inventory, facts)
     }
-    fn unmanaged(&self, inventory: &Inventory, facts: &HostFacts) -> Vec<String> {
+    fn unmanaged(&self, inventory: &Inventory, facts: &HostFacts) -> Vec<Diagnostic> {
         unmanaged(inventory, facts)
     }
 }
@@ -147,7 +148,7 @@ pub fn resources(inventory: &Inventory, host: &Host, facts: Option<&HostFacts>) 
 
 /// Users whose keys are left out on this host because their `~/.ssh` cannot be used
 /// (see `unusable_ssh_dir`).
-pub fn warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+pub fn warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<Diagnostic> {
     if !inventory.home_is_local(host) {
         return Vec::new();
     }
@@ -157,29 +158,37 @@ pub fn warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<St
         .filter(|u| !u.ssh_keys.is_empty())
         .filter_map(|u| {
             let why = unusable_ssh_dir(u, facts)?;
-            Some(format!(
-                "user `{}`: {why}; closetctl does not work around it as root, so her SSH keys are not installed here until `~/.ssh` is her own directory",
-                u.name
-            ))
+            Some(
+                Diagnostic::warning(Code::SshDirUnusable, &u.name, format!("user `{}`: {why}", u.name))
+                    .hint("closetctl does not work around it as root, so her SSH keys are not installed here until `~/.ssh` is her own directory"),
+            )
         })
         .collect()
 }
 
 /// Accounts on the host that contradict the inventory.
-pub fn conflicts(inventory: &Inventory, facts: &HostFacts) -> Vec<String> {
+pub fn conflicts(inventory: &Inventory, facts: &HostFacts) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for g in inventory.managed_groups() {
         match facts.groups.get(&g.name) {
-            Some(live) if live.gid != g.gid => out.push(format!(
-                "group `{}` has gid {} here; the inventory says {}",
-                g.name, live.gid, g.gid
+            Some(live) if live.gid != g.gid => out.push(Diagnostic::error(
+                Code::GidConflict,
+                &g.name,
+                format!(
+                    "group `{}` has gid {} here; the inventory says {}",
+                    g.name, live.gid, g.gid
+                ),
             )),
             Some(_) => {}
             None => {
                 if let Some((holder, _)) = facts.groups.iter().find(|(_, e)| e.gid == g.gid) {
-                    out.push(format!(
-                        "gid {} for group `{}` is already held here by group `{holder}`",
-                        g.gid, g.name
+                    out.push(Diagnostic::error(
+                        Code::GidTaken,
+                        &g.name,
+                        format!(
+                            "gid {} for group `{}` is already held here by group `{holder}`",
+                            g.gid, g.name
+                        ),
                     ));
                 }
             }
@@ -187,14 +196,22 @@ pub fn conflicts(inventory: &Inventory, facts: &HostFacts) -> Vec<String> {
     }
     for u in &inventory.users {
         match facts.users.get(&u.name) {
-            Some(live) if live.uid != u.uid => out.push(format!(
-                "user `{}` has uid {} here; the inventory says {} (closetctl will not renumber it: files owned by {} would be orphaned)",
-                u.name, live.uid, u.uid, live.uid
+            Some(live) if live.uid != u.uid => out.push(Diagnostic::error(
+                Code::UidConflict,
+                &u.name,
+                format!(
+                    "user `{}` has uid {} here; the inventory says {} (closetctl will not renumber it: files owned by {} would be orphaned)",
+                    u.name, live.uid, u.uid, live.uid
+                ),
             )),
             Some(_) => {}
             None => {
                 if let Some((holder, _)) = facts.users.iter().find(|(_, e)| e.uid == u.uid) {
-                    out.push(format!("uid {} for user `{}` is already held here by user `{holder}`", u.uid, u.name));
+                    out.push(Diagnostic::error(
+                        Code::UidTaken,
+                        &u.name,
+                        format!("uid {} for user `{}` is already held here by user `{holder}`", u.uid, u.name),
+                    ));
                 }
             }
         }
@@ -203,7 +220,7 @@ pub fn conflicts(inventory: &Inventory, facts: &HostFacts) -> Vec<String> {
 }
 
 /// People accounts on the host (UID in the managed range) that the inventory lacks.
-pub fn unmanaged(inventory: &Inventory, facts: &HostFacts) -> Vec<String> {
+pub fn unmanaged(inventory: &Inventory, facts: &HostFacts) -> Vec<Diagnostic> {
     facts
         .users
         .iter()
@@ -211,10 +228,12 @@ pub fn unmanaged(inventory: &Inventory, facts: &HostFacts) -> Vec<String> {
             e.uid >= inventory.cluster.id_min && e.uid < 60000 && inventory.user(name).is_none()
         })
         .map(|(name, e)| {
-            format!(
-                "user `{name}` (uid {}) is not in the inventory; left as is",
-                e.uid
+            Diagnostic::info(
+                Code::UnmanagedUser,
+                name,
+                format!("user `{name}` (uid {}) is not in the inventory", e.uid),
             )
+            .hint("left as is")
         })
         .collect()
 }
