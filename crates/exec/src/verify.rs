@@ -11,11 +11,30 @@ use crate::concerns::slurm::SlurmContext;
 use crate::engine::Connections;
 use crate::inventory::{Inventory, Role};
 use crate::shell::quote;
-use crate::transport::Transport;
+use crate::transport::{Transport, TransportError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use thiserror::Error;
 use tokio::task::JoinSet;
+
+/// Why a verification script gave no answer on a host; findings carry its text.
+#[derive(Debug, Error)]
+pub enum VerifyError {
+    /// The script failed; the last lines of what it printed.
+    #[error("{output_tail}")]
+    Failed {
+        host: String,
+        status: i32,
+        output_tail: String,
+    },
+    #[error("{source}")]
+    Transport {
+        host: String,
+        #[source]
+        source: TransportError,
+    },
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
@@ -32,7 +51,7 @@ const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
 async fn on_each<T: Transport>(
     connections: &Connections<T>,
     scripts: BTreeMap<String, String>,
-) -> BTreeMap<String, Result<String, String>> {
+) -> BTreeMap<String, Result<String, VerifyError>> {
     let mut set = JoinSet::new();
     for (host, script) in scripts {
         let Some(conn) = connections.hosts.get(&host).map(Arc::clone) else {
@@ -41,11 +60,18 @@ async fn on_each<T: Transport>(
         set.spawn(async move {
             let r = match conn.run_for(script, RUN_LIMIT).await {
                 Ok(o) if o.success() => Ok(o.stdout),
-                Ok(o) => Err(crate::engine::last_lines(
-                    &format!("{}\n{}", o.stdout, o.stderr),
-                    5,
-                )),
-                Err(e) => Err(e.to_string()),
+                Ok(o) => Err(VerifyError::Failed {
+                    host: host.clone(),
+                    status: o.status,
+                    output_tail: crate::engine::last_lines(
+                        &format!("{}\n{}", o.stdout, o.stderr),
+                        5,
+                    ),
+                }),
+                Err(source) => Err(VerifyError::Transport {
+                    host: host.clone(),
+                    source,
+                }),
             };
             (host, r)
         });
@@ -129,7 +155,7 @@ pub async fn munge<T: Transport>(
             Err(e) => findings.push(Finding {
                 check: format!("munge on {decoder}"),
                 ok: false,
-                detail: e,
+                detail: e.to_string(),
             }),
             Ok(out) => {
                 for line in out.lines() {

@@ -11,9 +11,10 @@ use crate::facts::probe::MARKER;
 use crate::facts::{CpuTopology, FileKind, Gpu, GroupEntry, OsRelease, PasswdEntry, UnitState};
 use crate::inventory::Host;
 use base64::Engine as _;
-use closetctl_exec::transport::{Connector, RemoteOutput, Transport, TransportError};
+use closetctl_exec::transport::{Cause, Connector, RemoteOutput, Transport, TransportError};
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::io::ErrorKind;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -345,7 +346,7 @@ impl Connector for FakeCluster {
         if self.was_killed() {
             return Err(TransportError::Connect {
                 host: host.name.clone(),
-                message: "closetctl is gone (killed)".into(),
+                source: io_error(ErrorKind::Other, "closetctl is gone (killed)"),
             });
         }
         match self.hosts.get(&host.name) {
@@ -354,7 +355,10 @@ impl Connector for FakeCluster {
             }
             _ => Err(TransportError::Connect {
                 host: host.name.clone(),
-                message: "ssh: connect to host: Connection timed out".into(),
+                source: io_error(
+                    ErrorKind::TimedOut,
+                    "ssh: connect to host: Connection timed out",
+                ),
             }),
         }
     }
@@ -385,7 +389,7 @@ impl Transport for FakeConn {
         let host = &self.0;
         let gone = || TransportError::Run {
             host: self.1.clone(),
-            message: "closetctl is gone (killed)".into(),
+            source: io_error(ErrorKind::Other, "closetctl is gone (killed)"),
         };
         if self.2.load(Ordering::SeqCst) {
             return Err(gone());
@@ -397,7 +401,7 @@ impl Transport for FakeConn {
             if !state.reachable {
                 return Err(TransportError::Run {
                     host: self.1.clone(),
-                    message: "Broken pipe".into(),
+                    source: io_error(ErrorKind::BrokenPipe, "Broken pipe"),
                 });
             }
             if script.starts_with("# closetctl fact probe") {
@@ -406,7 +410,7 @@ impl Transport for FakeConn {
                     state.lose_probe_answers -= 1;
                     return Err(TransportError::Run {
                         host: self.1.clone(),
-                        message: "Connection reset by peer".into(),
+                        source: io_error(ErrorKind::ConnectionReset, "Connection reset by peer"),
                     });
                 }
                 if state.garble_probe_answers > 0 {
@@ -437,7 +441,7 @@ impl Transport for FakeConn {
             Stopped::No => Ok(out),
             Stopped::Cut => Err(TransportError::Lost {
                 host: self.1.clone(),
-                message: "Connection reset by peer".into(),
+                source: io_error(ErrorKind::ConnectionReset, "Connection reset by peer"),
                 partial: out,
             }),
             Stopped::Killed => {
@@ -453,6 +457,11 @@ impl Transport for FakeConn {
             }
         }
     }
+}
+
+/// An I/O error as the SSH transport would report it underneath.
+fn io_error(kind: ErrorKind, message: &str) -> Cause {
+    Cause::Io(std::io::Error::new(kind, message))
 }
 
 impl FakeConn {
