@@ -13,7 +13,7 @@
 pub(crate) use closetctl_core::{
     check, concerns, desired, facts, inventory, lock, plan, playbook, resource, secrets,
 };
-pub(crate) use closetctl_exec::{engine, interrupt, transport, verify};
+pub(crate) use closetctl_exec::{engine, interrupt, transport};
 
 pub mod command;
 pub mod report;

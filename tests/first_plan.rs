@@ -111,7 +111,7 @@ async fn apply_refuses_only_the_steps_that_need_the_missing_key() {
         fake.clone(),
         &loaded,
         &ApplyOptions::default(),
-        &reporter,
+        Some(reporter.sender()),
         |_| true,
     )
     .await

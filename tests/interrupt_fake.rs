@@ -74,7 +74,7 @@ async fn apply(fake: &Arc<FakeCluster>, loaded: &Loaded) -> closetctl::command::
         fake.clone(),
         loaded,
         &ApplyOptions::default(),
-        &reporter,
+        Some(reporter.sender()),
         |_| true,
     )
     .await
@@ -366,9 +366,15 @@ async fn apply_opts(
     options: &ApplyOptions,
 ) -> closetctl::command::ApplyOutcome {
     let reporter = Reporter::start();
-    let outcome = apply_with(fake.clone(), loaded, options, &reporter, |_| true)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = apply_with(
+        fake.clone(),
+        loaded,
+        options,
+        Some(reporter.sender()),
+        |_| true,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     reporter.finish().await;
     outcome
 }
@@ -551,11 +557,11 @@ async fn a_stop_at_the_question_releases_the_locks_and_changes_nothing() {
     };
     let reporter = Reporter::start();
     let mut seen = false;
-    let outcome = closetctl::command::apply::apply_asking(
+    let outcome = closetctl_exec::orchestrate::apply_asking(
         fake.clone(),
         &loaded,
         &options,
-        &reporter,
+        Some(reporter.sender()),
         |plan| {
             seen = plan.has_changes();
             // A person who never answers.

@@ -77,9 +77,15 @@ async fn apply(
         owner,
         ..ApplyOptions::default()
     };
-    let outcome = apply_with(fake.clone(), loaded, &options, &reporter, |_| true)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = apply_with(
+        fake.clone(),
+        loaded,
+        &options,
+        Some(reporter.sender()),
+        |_| true,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     reporter.finish().await;
     outcome
 }

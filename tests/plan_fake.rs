@@ -115,7 +115,7 @@ async fn apply(fake: &Arc<FakeCluster>, loaded: &Loaded) -> closetctl::command::
         fake.clone(),
         loaded,
         &ApplyOptions::default(),
-        &reporter,
+        Some(reporter.sender()),
         |_| true,
     )
     .await

@@ -3,19 +3,16 @@
 //! and summarise per host. Exit 0 only when every selected host converged.
 
 use super::{CliError, HostArgs, InventoryArgs, Loaded};
-use crate::engine::{self, ApplyReport, HostOutcome};
+use crate::engine::HostOutcome;
 use crate::interrupt::Stop;
-use crate::plan::{render, Plan};
+use crate::plan::render;
 use crate::report::Reporter;
-use crate::transport::Connector;
-use crate::verify::{self, Finding};
 use clap::Args;
-use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use closetctl_exec::orchestrate::{apply_asking, ApplyOptions, ApplyOutcome};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::{BufRead, IsTerminal, Write};
 use std::pin::Pin;
-use std::sync::Arc;
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -29,223 +26,6 @@ pub struct ApplyArgs {
     /// Apply even though `check power` or `check cooling` finds the closet over budget.
     #[arg(long)]
     pub force: bool,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct ApplyOptions {
-    pub hosts: Vec<String>,
-    /// Check MUNGE and Slurm with their own tools after apply.
-    pub verify: bool,
-    /// Who takes the locks; `None` is this process with a fresh run id.
-    pub owner: Option<crate::lock::Owner>,
-    /// Pulled by Ctrl-C/SIGTERM (or a test).
-    pub stop: Stop,
-}
-
-/// What an apply did: the plan it ran, the per-host outcome, and the plan after it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ApplyOutcome {
-    pub plan: Plan,
-    pub report: ApplyReport,
-    pub after: Option<Plan>,
-    /// Checks with the cluster's own tools after apply (MUNGE across hosts, Slurm nodes).
-    pub verification: Vec<Finding>,
-    /// Hosts whose lock could not be released, and why: it may remain.
-    pub locks_left: BTreeMap<String, String>,
-    /// A stop (Ctrl-C, SIGTERM) ended the apply early; `confirmed` says whether that
-    /// was after the question (steps may have run) or at it (nothing changed).
-    pub interrupted: bool,
-    pub confirmed: bool,
-}
-
-impl ApplyOutcome {
-    pub fn success(&self) -> bool {
-        !self.interrupted
-            && self.report.all_ok()
-            && self.after.as_ref().is_none_or(|p| !p.has_changes())
-            && self.verification.iter().all(|f| f.ok)
-    }
-}
-
-/// How long to wait (wall clock) for Slurm nodes to come up after apply.
-pub const NODE_WAIT_SECONDS: u32 = 120;
-
-/// Plan with the lock, run `confirm` on the plan, apply, unlock, verify.
-pub async fn apply_with<C: Connector + 'static>(
-    connector: Arc<C>,
-    loaded: &Loaded,
-    options: &ApplyOptions,
-    reporter: &Reporter,
-    confirm: impl FnOnce(&Plan) -> bool,
-) -> Result<ApplyOutcome, CliError> {
-    apply_asking(connector, loaded, options, reporter, |plan| {
-        std::future::ready(confirm(plan))
-    })
-    .await
-}
-
-/// [`apply_with`] with a question that takes time (a person at a terminal): a stop
-/// while it is open releases the locks and changes nothing.
-pub async fn apply_asking<C, F>(
-    connector: Arc<C>,
-    loaded: &Loaded,
-    options: &ApplyOptions,
-    reporter: &Reporter,
-    confirm: impl FnOnce(&Plan) -> F,
-) -> Result<ApplyOutcome, CliError>
-where
-    C: Connector + 'static,
-    F: Future<Output = bool>,
-{
-    let owner = options
-        .owner
-        .clone()
-        .unwrap_or_else(closetctl_exec::local::current_owner);
-    let run = owner.run.clone();
-    let stop = &options.stop;
-    // Until the probes answer, any selected host may hold this run's lock.
-    let selected: Vec<String> = loaded
-        .select(&options.hosts)?
-        .into_iter()
-        .map(|h| h.name)
-        .collect();
-    stop.hold(selected.clone());
-    let (plan, facts, connections) =
-        super::plan_with(connector.clone(), loaded, &options.hosts, Some(owner), None).await?;
-    let locked: Vec<String> = facts
-        .hosts
-        .iter()
-        .filter(|(_, f)| f.lock_acquired)
-        .map(|(h, _)| h.clone())
-        .collect();
-    stop.released(selected.into_iter().filter(|h| !locked.contains(h)));
-    let refresher = engine::keep_fresh(&connections, &locked, &run);
-    let confirmed = plan.has_changes()
-        && !stop.requested()
-        && tokio::select! {
-            ok = confirm(&plan) => ok,
-            _ = stop.wait() => false,
-        };
-    if !confirmed || stop.requested() {
-        drop(refresher);
-        let locks_left = release(&facts, &connections, &run, stop).await;
-        let report = ApplyReport::before(&empty_of(&plan));
-        return Ok(ApplyOutcome {
-            plan,
-            report,
-            after: None,
-            verification: Vec::new(),
-            locks_left,
-            interrupted: stop.requested(),
-            confirmed: false,
-        });
-    }
-    let control = engine::ApplyControl {
-        run: run.clone(),
-        timeouts: loaded.inventory.timeouts.clone(),
-        stop: stop.clone(),
-    };
-    // Steps that need a missing secret are refused; every other step runs.
-    let mut report = engine::apply(
-        &plan.runnable(),
-        &loaded.step_order(),
-        &connections,
-        &control,
-        Some(reporter.sender()),
-    )
-    .await;
-    refuse(&mut report, &plan.refused_steps());
-    drop(refresher);
-    let locks_left = release(&facts, &connections, &run, stop).await;
-    drop(connections);
-    if stop.requested() {
-        return Ok(ApplyOutcome {
-            plan,
-            report,
-            after: None,
-            verification: Vec::new(),
-            locks_left,
-            interrupted: true,
-            confirmed: true,
-        });
-    }
-    let (after, after_facts, connections) =
-        super::plan_with(connector, loaded, &options.hosts, None, None).await?;
-    let mut verification = Vec::new();
-    if options.verify {
-        // Only the hosts this apply converged (or found converged): a host that was
-        // skipped or failed is not waited for.
-        let good: BTreeSet<&str> = report
-            .hosts
-            .iter()
-            .filter(|(_, o)| matches!(o, HostOutcome::Converged { .. } | HostOutcome::Unchanged))
-            .map(|(h, _)| h.as_str())
-            .collect();
-        let checked = engine::Connections {
-            hosts: connections
-                .hosts
-                .iter()
-                .filter(|(h, _)| good.contains(h.as_str()))
-                .map(|(h, c)| (h.clone(), c.clone()))
-                .collect(),
-        };
-        verification.extend(verify::munge(&loaded.inventory, &checked).await);
-        if let Some(ctx) = crate::concerns::slurm::context(&loaded.inventory, &after_facts)
-            .filter(|ctx| good.contains(ctx.controller.as_str()))
-        {
-            verification
-                .extend(verify::slurm(&ctx, &loaded.inventory, &checked, NODE_WAIT_SECONDS).await);
-        }
-    }
-    Ok(ApplyOutcome {
-        plan,
-        report,
-        after: Some(after),
-        verification,
-        locks_left,
-        interrupted: false,
-        confirmed: true,
-    })
-}
-
-/// A host whose other steps went through did not converge when a step was refused.
-fn refuse(report: &mut ApplyReport, refused: &[crate::plan::RefusedStep]) {
-    for r in refused {
-        if let Some(o @ (HostOutcome::Converged { .. } | HostOutcome::Unchanged)) =
-            report.hosts.get_mut(&r.host)
-        {
-            *o = HostOutcome::Failed {
-                step: r.step.clone(),
-                error: r.reason(),
-            };
-        }
-    }
-}
-
-/// Release this run's locks; the hosts where that failed.
-async fn release<T: crate::transport::Transport>(
-    facts: &crate::facts::ClusterFacts,
-    connections: &engine::Connections<T>,
-    run: &str,
-    stop: &Stop,
-) -> BTreeMap<String, String> {
-    let left = engine::unlock(facts, connections, run).await;
-    let released: Vec<String> = stop
-        .held()
-        .into_iter()
-        .filter(|h| !left.contains_key(h))
-        .collect();
-    stop.released(released);
-    left
-}
-
-/// The plan with its steps removed, to report outcomes without running anything.
-fn empty_of(plan: &Plan) -> Plan {
-    let mut p = plan.clone();
-    for h in &mut p.hosts {
-        h.steps.clear();
-    }
-    p
 }
 
 pub async fn run(args: ApplyArgs) -> Result<i32, CliError> {
@@ -281,15 +61,21 @@ pub async fn run(args: ApplyArgs) -> Result<i32, CliError> {
         owner: None,
         stop,
     };
-    let outcome = apply_asking(connector, &loaded, &options, &reporter, |plan| {
-        print!("{}", render::text(plan, style));
-        let answer: Pin<Box<dyn Future<Output = bool> + Send>> = if yes {
-            Box::pin(std::future::ready(true))
-        } else {
-            Box::pin(ask_async("Apply these changes?"))
-        };
-        answer
-    })
+    let outcome = apply_asking(
+        connector,
+        &loaded,
+        &options,
+        Some(reporter.sender()),
+        |plan| {
+            print!("{}", render::text(plan, style));
+            let answer: Pin<Box<dyn Future<Output = bool> + Send>> = if yes {
+                Box::pin(std::future::ready(true))
+            } else {
+                Box::pin(ask_async("Apply these changes?"))
+            };
+            answer
+        },
+    )
     .await?;
     reporter.finish().await;
     if outcome.interrupted && !outcome.confirmed {

@@ -19,7 +19,8 @@ pub struct FactsArgs {
 pub async fn run(args: FactsArgs) -> Result<i32, CliError> {
     let loaded = Loaded::load(&args.inventory.inventory)?;
     let connector = super::ssh_connector(&loaded.inventory)?;
-    let mut requests = super::plan::probe_requests(&loaded, &args.hosts.hosts, None)?;
+    let mut requests =
+        closetctl_exec::orchestrate::probe_requests(&loaded, &args.hosts.hosts, None)?;
     for req in requests.values_mut() {
         req.merge(ProbeRequest::everything());
     }

@@ -13,12 +13,12 @@ pub mod render;
 pub mod tailscale;
 pub mod unlock;
 
-pub use apply::{apply_with, ApplyOptions, ApplyOutcome};
-pub use plan::plan_with;
+pub use closetctl_core::loaded::{LoadError, Loaded};
+pub use closetctl_exec::orchestrate::{apply_with, plan_with, ApplyOptions, ApplyOutcome};
 
-use crate::desired::{DesiredError, Inputs, Secrets};
+use crate::desired::DesiredError;
 use crate::inventory::{Inventory, InventoryError};
-use crate::playbook::{PlaybookError, Playbooks};
+use crate::playbook::PlaybookError;
 use crate::secrets::SecretError;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -98,8 +98,8 @@ pub enum CliError {
     Secret(#[from] SecretError),
     #[error(transparent)]
     Desired(#[from] DesiredError),
-    #[error("unknown host `{0}`: it is not in the inventory")]
-    UnknownHost(String),
+    #[error(transparent)]
+    Load(#[from] LoadError),
     #[error("{0}")]
     Refused(String),
     #[error("{what}: {source}")]
@@ -114,106 +114,16 @@ impl CliError {
     /// A separate line of advice, printed after the error.
     pub fn hint(&self) -> Option<String> {
         match self {
-            CliError::Inventory(InventoryError::Read { .. }) => {
+            CliError::Inventory(InventoryError::Read { .. })
+            | CliError::Load(LoadError::Inventory(InventoryError::Read { .. })) => {
                 Some("give the inventory with `-i FILE` or CLOSETCTL_INVENTORY; `inventory.example.toml` is a commented example".into())
             }
-            CliError::Inventory(InventoryError::Invalid { .. }) => Some("nothing was changed on any host".into()),
+            CliError::Inventory(InventoryError::Invalid { .. })
+            | CliError::Load(LoadError::Inventory(InventoryError::Invalid { .. })) => {
+                Some("nothing was changed on any host".into())
+            }
             _ => None,
         }
-    }
-}
-
-/// Inventory, playbooks and secrets, loaded and validated before any host is contacted.
-pub struct Loaded {
-    pub inventory: Inventory,
-    pub playbooks: Playbooks,
-    pub secrets: Secrets,
-}
-
-impl Loaded {
-    pub fn load(path: &std::path::Path) -> Result<Loaded, CliError> {
-        let inventory = Inventory::load(path)?;
-        let extra = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        let playbooks = Playbooks::load(Some(extra))?;
-        let steps: Vec<&str> = playbooks.steps.iter().map(|s| s.name.as_str()).collect();
-        if let Some(name) = inventory
-            .timeouts
-            .steps
-            .keys()
-            .find(|n| !steps.contains(&n.as_str()))
-        {
-            return Err(CliError::Refused(format!(
-                "inventory `{}`: [timeouts.steps] names `{name}`, which no playbook has (steps: {}); nothing was changed",
-                path.display(),
-                steps.join(", ")
-            )));
-        }
-        let names = crate::desired::secrets_needed(&inventory, &playbooks);
-        let mut secrets = crate::secrets::load(&inventory.cluster.secrets_dir, &names)?;
-        // The Tailscale auth key: from its own file or variable, only when the step runs.
-        // A key that is not there is no error here: the plan shows where to put it and
-        // apply refuses only the steps that need it (see `concerns::tailscale::node`).
-        if let Some(ts) = inventory
-            .tailscale
-            .as_ref()
-            .filter(|_| crate::concerns::tailscale::step_applies(&inventory, &playbooks))
-        {
-            let name = crate::concerns::tailscale::enrollment::SECRET_NAME;
-            match crate::secrets::load_external(
-                name,
-                ts.auth_key_file.as_deref(),
-                ts.auth_key_env.as_deref(),
-            ) {
-                Ok(key) => {
-                    secrets.insert(name.to_string(), key);
-                }
-                Err(e) if crate::secrets::is_absent(&e) => {
-                    tracing::info!(secret = %name, "not there; steps that need it will be refused: {e}");
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(Loaded {
-            inventory,
-            playbooks,
-            secrets,
-        })
-    }
-
-    pub fn inputs(&self) -> Inputs<'_> {
-        Inputs {
-            inventory: &self.inventory,
-            playbooks: &self.playbooks,
-            secrets: &self.secrets,
-        }
-    }
-
-    /// The selected hosts (all when `names` is empty); unknown names are errors.
-    pub fn select(&self, names: &[String]) -> Result<Vec<crate::inventory::Host>, CliError> {
-        for n in names {
-            if self.inventory.host(n).is_none() {
-                return Err(CliError::UnknownHost(n.clone()));
-            }
-        }
-        Ok(self
-            .inventory
-            .hosts
-            .iter()
-            .filter(|h| names.is_empty() || names.contains(&h.name))
-            .cloned()
-            .collect())
-    }
-
-    /// The step names in run order.
-    pub fn step_order(&self) -> Vec<String> {
-        self.playbooks
-            .steps
-            .iter()
-            .map(|s| s.name.clone())
-            .collect()
     }
 }
 

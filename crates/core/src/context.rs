@@ -1,9 +1,9 @@
 //! The template context: what a `templates/*.j2` file can see.
 //!
 //! `cluster`, `host` (this host from the inventory), `hosts` (all of them), `users`,
-//! `groups`, `nfs`, `slurm` (the inventory's sections) and `facts` (each host's facts
-//! by name). Modules add derived values here (Slurm node lines, exports) so templates
-//! stay simple.
+//! `groups` and `facts` (each host's facts by name), plus each concern's own values
+//! (`slurm` and `nfs` sections, Slurm node lines, NFS exports: see
+//! [`crate::concerns::Concern::template_values`]) so templates stay simple.
 
 use crate::facts::ClusterFacts;
 use crate::inventory::{Host, Inventory};
@@ -32,14 +32,8 @@ pub fn shared_context(inventory: &Inventory, facts: &ClusterFacts) -> Value {
         hosts => Value::from_serialize(&inventory.hosts),
         users => Value::from_serialize(&inventory.users),
         groups => Value::from_serialize(inventory.managed_groups()),
-        nfs => Value::from_serialize(&inventory.nfs),
-        slurm => Value::from_serialize(&inventory.slurm),
         facts => Value::from_serialize(&facts.hosts),
-        slurm_conf => Value::from_serialize(crate::concerns::slurm::context(inventory, facts)),
-        nfs_exports => crate::concerns::nfs::exports_file(inventory),
-        nfs_automounts => crate::shell::join(
-            inventory.nfs.iter().flat_map(|n| &n.exports).map(|e| crate::concerns::nfs::automount_unit(&e.path)),
-        ),
+        ..Value::from_iter(crate::concerns::template_values(inventory, facts))
     }
 }
 

@@ -55,8 +55,7 @@ pub struct DesiredStep {
     pub validate: BTreeMap<String, String>,
 }
 
-/// Secret values by name, loaded by the caller from the secrets directory.
-pub type Secrets = BTreeMap<String, Vec<u8>>;
+pub use crate::secrets::Secrets;
 
 /// Everything the pure core reads.
 pub struct Inputs<'a> {
@@ -175,10 +174,12 @@ fn expand(
     if let Some(module) = &step.module {
         resources.extend(concerns::resources(
             module,
-            inventory,
-            host,
-            facts,
-            renderer.map(|r| r.secrets),
+            &concerns::HostInputs {
+                inventory,
+                host,
+                facts,
+                secrets: renderer.map(|r| r.secrets),
+            },
         ));
     }
     resources.extend(step.packages.iter().map(|p| Resource::Package(p.clone())));
@@ -219,7 +220,8 @@ fn expand(
             mode: mode(&f.mode),
             content,
             secret: f.secret.clone(),
-            disruption: f.disruption.clone(),
+            // Validated with the playbook: every label is known.
+            disruption: f.disruption.as_deref().and_then(concerns::disruption),
             actor: Actor::Root,
         }));
     }

@@ -23,6 +23,7 @@ pub mod facts;
 pub mod gpu;
 pub mod inventory;
 pub mod journal;
+pub mod loaded;
 pub mod lock;
 pub mod ops;
 pub mod plan;

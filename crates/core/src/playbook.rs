@@ -7,77 +7,12 @@
 //! the binary; a lab adds its own by putting `*.toml` and `*.j2` files in a
 //! `playbooks/` and `templates/` directory beside the inventory.
 
+use crate::concerns;
 use crate::inventory::{Inventory, Role};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
-
-/// The playbooks and templates shipped with closetctl.
-pub const BUILTIN_PLAYBOOKS: &[(&str, &str)] = &[
-    (
-        "10-users.toml",
-        include_str!("concerns/users/10-users.toml"),
-    ),
-    (
-        "20-munge.toml",
-        include_str!("concerns/munge/20-munge.toml"),
-    ),
-    (
-        "25-accounting.toml",
-        include_str!("concerns/accounting/25-accounting.toml"),
-    ),
-    (
-        "30-slurm.toml",
-        include_str!("concerns/slurm/30-slurm.toml"),
-    ),
-    (
-        "35-associations.toml",
-        include_str!("concerns/accounting/35-associations.toml"),
-    ),
-    ("40-nfs.toml", include_str!("concerns/nfs/40-nfs.toml")),
-    (
-        "50-tailscale.toml",
-        include_str!("concerns/tailscale/50-tailscale.toml"),
-    ),
-];
-
-pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
-    (
-        "slurm.conf.j2",
-        include_str!("concerns/slurm/slurm.conf.j2"),
-    ),
-    ("gres.conf.j2", include_str!("concerns/slurm/gres.conf.j2")),
-    (
-        "cgroup.conf.j2",
-        include_str!("concerns/slurm/cgroup.conf.j2"),
-    ),
-    ("exports.j2", include_str!("concerns/nfs/exports.j2")),
-    (
-        "slurmdbd.conf.j2",
-        include_str!("concerns/accounting/slurmdbd.conf.j2"),
-    ),
-    (
-        "mariadb-closetctl.cnf.j2",
-        include_str!("concerns/accounting/mariadb-closetctl.cnf.j2"),
-    ),
-    (
-        "mariadb-slurm-database.sh.j2",
-        include_str!("concerns/accounting/mariadb-slurm-database.sh.j2"),
-    ),
-];
-
-/// Disruption labels a file or handler may carry; `slurm.conf` classifies each change.
-pub const DISRUPTIONS: &[&str] = &["none", "reconfigure", "remount", "restart", "slurm.conf"];
-
-/// Built-in modules a step may name.
-pub const MODULES: &[&str] = &[
-    "users",
-    "nfs",
-    "accounting-database",
-    "accounting-associations",
-    "tailscale",
-];
 
 #[derive(Debug, Error)]
 pub enum PlaybookError {
@@ -107,7 +42,8 @@ pub struct Step {
     /// Roles excluded even when another role matches (e.g. NFS clients).
     #[serde(default)]
     pub except_roles: Vec<String>,
-    /// Only when this inventory section is present: `nfs`, `slurm`, `tailscale`, `fair_share`.
+    /// Only when this condition holds (decided by a concern: `nfs`, `slurm`,
+    /// `tailscale`, `fair_share`, ...).
     pub when: Option<String>,
     pub module: Option<String>,
     #[serde(default)]
@@ -203,12 +139,10 @@ pub struct Playbooks {
 impl Playbooks {
     /// The built-in playbooks, plus a lab's own from `dir/playbooks` and `dir/templates`.
     pub fn load(extra_dir: Option<&Path>) -> Result<Playbooks, PlaybookError> {
-        let mut files: BTreeMap<String, String> = BUILTIN_PLAYBOOKS
-            .iter()
+        let mut files: BTreeMap<String, String> = concerns::playbooks()
             .map(|(n, t)| (n.to_string(), t.to_string()))
             .collect();
-        let mut templates: BTreeMap<String, String> = BUILTIN_TEMPLATES
-            .iter()
+        let mut templates: BTreeMap<String, String> = concerns::templates()
             .map(|(n, t)| (n.to_string(), t.to_string()))
             .collect();
         if let Some(dir) = extra_dir {
@@ -273,12 +207,12 @@ fn validate_step(
         }
     }
     if let Some(w) = &step.when {
-        if !["nfs", "slurm", "tailscale", "fair_share"].contains(&w.as_str()) {
+        if !concerns::is_condition(w) {
             return Err(bad(format!("unknown `when` value `{w}`")));
         }
     }
     if let Some(m) = &step.module {
-        if !MODULES.contains(&m.as_str()) {
+        if !concerns::is_module(m) {
             return Err(bad(format!("unknown module `{m}`")));
         }
     }
@@ -319,7 +253,7 @@ fn validate_step(
     }
     for f in &step.files {
         if let Some(d) = &f.disruption {
-            if !DISRUPTIONS.contains(&d.as_str()) {
+            if concerns::disruption(d).is_none() {
                 return Err(bad(format!("`{}`: unknown disruption `{d}`", f.path)));
             }
         }
@@ -380,7 +314,7 @@ fn validate_step(
             }
         }
         if let Some(d) = &h.disruption {
-            if !DISRUPTIONS.contains(&d.as_str()) {
+            if concerns::disruption(d).is_none() {
                 return Err(bad(format!(
                     "handler `{}`: unknown disruption `{d}`",
                     h.name
@@ -399,17 +333,10 @@ impl Step {
                 .iter()
                 .any(|r| r == "all" || Role::parse(r).is_some_and(|role| host.has_role(role)))
         };
-        let when = match self.when.as_deref() {
-            None => true,
-            Some("nfs") => inventory.nfs.is_some(),
-            Some("slurm") => inventory.slurm.is_some(),
-            Some("tailscale") => inventory.tailscale.is_some(),
-            Some("fair_share") => inventory
-                .slurm
-                .as_ref()
-                .is_some_and(|s| s.fair_share.enabled),
-            Some(_) => false,
-        };
+        let when = self
+            .when
+            .as_deref()
+            .is_none_or(|condition| concerns::condition(condition, inventory));
         when && matches(&self.roles) && !matches(&self.except_roles)
     }
 }

@@ -5,11 +5,13 @@
 //! A secret closetctl never makes (the Tailscale auth key) may instead come from an
 //! explicit file or an environment variable named in the inventory ([`load_external`]).
 
-use crate::desired::Secrets;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
+
+/// Secret values by name, loaded by the caller from the secrets directory.
+pub type Secrets = std::collections::BTreeMap<String, Vec<u8>>;
 
 #[derive(Debug, Error)]
 pub enum SecretError {

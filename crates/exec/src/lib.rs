@@ -15,5 +15,6 @@ pub(crate) use closetctl_core::{
 pub mod engine;
 pub mod interrupt;
 pub mod local;
+pub mod orchestrate;
 pub mod transport;
 pub mod verify;

@@ -1,88 +1,232 @@
-//! Built-in modules: resources and checks that Rust computes from the inventory,
-//! named by a playbook step's `module` key.
+//! Concerns: the parts of a cluster closetctl makes consistent (users, MUNGE, Slurm,
+//! accounting, NFS, Tailscale, the login banner), one folder each, and the registry
+//! that generic code asks instead of naming them.
+//!
+//! A concern's folder holds its playbooks (`NN-name.toml`), templates (`*.j2`) and the
+//! Rust that computes what data cannot: the resources of the playbook `module`s it
+//! names, extra probe requests, conflicts that make apply refuse a host, warnings,
+//! values templates can use, and the disruption labels it classifies. It implements
+//! [`Concern`]; a new concern is its folder plus one line in [`REGISTRY`].
 
 pub mod accounting;
+
+pub mod munge;
 pub mod nfs;
 pub mod slurm;
 pub mod tailscale;
 pub mod users;
 
 use crate::facts::probe::ProbeRequest;
-use crate::facts::HostFacts;
+use crate::facts::{ClusterFacts, HostFacts};
 use crate::inventory::{Host, Inventory};
-use crate::resource::Resource;
+use crate::resource::{Classifier, Disruption, Resource, DISRUPTIONS};
+use crate::secrets::Secrets;
 
-/// Resources of a built-in module for one host.
-/// `facts` is `None` when only the probe request is being built; `secrets` too.
-pub fn resources(
-    module: &str,
-    inventory: &Inventory,
-    host: &Host,
-    facts: Option<&HostFacts>,
-    secrets: Option<&crate::desired::Secrets>,
-) -> Vec<Resource> {
-    match module {
-        tailscale::MODULE => tailscale::resources(inventory, host, secrets),
-        "users" => users::resources(inventory, host, facts),
-        "nfs" => nfs::resources(inventory, host, facts),
-        accounting::DATABASE_MODULE | accounting::ASSOCIATIONS_MODULE => {
-            accounting::resources(module, inventory, host, facts)
-        }
-        _ => Vec::new(),
+/// Every concern, in the order its playbooks run (their findings are listed in this order).
+pub static REGISTRY: &[&dyn Concern] = &[
+    &users::Users,
+    &munge::Munge,
+    &accounting::FairShare,
+    &slurm::Slurm,
+    &nfs::Nfs,
+    &tailscale::Tailnet,
+];
+
+/// A named text shipped inside the binary: `(file name, contents)`.
+pub type Shipped = (&'static str, &'static str);
+
+/// What one host's resources are computed from.
+pub struct HostInputs<'a> {
+    pub inventory: &'a Inventory,
+    pub host: &'a Host,
+    /// `None` while only the probe request is being built.
+    pub facts: Option<&'a HostFacts>,
+    /// `None` while only the probe request is being built.
+    pub secrets: Option<&'a Secrets>,
+}
+
+/// What a concern adds. Every method but [`Concern::name`] has a default that adds
+/// nothing, so a concern implements only what it has.
+pub trait Concern: Sync {
+    /// The concern's name (its folder).
+    fn name(&self) -> &'static str;
+
+    /// Its playbooks, run in file-name order with every other concern's.
+    fn playbooks(&self) -> &'static [Shipped] {
+        &[]
+    }
+
+    /// Its templates, by the name a playbook's `template` key gives.
+    fn templates(&self) -> &'static [Shipped] {
+        &[]
+    }
+
+    /// The `module` names a playbook step may give to have this concern compute its
+    /// resources.
+    fn modules(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The `when` conditions it decides (`slurm`: the inventory has a `[slurm]` section).
+    fn conditions(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Whether its condition `name` holds for `inventory`.
+    fn condition(&self, _name: &str, _inventory: &Inventory) -> bool {
+        false
+    }
+
+    /// The resources of its `module` on one host.
+    fn resources(&self, _module: &str, _inputs: &HostInputs) -> Vec<Resource> {
+        Vec::new()
+    }
+
+    /// Facts it needs on `host` beyond what its resources ask for.
+    fn probe(&self, _inventory: &Inventory, _host: &Host) -> ProbeRequest {
+        ProbeRequest::default()
+    }
+
+    /// Values templates see by name (derived from the inventory and every host's facts),
+    /// computed once per plan.
+    fn template_values(
+        &self,
+        _inventory: &Inventory,
+        _facts: &ClusterFacts,
+    ) -> Vec<(&'static str, minijinja::Value)> {
+        Vec::new()
+    }
+
+    /// Cluster-wide findings shown above the plan.
+    fn warnings(&self, _inventory: &Inventory, _facts: &ClusterFacts) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Findings about one host shown with its plan (they do not block apply).
+    fn host_warnings(
+        &self,
+        _inventory: &Inventory,
+        _host: &Host,
+        _facts: &HostFacts,
+    ) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Problems on a live host that make apply refuse to touch it.
+    fn conflicts(&self, _inventory: &Inventory, _host: &Host, _facts: &HostFacts) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Things on a host it sees but leaves alone (reported, never changed).
+    fn unmanaged(&self, _inventory: &Inventory, _facts: &HostFacts) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Disruption labels it decides per change (a playbook file's `disruption` may name
+    /// one), each with the function that classifies a change.
+    fn classifiers(&self) -> &'static [(&'static str, Classifier)] {
+        &[]
     }
 }
 
-/// Extra facts modules need beyond their resources.
+/// Every playbook shipped with closetctl.
+pub fn playbooks() -> impl Iterator<Item = &'static Shipped> {
+    REGISTRY.iter().flat_map(|c| c.playbooks())
+}
+
+/// Every template shipped with closetctl.
+pub fn templates() -> impl Iterator<Item = &'static Shipped> {
+    REGISTRY.iter().flat_map(|c| c.templates())
+}
+
+/// Whether a step may name `module`.
+pub fn is_module(module: &str) -> bool {
+    REGISTRY.iter().any(|c| c.modules().contains(&module))
+}
+
+/// Whether `name` is a `when` condition some concern decides.
+pub fn is_condition(name: &str) -> bool {
+    REGISTRY.iter().any(|c| c.conditions().contains(&name))
+}
+
+/// Whether the `when` condition `name` holds (an unknown one never does).
+pub fn condition(name: &str, inventory: &Inventory) -> bool {
+    REGISTRY
+        .iter()
+        .find(|c| c.conditions().contains(&name))
+        .is_some_and(|c| c.condition(name, inventory))
+}
+
+/// The disruption a playbook's label stands for: one of [`DISRUPTIONS`], or one a
+/// concern classifies per change. `None` for an unknown label.
+pub fn disruption(label: &str) -> Option<Disruption> {
+    if let Some(fixed) = DISRUPTIONS.iter().find(|d| **d == label) {
+        return Some(Disruption::Fixed(fixed));
+    }
+    REGISTRY
+        .iter()
+        .flat_map(|c| c.classifiers())
+        .find(|(l, _)| *l == label)
+        .map(|(_, classify)| Disruption::Classified(*classify))
+}
+
+/// Resources of the module `module` for one host.
+pub fn resources(module: &str, inputs: &HostInputs) -> Vec<Resource> {
+    REGISTRY
+        .iter()
+        .filter(|c| c.modules().contains(&module))
+        .flat_map(|c| c.resources(module, inputs))
+        .collect()
+}
+
+/// Extra facts the concerns need on `host`.
 pub fn probe_extras(inventory: &Inventory, host: &Host) -> ProbeRequest {
-    let mut req = ProbeRequest {
-        // Slurm node lines and the GPU check need the hardware of compute hosts only.
-        hardware: inventory.slurm.is_some() && host.has_role(crate::inventory::Role::Compute),
-        ..ProbeRequest::default()
-    };
-    if nfs::is_client(inventory, host) && inventory.home_on_nfs() {
-        req.commands
-            .insert(nfs::HOME_ENTRIES.into(), nfs::HOME_ENTRIES_COMMAND.into());
+    let mut req = ProbeRequest::default();
+    for c in REGISTRY {
+        req.merge(c.probe(inventory, host));
     }
     req
 }
 
+/// The concerns' template values, computed once per plan.
+pub fn template_values(
+    inventory: &Inventory,
+    facts: &ClusterFacts,
+) -> Vec<(&'static str, minijinja::Value)> {
+    REGISTRY
+        .iter()
+        .flat_map(|c| c.template_values(inventory, facts))
+        .collect()
+}
+
 /// Findings about one host shown with its plan (they do not block apply).
 pub fn host_warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
-    let mut out = users::warnings(inventory, host, facts);
-    out.extend(nfs::warnings(inventory, host, facts));
-    out.extend(tailscale::warnings(inventory, host, facts));
-    out
+    REGISTRY
+        .iter()
+        .flat_map(|c| c.host_warnings(inventory, host, facts))
+        .collect()
 }
 
 /// Problems on a live host that make apply refuse to touch it.
 pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
-    let mut out = users::conflicts(inventory, facts);
-    out.extend(nfs::conflicts(inventory, host, facts));
-    if inventory.slurm.is_some() {
-        out.extend(slurm::gpu_conflicts(host, facts));
-        out.extend(accounting::conflicts(inventory, host, facts));
-    }
-    out
+    REGISTRY
+        .iter()
+        .flat_map(|c| c.conflicts(inventory, host, facts))
+        .collect()
 }
 
 /// Cluster-wide findings to show above the plan.
-pub fn warnings(inventory: &Inventory, facts: &crate::facts::ClusterFacts) -> Vec<String> {
-    let mut out = slurm::context(inventory, facts)
-        .map(|c| c.warnings)
-        .unwrap_or_default();
-    out.extend(tailscale::cluster_warnings(inventory));
-    out
-}
-
-/// The disruption label of a file change: fixed in the playbook, or classified.
-pub fn disruption(label: &str, old: Option<&str>, new: &[u8]) -> String {
-    match label {
-        "slurm.conf" => slurm::classify(old, &String::from_utf8_lossy(new)).to_string(),
-        fixed => fixed.to_string(),
-    }
+pub fn warnings(inventory: &Inventory, facts: &ClusterFacts) -> Vec<String> {
+    REGISTRY
+        .iter()
+        .flat_map(|c| c.warnings(inventory, facts))
+        .collect()
 }
 
 /// Things closetctl sees but leaves alone (reported, never changed).
 pub fn unmanaged(inventory: &Inventory, facts: &HostFacts) -> Vec<String> {
-    users::unmanaged(inventory, facts)
+    REGISTRY
+        .iter()
+        .flat_map(|c| c.unmanaged(inventory, facts))
+        .collect()
 }

@@ -338,7 +338,7 @@ fn plan_step(
                 let worst = because
                     .iter()
                     .map(|c| c.disruption.as_deref().unwrap_or("none"))
-                    .max_by_key(|l| concerns::slurm::disruption_rank(l))
+                    .max_by_key(|l| crate::resource::disruption_rank(l))
                     .unwrap_or("none");
                 if worst != wanted {
                     because.clear();

@@ -17,9 +17,45 @@ pub struct File {
     /// The secret's name when the content is secret.
     pub secret: Option<String>,
     /// How a content change disturbs running work.
-    pub disruption: Option<String>,
+    pub disruption: Option<Disruption>,
     /// Root, or the owner for a file inside her own home.
     pub actor: Actor,
+}
+
+/// Decides how one change of a file's content disturbs running work (`none`,
+/// `reconfigure`, `restart`) from the old content (when known) and the new.
+pub type Classifier = fn(Option<&str>, &[u8]) -> &'static str;
+
+/// How a change to a file disturbs running work; the handlers that watch it may fire
+/// only for some labels (`scontrol reconfigure` for `reconfigure`, a restart for `restart`).
+#[derive(Clone, Copy)]
+pub enum Disruption {
+    /// The same label for every change (`none`, `reconfigure`, `remount`, `restart`).
+    Fixed(&'static str),
+    /// Decided per change by the concern that owns the file's label.
+    Classified(Classifier),
+}
+
+impl Disruption {
+    /// The label of a change from `old` to `new`.
+    pub fn label(&self, old: Option<&str>, new: &[u8]) -> &'static str {
+        match self {
+            Disruption::Fixed(label) => label,
+            Disruption::Classified(classify) => classify(old, new),
+        }
+    }
+}
+
+/// The disruption labels every file or handler may carry, least disruptive first.
+pub const DISRUPTIONS: &[&str] = &["none", "reconfigure", "remount", "restart"];
+
+/// How disruptive a label is, to pick the worst of several changes.
+pub fn disruption_rank(label: &str) -> u8 {
+    match label {
+        "restart" => 2,
+        "reconfigure" => 1,
+        _ => 0,
+    }
 }
 
 impl std::fmt::Debug for File {
@@ -124,8 +160,7 @@ impl File {
             let old = current.and_then(|f| f.content.as_deref());
             c.disruption = self
                 .disruption
-                .as_deref()
-                .map(|label| crate::concerns::disruption(label, old, &self.content));
+                .map(|d| d.label(old, &self.content).to_string());
             c.ops.push(Op::WriteFile {
                 path: self.path.clone(),
                 owner: self.owner.clone(),

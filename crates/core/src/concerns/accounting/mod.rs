@@ -30,6 +30,52 @@ pub const SLURMDBD_CONF: &str = "/etc/slurm/slurmdbd.conf";
 /// Shares of an account or user association when the inventory gives none.
 pub const DEFAULT_FAIRSHARE: u32 = 1;
 
+/// The `accounting` concern: slurmdbd, its database and the fair-share associations.
+pub struct FairShare;
+
+impl super::Concern for FairShare {
+    fn name(&self) -> &'static str {
+        "accounting"
+    }
+    fn playbooks(&self) -> &'static [super::Shipped] {
+        &[
+            ("25-accounting.toml", include_str!("25-accounting.toml")),
+            ("35-associations.toml", include_str!("35-associations.toml")),
+        ]
+    }
+    fn templates(&self) -> &'static [super::Shipped] {
+        &[
+            ("slurmdbd.conf.j2", include_str!("slurmdbd.conf.j2")),
+            (
+                "mariadb-closetctl.cnf.j2",
+                include_str!("mariadb-closetctl.cnf.j2"),
+            ),
+            (
+                "mariadb-slurm-database.sh.j2",
+                include_str!("mariadb-slurm-database.sh.j2"),
+            ),
+        ]
+    }
+    fn modules(&self) -> &'static [&'static str] {
+        &[DATABASE_MODULE, ASSOCIATIONS_MODULE]
+    }
+    fn conditions(&self) -> &'static [&'static str] {
+        &["fair_share"]
+    }
+    fn condition(&self, _name: &str, inventory: &Inventory) -> bool {
+        inventory
+            .slurm
+            .as_ref()
+            .is_some_and(|s| s.fair_share.enabled)
+    }
+    fn resources(&self, module: &str, i: &super::HostInputs) -> Vec<Resource> {
+        resources(module, i.inventory, i.host, i.facts)
+    }
+    fn conflicts(&self, inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+        conflicts(inventory, host, facts)
+    }
+}
+
 /// Whether fair share is on and `host` is the Slurm controller.
 pub fn applies(inventory: &Inventory, host: &Host) -> bool {
     inventory

@@ -10,7 +10,69 @@
 use crate::facts::{FileKind, HostFacts};
 use crate::inventory::{Export, Host, Inventory};
 use crate::ops::Actor;
-use crate::resource::{Directory, File, Resource};
+use crate::resource::{Directory, Disruption, File, Resource};
+
+/// The `nfs` concern: the exports, the clients' automounts, homes on the share.
+pub struct Nfs;
+
+impl super::Concern for Nfs {
+    fn name(&self) -> &'static str {
+        "nfs"
+    }
+    fn playbooks(&self) -> &'static [super::Shipped] {
+        &[("40-nfs.toml", include_str!("40-nfs.toml"))]
+    }
+    fn templates(&self) -> &'static [super::Shipped] {
+        &[("exports.j2", include_str!("exports.j2"))]
+    }
+    fn modules(&self) -> &'static [&'static str] {
+        &["nfs"]
+    }
+    fn conditions(&self) -> &'static [&'static str] {
+        &["nfs"]
+    }
+    fn condition(&self, _name: &str, inventory: &Inventory) -> bool {
+        inventory.nfs.is_some()
+    }
+    fn resources(&self, _module: &str, i: &super::HostInputs) -> Vec<Resource> {
+        resources(i.inventory, i.host, i.facts)
+    }
+    fn probe(&self, inventory: &Inventory, host: &Host) -> crate::facts::probe::ProbeRequest {
+        let mut req = crate::facts::probe::ProbeRequest::default();
+        if is_client(inventory, host) && inventory.home_on_nfs() {
+            req.commands
+                .insert(HOME_ENTRIES.into(), HOME_ENTRIES_COMMAND.into());
+        }
+        req
+    }
+    fn template_values(
+        &self,
+        inventory: &Inventory,
+        _facts: &crate::facts::ClusterFacts,
+    ) -> Vec<(&'static str, minijinja::Value)> {
+        vec![
+            ("nfs", minijinja::Value::from_serialize(&inventory.nfs)),
+            ("nfs_exports", exports_file(inventory).into()),
+            (
+                "nfs_automounts",
+                crate::shell::join(
+                    inventory
+                        .nfs
+                        .iter()
+                        .flat_map(|n| &n.exports)
+                        .map(|e| automount_unit(&e.path)),
+                )
+                .into(),
+            ),
+        ]
+    }
+    fn host_warnings(&self, inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+        warnings(inventory, host, facts)
+    }
+    fn conflicts(&self, inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+        conflicts(inventory, host, facts)
+    }
+}
 
 pub const FSTAB: &str = "/etc/fstab";
 pub const BEGIN: &str = "# BEGIN closetctl: NFS mounts. Managed by closetctl from the inventory; do not edit inside this block.";
@@ -224,7 +286,7 @@ pub fn resources(inventory: &Inventory, host: &Host, facts: Option<&HostFacts>) 
             mode: 0o644,
             content: replace_block(&current, &fstab_block(inventory)),
             secret: None,
-            disruption: Some("remount".into()),
+            disruption: Some(Disruption::Fixed("remount")),
             actor: Actor::Root,
         }));
     }

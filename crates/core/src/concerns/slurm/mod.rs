@@ -14,6 +14,68 @@ use crate::inventory::{Host, Inventory, Role};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// The `slurm` concern: slurm.conf with the nodes' real hardware, GRES and cgroups.
+pub struct Slurm;
+
+impl super::Concern for Slurm {
+    fn name(&self) -> &'static str {
+        "slurm"
+    }
+    fn playbooks(&self) -> &'static [super::Shipped] {
+        &[("30-slurm.toml", include_str!("30-slurm.toml"))]
+    }
+    fn templates(&self) -> &'static [super::Shipped] {
+        &[
+            ("slurm.conf.j2", include_str!("slurm.conf.j2")),
+            ("gres.conf.j2", include_str!("gres.conf.j2")),
+            ("cgroup.conf.j2", include_str!("cgroup.conf.j2")),
+        ]
+    }
+    fn conditions(&self) -> &'static [&'static str] {
+        &["slurm"]
+    }
+    fn condition(&self, _name: &str, inventory: &Inventory) -> bool {
+        inventory.slurm.is_some()
+    }
+    fn probe(&self, inventory: &Inventory, host: &Host) -> crate::facts::probe::ProbeRequest {
+        crate::facts::probe::ProbeRequest {
+            // Node lines and the GPU check need the hardware of compute hosts only.
+            hardware: inventory.slurm.is_some() && host.has_role(Role::Compute),
+            ..Default::default()
+        }
+    }
+    fn template_values(
+        &self,
+        inventory: &Inventory,
+        facts: &ClusterFacts,
+    ) -> Vec<(&'static str, minijinja::Value)> {
+        vec![
+            ("slurm", minijinja::Value::from_serialize(&inventory.slurm)),
+            (
+                "slurm_conf",
+                minijinja::Value::from_serialize(context(inventory, facts)),
+            ),
+        ]
+    }
+    fn warnings(&self, inventory: &Inventory, facts: &ClusterFacts) -> Vec<String> {
+        context(inventory, facts)
+            .map(|c| c.warnings)
+            .unwrap_or_default()
+    }
+    fn conflicts(&self, inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+        if inventory.slurm.is_some() {
+            gpu_conflicts(host, facts)
+        } else {
+            Vec::new()
+        }
+    }
+    fn classifiers(&self) -> &'static [(&'static str, crate::resource::Classifier)] {
+        &[("slurm.conf", |old, new| {
+            classify(old, &String::from_utf8_lossy(new))
+        })]
+    }
+}
+
 pub const SLURM_CONF: &str = "/etc/slurm/slurm.conf";
 
 /// One `NodeName=` line and its gres.conf lines.
@@ -354,15 +416,6 @@ pub fn classify(old: Option<&str>, new: &str) -> &'static str {
         "reconfigure"
     } else {
         "none"
-    }
-}
-
-/// How disruptive a label is, for choosing handlers.
-pub fn disruption_rank(label: &str) -> u8 {
-    match label {
-        "restart" => 2,
-        "reconfigure" => 1,
-        _ => 0,
     }
 }
 

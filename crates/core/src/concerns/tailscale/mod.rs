@@ -17,16 +17,46 @@
 pub mod enrollment;
 
 use crate::concerns::tailscale::enrollment::{AuthKey, SECRET_NAME};
-use crate::desired::Secrets;
 use crate::facts::HostFacts;
 use crate::inventory::{Host, Inventory, Role};
 use crate::playbook::Playbooks;
 use crate::resource::MissingSecret;
 use crate::resource::{Resource, Tailscale, TailscaleNode};
+use crate::secrets::Secrets;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The playbook module name.
+/// The `tailscale` concern: enrollment of every host and the tailnet policy.
+pub struct Tailnet;
+
+impl super::Concern for Tailnet {
+    fn name(&self) -> &'static str {
+        "tailscale"
+    }
+    fn playbooks(&self) -> &'static [super::Shipped] {
+        &[("50-tailscale.toml", include_str!("50-tailscale.toml"))]
+    }
+    fn modules(&self) -> &'static [&'static str] {
+        &[MODULE]
+    }
+    fn conditions(&self) -> &'static [&'static str] {
+        &["tailscale"]
+    }
+    fn condition(&self, _name: &str, inventory: &Inventory) -> bool {
+        inventory.tailscale.is_some()
+    }
+    fn resources(&self, _module: &str, i: &super::HostInputs) -> Vec<Resource> {
+        resources(i.inventory, i.host, i.secrets)
+    }
+    fn host_warnings(&self, inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+        warnings(inventory, host, facts)
+    }
+    fn warnings(&self, inventory: &Inventory, _facts: &crate::facts::ClusterFacts) -> Vec<String> {
+        cluster_warnings(inventory)
+    }
+}
+
 pub const MODULE: &str = "tailscale";
 
 /// The tags `host` advertises: its own, or `[tailscale] tags`.

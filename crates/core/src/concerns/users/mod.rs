@@ -18,6 +18,33 @@ use crate::ops::Actor;
 use crate::resource::{Directory, File, Resource, UserAccount};
 use std::collections::BTreeSet;
 
+/// The `users` concern: groups, accounts, homes and SSH keys.
+pub struct Users;
+
+impl super::Concern for Users {
+    fn name(&self) -> &'static str {
+        "users"
+    }
+    fn playbooks(&self) -> &'static [super::Shipped] {
+        &[("10-users.toml", include_str!("10-users.toml"))]
+    }
+    fn modules(&self) -> &'static [&'static str] {
+        &["users"]
+    }
+    fn resources(&self, _module: &str, i: &super::HostInputs) -> Vec<Resource> {
+        resources(i.inventory, i.host, i.facts)
+    }
+    fn host_warnings(&self, inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<String> {
+        warnings(inventory, host, facts)
+    }
+    fn conflicts(&self, inventory: &Inventory, _host: &Host, facts: &HostFacts) -> Vec<String> {
+        conflicts(inventory, facts)
+    }
+    fn unmanaged(&self, inventory: &Inventory, facts: &HostFacts) -> Vec<String> {
+        unmanaged(inventory, facts)
+    }
+}
+
 /// `~/.ssh` of a user.
 fn ssh_dir(user: &User) -> String {
     format!("{}/.ssh", user.home)

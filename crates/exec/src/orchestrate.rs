@@ -1,0 +1,274 @@
+//! Plan and apply as the commands run them: probe every host at once (taking the
+//! selected hosts' locks in the same round trip), plan, ask, carry the plan out step by
+//! step while the locks are kept fresh, release them, plan again and verify with the
+//! cluster's own tools. The command line only adds flags, printing and exit codes.
+
+use crate::engine::{self, ApplyReport, Connections, Events, HostOutcome};
+use crate::interrupt::Stop;
+use crate::transport::Connector;
+use crate::verify::{self, Finding};
+use closetctl_core::desired::probe_request;
+use closetctl_core::facts::probe::ProbeRequest;
+use closetctl_core::facts::ClusterFacts;
+use closetctl_core::loaded::{LoadError, Loaded};
+use closetctl_core::plan::{self, Plan};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+
+/// One probe request per inventory host. Templates may read any host's facts
+/// (slurm.conf lists every node), so every host is probed, but only the selected ones
+/// take the lock.
+pub fn probe_requests(
+    loaded: &Loaded,
+    hosts: &[String],
+    lock: Option<crate::lock::Owner>,
+) -> Result<BTreeMap<String, ProbeRequest>, LoadError> {
+    let selected = loaded.select(hosts)?;
+    Ok(loaded
+        .inventory
+        .hosts
+        .iter()
+        .map(|h| {
+            let mut req = probe_request(&loaded.inventory, &loaded.playbooks, h);
+            if selected.iter().any(|s| s.name == h.name) {
+                req.lock.clone_from(&lock);
+            }
+            (h.name.clone(), req)
+        })
+        .collect())
+}
+
+/// Gather facts for the selected hosts (taking the apply lock when `lock` is given) and plan.
+pub async fn plan_with<C: Connector + 'static>(
+    connector: Arc<C>,
+    loaded: &Loaded,
+    hosts: &[String],
+    lock: Option<crate::lock::Owner>,
+    events: Option<Events>,
+) -> Result<(Plan, ClusterFacts, Connections<C::Conn>), LoadError> {
+    let requests = probe_requests(loaded, hosts, lock)?;
+    let limit = std::time::Duration::from_secs(loaded.inventory.timeouts.probe_secs.into());
+    let (connections, facts) =
+        engine::gather_with(connector, &loaded.inventory.hosts, requests, events, limit).await;
+    let plan = plan::plan(&loaded.inputs(), &facts, hosts);
+    Ok((plan, facts, connections))
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    pub hosts: Vec<String>,
+    /// Check MUNGE and Slurm with their own tools after apply.
+    pub verify: bool,
+    /// Who takes the locks; `None` is this process with a fresh run id.
+    pub owner: Option<crate::lock::Owner>,
+    /// Pulled by Ctrl-C/SIGTERM (or a test).
+    pub stop: Stop,
+}
+
+/// What an apply did: the plan it ran, the per-host outcome, and the plan after it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyOutcome {
+    pub plan: Plan,
+    pub report: ApplyReport,
+    pub after: Option<Plan>,
+    /// Checks with the cluster's own tools after apply (MUNGE across hosts, Slurm nodes).
+    pub verification: Vec<Finding>,
+    /// Hosts whose lock could not be released, and why: it may remain.
+    pub locks_left: BTreeMap<String, String>,
+    /// A stop (Ctrl-C, SIGTERM) ended the apply early; `confirmed` says whether that
+    /// was after the question (steps may have run) or at it (nothing changed).
+    pub interrupted: bool,
+    pub confirmed: bool,
+}
+
+impl ApplyOutcome {
+    pub fn success(&self) -> bool {
+        !self.interrupted
+            && self.report.all_ok()
+            && self.after.as_ref().is_none_or(|p| !p.has_changes())
+            && self.verification.iter().all(|f| f.ok)
+    }
+}
+
+/// How long to wait (wall clock) for Slurm nodes to come up after apply.
+pub const NODE_WAIT_SECONDS: u32 = 120;
+
+/// Plan with the lock, run `confirm` on the plan, apply, unlock, verify.
+pub async fn apply_with<C: Connector + 'static>(
+    connector: Arc<C>,
+    loaded: &Loaded,
+    options: &ApplyOptions,
+    events: Option<Events>,
+    confirm: impl FnOnce(&Plan) -> bool,
+) -> Result<ApplyOutcome, LoadError> {
+    apply_asking(connector, loaded, options, events, |plan| {
+        std::future::ready(confirm(plan))
+    })
+    .await
+}
+
+/// [`apply_with`] with a question that takes time (a person at a terminal): a stop
+/// while it is open releases the locks and changes nothing.
+pub async fn apply_asking<C, F>(
+    connector: Arc<C>,
+    loaded: &Loaded,
+    options: &ApplyOptions,
+    events: Option<Events>,
+    confirm: impl FnOnce(&Plan) -> F,
+) -> Result<ApplyOutcome, LoadError>
+where
+    C: Connector + 'static,
+    F: Future<Output = bool>,
+{
+    let owner = options
+        .owner
+        .clone()
+        .unwrap_or_else(crate::local::current_owner);
+    let run = owner.run.clone();
+    let stop = &options.stop;
+    // Until the probes answer, any selected host may hold this run's lock.
+    let selected: Vec<String> = loaded
+        .select(&options.hosts)?
+        .into_iter()
+        .map(|h| h.name)
+        .collect();
+    stop.hold(selected.clone());
+    let (plan, facts, connections) =
+        plan_with(connector.clone(), loaded, &options.hosts, Some(owner), None).await?;
+    let locked: Vec<String> = facts
+        .hosts
+        .iter()
+        .filter(|(_, f)| f.lock_acquired)
+        .map(|(h, _)| h.clone())
+        .collect();
+    stop.released(selected.into_iter().filter(|h| !locked.contains(h)));
+    let refresher = engine::keep_fresh(&connections, &locked, &run);
+    let confirmed = plan.has_changes()
+        && !stop.requested()
+        && tokio::select! {
+            ok = confirm(&plan) => ok,
+            _ = stop.wait() => false,
+        };
+    if !confirmed || stop.requested() {
+        drop(refresher);
+        let locks_left = release(&facts, &connections, &run, stop).await;
+        let report = ApplyReport::before(&empty_of(&plan));
+        return Ok(ApplyOutcome {
+            plan,
+            report,
+            after: None,
+            verification: Vec::new(),
+            locks_left,
+            interrupted: stop.requested(),
+            confirmed: false,
+        });
+    }
+    let control = engine::ApplyControl {
+        run: run.clone(),
+        timeouts: loaded.inventory.timeouts.clone(),
+        stop: stop.clone(),
+    };
+    // Steps that need a missing secret are refused; every other step runs.
+    let mut report = engine::apply(
+        &plan.runnable(),
+        &loaded.step_order(),
+        &connections,
+        &control,
+        events,
+    )
+    .await;
+    refuse(&mut report, &plan.refused_steps());
+    drop(refresher);
+    let locks_left = release(&facts, &connections, &run, stop).await;
+    drop(connections);
+    if stop.requested() {
+        return Ok(ApplyOutcome {
+            plan,
+            report,
+            after: None,
+            verification: Vec::new(),
+            locks_left,
+            interrupted: true,
+            confirmed: true,
+        });
+    }
+    let (after, after_facts, connections) =
+        plan_with(connector, loaded, &options.hosts, None, None).await?;
+    let mut verification = Vec::new();
+    if options.verify {
+        // Only the hosts this apply converged (or found converged): a host that was
+        // skipped or failed is not waited for.
+        let good: BTreeSet<&str> = report
+            .hosts
+            .iter()
+            .filter(|(_, o)| matches!(o, HostOutcome::Converged { .. } | HostOutcome::Unchanged))
+            .map(|(h, _)| h.as_str())
+            .collect();
+        let checked = engine::Connections {
+            hosts: connections
+                .hosts
+                .iter()
+                .filter(|(h, _)| good.contains(h.as_str()))
+                .map(|(h, c)| (h.clone(), c.clone()))
+                .collect(),
+        };
+        verification.extend(verify::munge(&loaded.inventory, &checked).await);
+        if let Some(ctx) = crate::concerns::slurm::context(&loaded.inventory, &after_facts)
+            .filter(|ctx| good.contains(ctx.controller.as_str()))
+        {
+            verification
+                .extend(verify::slurm(&ctx, &loaded.inventory, &checked, NODE_WAIT_SECONDS).await);
+        }
+    }
+    Ok(ApplyOutcome {
+        plan,
+        report,
+        after: Some(after),
+        verification,
+        locks_left,
+        interrupted: false,
+        confirmed: true,
+    })
+}
+
+/// A host whose other steps went through did not converge when a step was refused.
+fn refuse(report: &mut ApplyReport, refused: &[crate::plan::RefusedStep]) {
+    for r in refused {
+        if let Some(o @ (HostOutcome::Converged { .. } | HostOutcome::Unchanged)) =
+            report.hosts.get_mut(&r.host)
+        {
+            *o = HostOutcome::Failed {
+                step: r.step.clone(),
+                error: r.reason(),
+            };
+        }
+    }
+}
+
+/// Release this run's locks; the hosts where that failed.
+async fn release<T: crate::transport::Transport>(
+    facts: &crate::facts::ClusterFacts,
+    connections: &engine::Connections<T>,
+    run: &str,
+    stop: &Stop,
+) -> BTreeMap<String, String> {
+    let left = engine::unlock(facts, connections, run).await;
+    let released: Vec<String> = stop
+        .held()
+        .into_iter()
+        .filter(|h| !left.contains_key(h))
+        .collect();
+    stop.released(released);
+    left
+}
+
+/// The plan with its steps removed, to report outcomes without running anything.
+fn empty_of(plan: &Plan) -> Plan {
+    let mut p = plan.clone();
+    for h in &mut p.hosts {
+        h.steps.clear();
+    }
+    p
+}
