@@ -547,6 +547,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_loggable_script_is_the_sent_one_without_file_content() {
+        let ops = [
+            Op::InstallPackages(vec!["munge".into()]),
+            Op::WriteFile {
+                path: "/etc/munge/munge.key".into(),
+                owner: "munge".into(),
+                group: "munge".into(),
+                mode: 0o400,
+                content: b"TOP-SECRET".to_vec(),
+                actor: Actor::Root,
+            },
+        ];
+        let frame = |logged: bool| {
+            let f = if logged {
+                loggable_framed_script
+            } else {
+                framed_script
+            };
+            f(
+                "t",
+                "fn\n",
+                "begin\n",
+                &ops,
+                |n| format!("after {n}\n"),
+                "end\n",
+            )
+        };
+        let (sent, logged) = (frame(false), frame(true));
+        let encoded = base64::engine::general_purpose::STANDARD.encode(b"TOP-SECRET");
+        assert!(sent.contains(&encoded));
+        assert!(!logged.contains(&encoded) && !logged.contains("TOP-SECRET"));
+        let shown = format!(
+            "'<10 bytes, {}, not shown>'",
+            crate::resource::fingerprint(b"TOP-SECRET")
+        );
+        assert!(logged.contains(&format!(
+            "cc_op 1 cc_write '/etc/munge/munge.key' 'munge' 'munge' 0400 {shown}\n"
+        )));
+        assert_eq!(logged, sent.replace(&format!("'{encoded}'"), &shown));
+    }
+
+    #[test]
     fn debug_never_shows_file_content() {
         let op = Op::WriteFile {
             path: "/etc/munge/munge.key".into(),

@@ -368,7 +368,7 @@ async fn probe_host<C: Connector>(
         Ok(Ok(conn)) => conn,
     };
     info!(
-        host = name,
+        host = %name,
         millis = started.elapsed().as_millis(),
         "connected"
     );
@@ -381,7 +381,7 @@ async fn probe_host<C: Connector>(
     let received = now();
     if let Ok(Ok(out)) = &answer {
         info!(
-            host = name,
+            host = %name,
             millis = probing.elapsed().as_millis(),
             script_bytes,
             stdout_bytes = out.stdout.len(),
@@ -413,9 +413,9 @@ async fn probe_host<C: Connector>(
             facts.time.local_epoch = (sent + received) / 2.0;
             if let Some(owner) = &request.lock {
                 if facts.lock_acquired {
-                    info!(host = name, run = %owner.run, "took the apply lock");
+                    info!(host = %name, run = %owner.run, "took the apply lock");
                 } else {
-                    info!(host = name, run = %owner.run, "did not take the apply lock (it is held)");
+                    info!(host = %name, run = %owner.run, "did not take the apply lock (it is held)");
                 }
             }
             Ok((conn, facts))
@@ -450,7 +450,7 @@ async fn release_after_failure<C: Connector>(
         Ok(Ok(out)) if out.success() => {
             log_output(name, "the lock release", &out);
             info!(
-                host = name,
+                host = %name,
                 released = released(&out),
                 "lock release after a failed probe"
             );
@@ -481,10 +481,10 @@ async fn release_after_failure<C: Connector>(
         });
     match &result {
         Ok(released) => info!(
-            host = name,
+            host = %name,
             released, "lock release after a failed probe, over a new connection"
         ),
-        Err(e) => info!(host = name, "lock release after a failed probe failed: {e}"),
+        Err(e) => info!(host = %name, "lock release after a failed probe failed: {e}"),
     }
     result
 }
@@ -495,14 +495,14 @@ const LOG_TAIL: usize = 20;
 /// At debug level: a script as sent (callers pass its loggable form when it carries
 /// operations, see [`ops::loggable_framed_script`]).
 fn log_script(host: &str, what: &str, script: &str) {
-    debug!(host, bytes = script.len(), "{what}, as sent:\n{script}");
+    debug!(host = %host, bytes = script.len(), "{what}, as sent:\n{script}");
 }
 
 /// At debug level: the tails of what a script printed.
 fn log_output(host: &str, what: &str, out: &RemoteOutput) {
     if tracing::enabled!(Level::DEBUG) {
         debug!(
-            host,
+            host = %host,
             status = out.status,
             "{what}: stdout ({} bytes) ends:\n{}\nstderr ({} bytes) ends:\n{}",
             out.stdout.len(),
@@ -686,15 +686,15 @@ pub fn keep_fresh<T: Transport>(
                         Ok(Ok(out)) => {
                             log_output(host, "the lock refresh", &out);
                             info!(
-                                host,
+                                host = %host,
                                 millis = started.elapsed().as_millis(),
                                 status = out.status,
                                 "refreshed the apply lock"
                             );
                         }
-                        Ok(Err(e)) => info!(host, "refreshing the apply lock failed: {e}"),
+                        Ok(Err(e)) => info!(host = %host, "refreshing the apply lock failed: {e}"),
                         Err(_) => info!(
-                            host,
+                            host = %host,
                             "refreshing the apply lock got no answer within {} s",
                             lock::REFRESH_EVERY.as_secs()
                         ),
@@ -1144,7 +1144,7 @@ async fn end_step<T: Transport>(conn: &T, run: &str) -> String {
             END_LIMIT.as_secs()
         ),
     };
-    info!(host, "ending the step: {said}");
+    info!(host = %host, "ending the step: {said}");
     said
 }
 
