@@ -108,7 +108,7 @@ pub enum RemoteError {
     Transport {
         host: String,
         #[source]
-        source: TransportError,
+        source: Box<TransportError>,
     },
     /// The script ran and failed; the last lines of its stderr.
     #[error("{stderr_tail}")]
@@ -123,7 +123,7 @@ impl RemoteError {
     fn transport(source: TransportError) -> RemoteError {
         RemoteError::Transport {
             host: source.host().to_string(),
-            source,
+            source: Box::new(source),
         }
     }
 
