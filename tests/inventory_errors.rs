@@ -68,7 +68,7 @@ fn unknown_top_level_key() {
     let text = format!("flavour = 1\n{HEAD}");
     assert_eq!(
         error(&text),
-        expect(&["1:1: unknown field `flavour`, expected one of `cluster`, `ssh`, `host`, `group`, `user`, `nfs`, `slurm`, `tailscale`, `power`, `cooling`, `timeouts`"])
+        expect(&["1:1: unknown field `flavour`, expected one of `cluster`, `ssh`, `host`, `group`, `user`, `nfs`, `slurm`, `tailscale`, `power`, `cooling`, `timeouts`, `motd`"])
     );
 }
 

@@ -4,7 +4,8 @@
 # is about accounts alone: a conflicting account on node2 and a stopped node1 are
 # reported while head converges; after both are fixed every guest converges with the
 # same UIDs (checked with getent, not closetctl), alice logs in with her key, a second
-# plan is empty, and a held apply lock is refused by name.
+# plan is empty, and a held apply lock is refused by name. With `[motd]`, every guest's
+# /etc/motd lists the closet's GPUs.
 set -euo pipefail
 . "$VM_DIR/lib.sh"
 
@@ -13,6 +14,8 @@ INV=$VM_STATE/users-inventory.toml
 awk '/^\[+(nfs|slurm|tailscale)[].]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' "$VM_INVENTORY" > "$INV"
 grep -q '^\[\[power.circuit\]\]' "$INV" || fail "users inventory lost its circuits"
 grep -q '^\[\[user\]\]' "$INV" || fail "users inventory has no users"
+# The login banner (the motd concern): the closet's GPUs on every host.
+printf '\n[motd]\nnote = "Questions: #closet on the lab chat"\n' >> "$INV"
 
 step "node2: alice created by hand with another uid; node1 stopped"
 vm_ssh node2 'useradd -M -u 1500 alice'
@@ -48,6 +51,10 @@ for g in head node1 node2; do
     assert_eq "vision-lab:x:2001:alice" "$(vm_ssh "$g" getent group vision-lab)" "vision-lab on $g"
     assert_eq "nlp-lab:x:2002:bob" "$(vm_ssh "$g" getent group nlp-lab)" "nlp-lab on $g"
     assert_eq "alice alice 600" "$(vm_ssh "$g" stat -c "'%U %G %a'" /home/alice/.ssh/authorized_keys)" "authorized_keys on $g"
+    motd=$(vm_ssh "$g" cat /etc/motd)
+    assert_match "$motd" 'node1 +4 x a100-sxm4-80gb  \(--gres=gpu:a100:N\)' "motd names node1's GPUs on $g"
+    assert_contains "$motd" "Questions: #closet on the lab chat"
+    assert_eq "root root 644" "$(vm_ssh "$g" stat -c "'%U %G %a'" /etc/motd)" "motd owner and mode on $g"
 done
 assert_eq "1001" "$(ssh -F "$VM_SSH_CONFIG" -i "$VM_STATE/keys/alice_ed25519" -o IdentitiesOnly=yes -o User=alice -o ControlMaster=no -o ControlPath=none node1 id -u </dev/null)" "alice logs in with her key"
 

@@ -8,29 +8,34 @@
 //! values templates can use, and the disruption labels it classifies. It implements
 //! [`Concern`]; a new concern is its folder plus one line in [`REGISTRY`].
 
-pub mod accounting;
-
-pub mod munge;
-pub mod nfs;
-pub mod slurm;
-pub mod tailscale;
-pub mod users;
-
 use crate::facts::probe::ProbeRequest;
 use crate::facts::{ClusterFacts, HostFacts};
+use crate::inventory::sections::{Section, SectionCheck};
 use crate::inventory::{Host, Inventory};
 use crate::resource::{Classifier, Disruption, Resource, DISRUPTIONS};
 use crate::secrets::Secrets;
 
-/// Every concern, in the order its playbooks run (their findings are listed in this order).
-pub static REGISTRY: &[&dyn Concern] = &[
-    &users::Users,
-    &munge::Munge,
-    &accounting::FairShare,
-    &slurm::Slurm,
-    &nfs::Nfs,
-    &tailscale::Tailnet,
-];
+/// Declares each concern's module (its folder) and lists it in [`REGISTRY`].
+macro_rules! registry {
+    ($($folder:ident => $concern:ident),* $(,)?) => {
+        $(pub mod $folder;)*
+
+        /// Every concern, in the order its playbooks run (their findings are listed in
+        /// this order).
+        pub static REGISTRY: &[&dyn Concern] = &[$(&$folder::$concern),*];
+    };
+}
+
+// One line per concern: its folder and the type that implements [`Concern`].
+registry! {
+    users => Users,
+    munge => Munge,
+    accounting => FairShare,
+    slurm => Slurm,
+    nfs => Nfs,
+    tailscale => Tailnet,
+    motd => Motd,
+}
 
 /// A named text shipped inside the binary: `(file name, contents)`.
 pub type Shipped = (&'static str, &'static str);
@@ -59,6 +64,17 @@ pub trait Concern: Sync {
     /// Its templates, by the name a playbook's `template` key gives.
     fn templates(&self) -> &'static [Shipped] {
         &[]
+    }
+
+    /// The inventory table it reads itself (`motd` for `[motd]`), if any.
+    fn section(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Read and check its table (present in the inventory): problems go to `check`
+    /// with their place; the value returned is what [`Inventory::sections`] gives back.
+    fn read_section(&self, _check: &mut SectionCheck) -> Option<Section> {
+        None
     }
 
     /// The `module` names a playbook step may give to have this concern compute its

@@ -7,6 +7,7 @@
 
 pub mod edit;
 mod raw;
+pub mod sections;
 mod validate;
 
 use serde::Serialize;
@@ -114,6 +115,9 @@ pub struct Inventory {
     pub circuits: Vec<Circuit>,
     pub cooling: Option<Cooling>,
     pub timeouts: Timeouts,
+    /// Sections a concern reads itself (`[motd]`), by table name.
+    #[serde(skip)]
+    pub sections: sections::Sections,
 }
 
 /// How long apply waits before it gives up on a host (`[timeouts]`, seconds).

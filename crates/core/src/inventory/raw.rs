@@ -10,8 +10,25 @@ use toml::Spanned;
 
 pub type S<T> = Spanned<T>;
 
+/// The top-level keys [`RawInventory`] reads; any other key must be a concern's own
+/// section (see [`super::sections`]) or it is reported as unknown.
+pub const TOP_LEVEL: &[&str] = &[
+    "cluster",
+    "ssh",
+    "host",
+    "group",
+    "user",
+    "nfs",
+    "slurm",
+    "tailscale",
+    "power",
+    "cooling",
+    "timeouts",
+];
+
+// Unknown top-level keys are not refused by serde here but by `validate`, which also
+// knows the concerns' own sections.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawInventory {
     pub cluster: S<RawCluster>,
     #[serde(default)]

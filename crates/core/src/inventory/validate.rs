@@ -379,13 +379,64 @@ pub(super) fn parse_and_validate(path: &Path, source: &str) -> Result<Inventory,
             return Err(c.problems);
         }
     };
-    let inventory = check(&mut c, raw);
+    let mut inventory = check(&mut c, raw);
+    inventory.sections = check_sections(&mut c);
     if c.problems.is_empty() {
         Ok(inventory)
     } else {
         c.problems.sort_by_key(|p| (p.line, p.column));
         Err(c.problems)
     }
+}
+
+/// The top-level keys that are neither closetctl's own nor a concern's section are
+/// refused; each concern with a section present reads and checks it.
+fn check_sections(c: &mut Checker) -> super::sections::Sections {
+    let mut sections = super::sections::Sections::default();
+    let Ok(doc) = toml_edit::ImDocument::parse(c.source) else {
+        return sections; // reported already: the same text failed to parse
+    };
+    let owners: Vec<(&'static str, &dyn crate::concerns::Concern)> = crate::concerns::REGISTRY
+        .iter()
+        .filter_map(|k| Some((k.section()?, *k)))
+        .collect();
+    for (key, _) in doc.as_table().iter() {
+        if TOP_LEVEL.contains(&key) {
+            continue;
+        }
+        let span = doc
+            .as_table()
+            .key(key)
+            .and_then(|k| k.span())
+            .unwrap_or(0..0);
+        let Some((name, concern)) = owners.iter().find(|(n, _)| *n == key) else {
+            let expected: Vec<String> = TOP_LEVEL
+                .iter()
+                .chain(owners.iter().map(|(n, _)| n))
+                .map(|k| format!("`{k}`"))
+                .collect();
+            c.at(
+                span,
+                format!(
+                    "unknown field `{key}`, expected one of {}",
+                    expected.join(", ")
+                ),
+            );
+            continue;
+        };
+        let mut check = super::sections::SectionCheck {
+            source: c.source,
+            found: Vec::new(),
+        };
+        let section = concern.read_section(&mut check);
+        for (span, message) in check.found {
+            c.at(span, message);
+        }
+        if let Some(section) = section {
+            sections.insert(name, section);
+        }
+    }
+    sections
 }
 
 fn check(c: &mut Checker, raw: RawInventory) -> Inventory {
@@ -443,6 +494,7 @@ fn check(c: &mut Checker, raw: RawInventory) -> Inventory {
         circuits,
         cooling,
         timeouts,
+        sections: Default::default(),
     }
 }
 
