@@ -12,6 +12,8 @@
 //! http to a loopback address literal (a test server on this machine). Redirects are not
 //! followed (the API has none; following one would turn the If-Match POST into a GET
 //! and report a push that did not happen): any answer other than 2xx is an error.
+//!
+//! The HTTP client (`ureq`) blocks, so the command runs on tokio's blocking pool.
 
 use super::{CliError, InventoryArgs};
 use crate::concerns::tailscale as module;
@@ -234,9 +236,13 @@ impl PolicyApi {
     }
 }
 
+/// `ureq` blocks: the command runs on tokio's blocking pool, never on a worker thread
+/// of the runtime.
 pub async fn run(args: TailscaleArgs) -> Result<i32, CliError> {
     match args.command {
-        TailscaleCommand::Policy(a) => policy(a),
+        TailscaleCommand::Policy(a) => tokio::task::spawn_blocking(move || policy(a))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())),
     }
 }
 

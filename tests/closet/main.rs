@@ -19,6 +19,7 @@ mod interrupt_table;
 mod inventory_errors;
 mod nfs_files;
 mod nfs_values;
+mod observability;
 mod plan_fake;
 mod plan_json_example;
 mod preflight_gate;

@@ -155,6 +155,11 @@ impl Op {
 
     /// The shell words after `cc_op N`.
     fn words(&self) -> String {
+        self.words_as(Content::Sent)
+    }
+
+    /// The shell words after `cc_op N`, with file content as `content` says.
+    fn words_as(&self, shown: Content) -> String {
         let mode = |m: &u32| format!("{m:04o}");
         match self {
             Op::InstallPackages(p) => format!("cc_install {}", join(p)),
@@ -222,7 +227,15 @@ impl Op {
                 quote(owner),
                 quote(group),
                 mode(m),
-                quote(&base64::engine::general_purpose::STANDARD.encode(content))
+                match shown {
+                    Content::Sent =>
+                        quote(&base64::engine::general_purpose::STANDARD.encode(content)),
+                    Content::Logged => quote(&format!(
+                        "<{} bytes, {}, not shown>",
+                        content.len(),
+                        crate::resource::fingerprint(content)
+                    )),
+                }
             ),
             Op::SetAttributes {
                 path,
@@ -454,10 +467,46 @@ pub fn script(title: &str, ops: &[Op]) -> String {
     s
 }
 
+/// How file content appears in a rendered script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Content {
+    /// Base64, as the host needs it.
+    Sent,
+    /// Its size and fingerprint only: file content may be a secret (the MUNGE key,
+    /// slurmdbd.conf's password, the Tailscale auth key), and logs must never show it.
+    Logged,
+}
+
 /// The script for a step: like [`script`], with the caller's shell functions after the
 /// prelude, `before` ahead of the first op, `after(n)` right after op `n`, and `end`
 /// after the last (the lock check and the journal of owed handlers live there).
 pub fn framed_script(
+    title: &str,
+    functions: &str,
+    before: &str,
+    ops: &[Op],
+    after: impl Fn(usize) -> String,
+    end: &str,
+) -> String {
+    framed(Content::Sent, title, functions, before, ops, after, end)
+}
+
+/// [`framed_script`] as logs show it: the same text, except that each file's content is
+/// replaced by its size and fingerprint. The one place a script is made fit for a log:
+/// file content is the only way a secret travels in a script.
+pub fn loggable_framed_script(
+    title: &str,
+    functions: &str,
+    before: &str,
+    ops: &[Op],
+    after: impl Fn(usize) -> String,
+    end: &str,
+) -> String {
+    framed(Content::Logged, title, functions, before, ops, after, end)
+}
+
+fn framed(
+    shown: Content,
     title: &str,
     functions: &str,
     before: &str,
@@ -470,7 +519,7 @@ pub fn framed_script(
     s.push_str(functions);
     s.push_str(before);
     for (n, op) in ops.iter().enumerate() {
-        s.push_str(&format!("cc_op {n} {}\n", op.words()));
+        s.push_str(&format!("cc_op {n} {}\n", op.words_as(shown)));
         s.push_str(&after(n));
     }
     s.push_str(end);
@@ -496,6 +545,48 @@ pub fn failed_op(stdout: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_loggable_script_is_the_sent_one_without_file_content() {
+        let ops = [
+            Op::InstallPackages(vec!["munge".into()]),
+            Op::WriteFile {
+                path: "/etc/munge/munge.key".into(),
+                owner: "munge".into(),
+                group: "munge".into(),
+                mode: 0o400,
+                content: b"TOP-SECRET".to_vec(),
+                actor: Actor::Root,
+            },
+        ];
+        let frame = |logged: bool| {
+            let f = if logged {
+                loggable_framed_script
+            } else {
+                framed_script
+            };
+            f(
+                "t",
+                "fn\n",
+                "begin\n",
+                &ops,
+                |n| format!("after {n}\n"),
+                "end\n",
+            )
+        };
+        let (sent, logged) = (frame(false), frame(true));
+        let encoded = base64::engine::general_purpose::STANDARD.encode(b"TOP-SECRET");
+        assert!(sent.contains(&encoded));
+        assert!(!logged.contains(&encoded) && !logged.contains("TOP-SECRET"));
+        let shown = format!(
+            "'<10 bytes, {}, not shown>'",
+            crate::resource::fingerprint(b"TOP-SECRET")
+        );
+        assert!(logged.contains(&format!(
+            "cc_op 1 cc_write '/etc/munge/munge.key' 'munge' 'munge' 0400 {shown}\n"
+        )));
+        assert_eq!(logged, sent.replace(&format!("'{encoded}'"), &shown));
+    }
 
     #[test]
     fn debug_never_shows_file_content() {

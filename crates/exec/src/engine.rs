@@ -8,8 +8,19 @@
 //! stops there while the others go on. A stop (Ctrl-C) lets no new step start and ends
 //! running ones on their hosts after a grace period. The apply lock the probe took is
 //! released on every host that took it, and kept fresh while the apply runs.
+//!
+//! It logs through `tracing` (to stderr, never into a plan or report): at `info`, each
+//! host's connect and probe times and the probe's output size, each step's script, size
+//! and time, the handlers that ran, and the lock taken, refreshed and released; at
+//! `debug`, every script as sent and the tails of its output. Scripts are logged in
+//! their loggable form ([`ops::loggable_framed_script`]): file content, the only way a
+//! secret travels, appears as its size and fingerprint. Formatting happens only when
+//! the level is enabled; logging adds no round trip.
+//!
+//! Errors are typed per concern ([`GatherError`], [`StepError`], [`RemoteError`]), name
+//! their host and keep their source; reports carry their rendered text.
 
-use crate::facts::probe::{self, ProbeRequest};
+use crate::facts::probe::{self, ProbeError, ProbeRequest};
 use crate::facts::{ClusterFacts, HostFacts};
 use crate::interrupt::Stop;
 use crate::inventory::{Host, Timeouts};
@@ -19,14 +30,187 @@ use crate::ops;
 use crate::plan::{HostStatus, Plan, StepPlan};
 use crate::resource::ResourceKind;
 use crate::shell::quote;
-use crate::transport::{Connector, Transport, TransportError};
+use crate::transport::{chain, Connector, RemoteOutput, Transport, TransportError};
 use serde::Serialize;
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use thiserror::Error;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
+use tracing::{debug, info, Level};
+
+/// Why a host gave no facts (it is unreachable for this run). The text is what plans
+/// and reports show.
+#[derive(Debug, Error)]
+pub enum GatherError {
+    #[error("no answer within {} s (connect and probe)", limit.as_secs())]
+    Late { host: String, limit: Duration },
+    #[error("{source}")]
+    Transport {
+        host: String,
+        #[source]
+        source: TransportError,
+    },
+    #[error("the probe failed (exit {status}): {stderr_tail}")]
+    ProbeFailed {
+        host: String,
+        status: i32,
+        stderr_tail: String,
+    },
+    #[error("{source}")]
+    Unreadable {
+        host: String,
+        #[source]
+        source: ProbeError,
+    },
+    /// The probe was to take the lock and failed as `failure` says; `released` tells
+    /// what became of the lock it may have taken.
+    #[error("{}", after_lock(failure, released))]
+    AfterLock {
+        #[source]
+        failure: Box<GatherError>,
+        released: Result<bool, RemoteError>,
+    },
+}
+
+impl GatherError {
+    /// The host the error is about.
+    pub fn host(&self) -> &str {
+        match self {
+            GatherError::Late { host, .. }
+            | GatherError::Transport { host, .. }
+            | GatherError::ProbeFailed { host, .. }
+            | GatherError::Unreadable { host, .. } => host,
+            GatherError::AfterLock { failure, .. } => failure.host(),
+        }
+    }
+}
+
+fn after_lock(failure: &GatherError, released: &Result<bool, RemoteError>) -> String {
+    match released {
+        Ok(true) => format!("{failure} (the lock its probe had taken is released)"),
+        Ok(false) => format!("{failure} (its probe had not taken the lock)"),
+        Err(why) => format!(
+            "{failure}; the lock its probe may have taken could not be released ({why}): it will show as stale"
+        ),
+    }
+}
+
+/// A short script of closetctl's own (a lock release, an end, a rollback) that did not
+/// do its job on a host.
+#[derive(Debug, Error)]
+pub enum RemoteError {
+    #[error("no answer within {} s", limit.as_secs())]
+    Late { host: String, limit: Duration },
+    #[error("{source}")]
+    Transport {
+        host: String,
+        #[source]
+        source: Box<TransportError>,
+    },
+    /// The script ran and failed; the last lines of its stderr.
+    #[error("{stderr_tail}")]
+    Failed {
+        host: String,
+        status: i32,
+        stderr_tail: String,
+    },
+}
+
+impl RemoteError {
+    fn transport(source: TransportError) -> RemoteError {
+        RemoteError::Transport {
+            host: source.host().to_string(),
+            source: Box::new(source),
+        }
+    }
+
+    fn failed(host: &str, out: &RemoteOutput) -> RemoteError {
+        RemoteError::Failed {
+            host: host.to_string(),
+            status: out.status,
+            stderr_tail: last_lines(&out.stderr, 3),
+        }
+    }
+}
+
+/// Why a step failed on a host (later steps do not run there). The text is what the
+/// apply report shows.
+#[derive(Debug, Error)]
+pub enum StepError {
+    #[error("this apply no longer holds the host's lock (it was broken or taken over); the step changed nothing")]
+    LostLock { host: String },
+    /// An operation (or the step's frame) failed; `op` describes it.
+    #[error("{op} failed: {stderr_tail}")]
+    OpFailed {
+        host: String,
+        op: String,
+        stderr_tail: String,
+    },
+    #[error("timed out after {} s while running {running}; {ended}", after.as_secs())]
+    Timeout {
+        host: String,
+        after: Duration,
+        running: String,
+        /// What ending the script on the host did.
+        ended: String,
+        #[source]
+        source: TransportError,
+    },
+    #[error("the connection broke while running {running}: {}", lost_cause(source))]
+    Lost {
+        host: String,
+        running: String,
+        #[source]
+        source: TransportError,
+    },
+    #[error("interrupted: {running} had not finished after the {} s grace period; {ended}", grace.as_secs())]
+    Interrupted {
+        host: String,
+        running: String,
+        grace: Duration,
+        ended: String,
+    },
+    #[error("{source}")]
+    Transport {
+        host: String,
+        #[source]
+        source: TransportError,
+    },
+    /// Another host rejected the same file in this run.
+    #[error("not run: {by} did not accept the same {path} (its step {in_step} failed), so this host keeps the previous one")]
+    NotRun {
+        host: String,
+        by: String,
+        path: String,
+        in_step: String,
+    },
+}
+
+impl StepError {
+    /// The host the error is about.
+    pub fn host(&self) -> &str {
+        match self {
+            StepError::LostLock { host }
+            | StepError::OpFailed { host, .. }
+            | StepError::Timeout { host, .. }
+            | StepError::Lost { host, .. }
+            | StepError::Interrupted { host, .. }
+            | StepError::Transport { host, .. }
+            | StepError::NotRun { host, .. } => host,
+        }
+    }
+}
+
+/// What broke a connection, as the report says it.
+fn lost_cause(e: &TransportError) -> String {
+    match e {
+        TransportError::Lost { source, .. } => chain(source),
+        other => other.to_string(),
+    }
+}
 
 /// What the engine reports while it works.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +328,8 @@ where
                 facts.hosts.insert(name, host_facts);
             }
             Err(error) => {
+                info!(host = %name, millis, "unreachable: {error}");
+                let error = error.to_string();
                 emit(
                     &events,
                     Event::HostUnreachable {
@@ -164,42 +350,83 @@ async fn probe_host<C: Connector>(
     host: &Host,
     request: &ProbeRequest,
     limit: Duration,
-) -> Result<(C::Conn, HostFacts), String> {
+) -> Result<(C::Conn, HostFacts), GatherError> {
+    let name = host.name.as_str();
     let deadline = tokio::time::Instant::now() + limit;
-    let late = || format!("no answer within {} s (connect and probe)", limit.as_secs());
+    let late = || GatherError::Late {
+        host: name.to_string(),
+        limit,
+    };
+    let transport = |source| GatherError::Transport {
+        host: name.to_string(),
+        source,
+    };
+    let started = Instant::now();
     let conn = match tokio::time::timeout_at(deadline, connector.connect(host)).await {
         Err(_) => return Err(late()),
-        Ok(Err(e)) => return Err(e.to_string()),
+        Ok(Err(e)) => return Err(transport(e)),
         Ok(Ok(conn)) => conn,
     };
+    info!(
+        host = %name,
+        millis = started.elapsed().as_millis(),
+        "connected"
+    );
+    let script = probe::script(request);
+    log_script(name, "the fact probe", &script);
+    let script_bytes = script.len();
     let sent = now();
-    let answer = tokio::time::timeout_at(deadline, conn.run(probe::script(request))).await;
+    let probing = Instant::now();
+    let answer = tokio::time::timeout_at(deadline, conn.run(script)).await;
     let received = now();
+    if let Ok(Ok(out)) = &answer {
+        info!(
+            host = %name,
+            millis = probing.elapsed().as_millis(),
+            script_bytes,
+            stdout_bytes = out.stdout.len(),
+            stderr_bytes = out.stderr.len(),
+            status = out.status,
+            "probe answered"
+        );
+        log_output(name, "the fact probe", out);
+    }
     let parsed = match answer {
         Err(_) => Err(late()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Ok(Ok(out)) if !out.success() && !out.stdout.contains(probe::MARKER) => Err(format!(
-            "the probe failed (exit {}): {}",
-            out.status,
-            last_lines(&out.stderr, 5)
-        )),
-        Ok(Ok(out)) => probe::parse(&out.stdout, request).map_err(|e| e.to_string()),
+        Ok(Err(e)) => Err(transport(e)),
+        Ok(Ok(out)) if !out.success() && !out.stdout.contains(probe::MARKER) => {
+            Err(GatherError::ProbeFailed {
+                host: name.to_string(),
+                status: out.status,
+                stderr_tail: last_lines(&out.stderr, 5),
+            })
+        }
+        Ok(Ok(out)) => {
+            probe::parse(&out.stdout, request).map_err(|source| GatherError::Unreadable {
+                host: name.to_string(),
+                source,
+            })
+        }
     };
     match parsed {
         Ok(mut facts) => {
             facts.time.local_epoch = (sent + received) / 2.0;
+            if let Some(owner) = &request.lock {
+                if facts.lock_acquired {
+                    info!(host = %name, run = %owner.run, "took the apply lock");
+                } else {
+                    info!(host = %name, run = %owner.run, "did not take the apply lock (it is held)");
+                }
+            }
             Ok((conn, facts))
         }
         Err(error) => match &request.lock {
             // The probe may have taken the lock before its answer went missing.
             Some(owner) => {
                 let released = release_after_failure(connector, host, &conn, &owner.run).await;
-                Err(match released {
-                    Ok(true) => format!("{error} (the lock its probe had taken is released)"),
-                    Ok(false) => format!("{error} (its probe had not taken the lock)"),
-                    Err(why) => format!(
-                        "{error}; the lock its probe may have taken could not be released ({why}): it will show as stale"
-                    ),
+                Err(GatherError::AfterLock {
+                    failure: Box::new(error),
+                    released,
                 })
             }
             None => Err(error),
@@ -214,26 +441,76 @@ async fn release_after_failure<C: Connector>(
     host: &Host,
     conn: &C::Conn,
     run: &str,
-) -> Result<bool, String> {
+) -> Result<bool, RemoteError> {
+    let name = host.name.as_str();
     let script = lock::release_script(run);
-    let released =
-        |out: &crate::transport::RemoteOutput| lock::answer(&out.stdout) == Some("released");
+    log_script(name, "the lock release", &script);
+    let released = |out: &RemoteOutput| lock::answer(&out.stdout) == Some("released");
     match tokio::time::timeout(RELEASE_LIMIT, conn.run(script.clone())).await {
-        Ok(Ok(out)) if out.success() => return Ok(released(&out)),
+        Ok(Ok(out)) if out.success() => {
+            log_output(name, "the lock release", &out);
+            info!(
+                host = %name,
+                released = released(&out),
+                "lock release after a failed probe"
+            );
+            return Ok(released(&out));
+        }
         _ => {}
     }
     let again = async {
-        let fresh = connector.connect(host).await.map_err(|e| e.to_string())?;
-        let out = fresh.run(script).await.map_err(|e| e.to_string())?;
+        let fresh = connector
+            .connect(host)
+            .await
+            .map_err(RemoteError::transport)?;
+        let out = fresh.run(script).await.map_err(RemoteError::transport)?;
+        log_output(name, "the lock release", &out);
         if out.success() {
             Ok(released(&out))
         } else {
-            Err(last_lines(&out.stderr, 3))
+            Err(RemoteError::failed(name, &out))
         }
     };
-    tokio::time::timeout(RELEASE_LIMIT, again)
+    let result = tokio::time::timeout(RELEASE_LIMIT, again)
         .await
-        .unwrap_or_else(|_| Err(format!("no answer within {} s", RELEASE_LIMIT.as_secs())))
+        .unwrap_or_else(|_| {
+            Err(RemoteError::Late {
+                host: name.to_string(),
+                limit: RELEASE_LIMIT,
+            })
+        });
+    match &result {
+        Ok(released) => info!(
+            host = %name,
+            released, "lock release after a failed probe, over a new connection"
+        ),
+        Err(e) => info!(host = %name, "lock release after a failed probe failed: {e}"),
+    }
+    result
+}
+
+/// How many lines of a script's stdout and stderr the debug log shows.
+const LOG_TAIL: usize = 20;
+
+/// At debug level: a script as sent (callers pass its loggable form when it carries
+/// operations, see [`ops::loggable_framed_script`]).
+fn log_script(host: &str, what: &str, script: &str) {
+    debug!(host = %host, bytes = script.len(), "{what}, as sent:\n{script}");
+}
+
+/// At debug level: the tails of what a script printed.
+fn log_output(host: &str, what: &str, out: &RemoteOutput) {
+    if tracing::enabled!(Level::DEBUG) {
+        debug!(
+            host = %host,
+            status = out.status,
+            "{what}: stdout ({} bytes) ends:\n{}\nstderr ({} bytes) ends:\n{}",
+            out.stdout.len(),
+            last_lines(&out.stdout, LOG_TAIL),
+            out.stderr.len(),
+            last_lines(&out.stderr, LOG_TAIL)
+        );
+    }
 }
 
 fn now() -> f64 {
@@ -319,6 +596,16 @@ impl ApplyReport {
 /// handlers it owes, its ops, each handler's record cleared right after the handler.
 pub fn step_script(host: &str, sp: &StepPlan, run: &str) -> (String, Vec<ops::Op>) {
     let ops = sp.ops();
+    let script = step_script_as(host, sp, run, &ops, false);
+    (script, ops)
+}
+
+/// [`step_script`] as logs show it (file content as its size and fingerprint).
+pub fn loggable_step_script(host: &str, sp: &StepPlan, run: &str) -> String {
+    step_script_as(host, sp, run, &sp.ops(), true)
+}
+
+fn step_script_as(host: &str, sp: &StepPlan, run: &str, ops: &[ops::Op], loggable: bool) -> String {
     let first_handler = ops.len() - sp.handlers.len();
     let paid: Vec<String> = sp
         .handlers
@@ -347,18 +634,16 @@ pub fn step_script(host: &str, sp: &StepPlan, run: &str) -> (String, Vec<ops::Op
         journal::owe_lines(&owes)
     );
     let functions = format!("{}{}", lock::STEP_PRELUDE, journal::PRELUDE);
-    let script = ops::framed_script(
-        &format!("step {} on {host}", sp.name),
-        &functions,
-        &before,
-        &ops,
-        |n| {
-            n.checked_sub(first_handler)
-                .map_or(String::new(), |i| journal::paid_line(&paid[i]))
-        },
-        "cc_end\n",
-    );
-    (script, ops)
+    let title = format!("step {} on {host}", sp.name);
+    let after = |n: usize| {
+        n.checked_sub(first_handler)
+            .map_or(String::new(), |i| journal::paid_line(&paid[i]))
+    };
+    if loggable {
+        ops::loggable_framed_script(&title, &functions, &before, ops, after, "cc_end\n")
+    } else {
+        ops::framed_script(&title, &functions, &before, ops, after, "cc_end\n")
+    }
 }
 
 /// How an apply runs: under which lock, with which limits, and how it is stopped.
@@ -401,7 +686,26 @@ pub fn keep_fresh<T: Transport>(
             for conn in &conns {
                 let (conn, script) = (conn.clone(), script.clone());
                 set.spawn(async move {
-                    let _ = tokio::time::timeout(lock::REFRESH_EVERY, conn.run(script)).await;
+                    let host = conn.host();
+                    log_script(host, "the lock refresh", &script);
+                    let started = Instant::now();
+                    match tokio::time::timeout(lock::REFRESH_EVERY, conn.run(script)).await {
+                        Ok(Ok(out)) => {
+                            log_output(host, "the lock refresh", &out);
+                            info!(
+                                host = %host,
+                                millis = started.elapsed().as_millis(),
+                                status = out.status,
+                                "refreshed the apply lock"
+                            );
+                        }
+                        Ok(Err(e)) => info!(host = %host, "refreshing the apply lock failed: {e}"),
+                        Err(_) => info!(
+                            host = %host,
+                            "refreshing the apply lock got no answer within {} s",
+                            lock::REFRESH_EVERY.as_secs()
+                        ),
+                    }
                 });
             }
             while set.join_next().await.is_some() {}
@@ -458,17 +762,29 @@ pub async fn apply<T: Transport>(
                 .into_iter()
                 .find_map(|f| refused.get_key_value(&f))
             {
+                let error = StepError::NotRun {
+                    host: hp.host.clone(),
+                    by: by.clone(),
+                    path: path.clone(),
+                    in_step: in_step.clone(),
+                };
+                info!(host = %hp.host, step = %step, "{error}");
                 report.hosts.insert(
                     hp.host.clone(),
                     HostOutcome::Failed {
                         step: step.clone(),
-                        error: format!(
-                            "not run: {by} did not accept the same {path} (its step {in_step} failed), so this host keeps the previous one"
-                        ),
+                        error: error.to_string(),
                     },
                 );
                 continue;
             }
+            if tracing::enabled!(Level::DEBUG) {
+                let shown = loggable_step_script(&hp.host, sp, &control.run);
+                log_script(&hp.host, &format!("step {step}"), &shown);
+            }
+            // Handler names by op index, to log the handlers that ran.
+            let first_handler = ops.len() - sp.handlers.len();
+            let handlers: Vec<String> = sp.handlers.iter().map(|h| h.name.clone()).collect();
             let installs = sp.changes.iter().any(|c| c.kind == ResourceKind::Package);
             let limit = control.timeouts.step(step, installs);
             let grace = Duration::from_secs(control.timeouts.grace_secs.into());
@@ -483,12 +799,31 @@ pub async fn apply<T: Transport>(
                         operations: ops.len(),
                     },
                 );
+                info!(
+                    host = %host,
+                    step = %step,
+                    script = %format_args!("step {step} on {host}"),
+                    script_bytes = script.len(),
+                    operations = ops.len(),
+                    limit_secs = limit.as_secs(),
+                    "step started"
+                );
+                let started = Instant::now();
                 let (result, stdout) =
-                    run_step(&*conn, script, &ops, limit, &stop, grace, &run).await;
-                let done: Vec<ops::Op> = stdout
+                    run_step(&*conn, &host, script, &ops, limit, &stop, grace, &run).await;
+                let millis = started.elapsed().as_millis();
+                let done_at: Vec<usize> = stdout
                     .lines()
                     .filter_map(|l| l.strip_prefix("@@closetctl ok ")?.trim().parse().ok())
-                    .filter_map(|i: usize| ops.get(i).cloned())
+                    .collect();
+                for i in &done_at {
+                    if let Some(handler) = i.checked_sub(first_handler).and_then(|h| handlers.get(h)) {
+                        info!(host = %host, step = %step, handler = %handler, "handler ran");
+                    }
+                }
+                let done: Vec<ops::Op> = done_at
+                    .iter()
+                    .filter_map(|i| ops.get(*i).cloned())
                     .collect();
                 let written = written_files(&done);
                 let restored = ops::restored(&stdout);
@@ -506,14 +841,21 @@ pub async fn apply<T: Transport>(
                         },
                     );
                 }
+                let result = result.map_err(|e| {
+                    info!(host = %host, step = %step, millis, ops_done = done_at.len(), "step failed: {e}");
+                    e.to_string()
+                });
                 match &result {
-                    Ok(()) => emit(
-                        &events,
-                        Event::StepFinished {
-                            host: host.clone(),
-                            step: step.clone(),
-                        },
-                    ),
+                    Ok(()) => {
+                        info!(host = %host, step = %step, millis, ops_done = done_at.len(), "step finished");
+                        emit(
+                            &events,
+                            Event::StepFinished {
+                                host: host.clone(),
+                                step: step.clone(),
+                            },
+                        )
+                    }
                     Err(error) => emit(
                         &events,
                         Event::HostFailed {
@@ -606,31 +948,53 @@ async fn roll_back<T: Transport>(
                 continue;
             };
             let ops = [ops::Op::Restore(path.clone())];
+            let title = format!("roll back {path} on {host}");
+            let begin = format!("cc_begin {} 'roll back'\n", quote(&control.run));
             let script = ops::framed_script(
-                &format!("roll back {path} on {host}"),
+                &title,
                 lock::STEP_PRELUDE,
-                &format!("cc_begin {} 'roll back'\n", quote(&control.run)),
+                &begin,
                 &ops,
                 |_| String::new(),
                 "cc_end\n",
             );
+            if tracing::enabled!(Level::DEBUG) {
+                let shown = ops::loggable_framed_script(
+                    &title,
+                    lock::STEP_PRELUDE,
+                    &begin,
+                    &ops,
+                    |_| String::new(),
+                    "cc_end\n",
+                );
+                log_script(host, "the roll-back", &shown);
+            }
             let (host, by, step, path) = (host.clone(), by.clone(), step.clone(), path.clone());
             set.spawn(async move {
-                let result = tokio::time::timeout(END_LIMIT, conn.run(script)).await;
-                let done = matches!(&result, Ok(Ok(out)) if out.success());
-                let mut error = format!(
-                    "rolled back {path}: {by} did not accept the same file (its step {step} failed), so this host keeps the previous one"
-                );
-                if !done {
-                    error = format!(
-                        "{path} is the version {by} did not accept (its step {step} failed) and putting the previous one back failed: {}",
-                        match result {
-                            Err(_) => format!("no answer within {} s", END_LIMIT.as_secs()),
-                            Ok(Err(e)) => e.to_string(),
-                            Ok(Ok(out)) => last_lines(&out.stderr, 3),
+                let result = match tokio::time::timeout(END_LIMIT, conn.run(script)).await {
+                    Err(_) => Err(RemoteError::Late {
+                        host: host.clone(),
+                        limit: END_LIMIT,
+                    }),
+                    Ok(Err(e)) => Err(RemoteError::transport(e)),
+                    Ok(Ok(out)) => {
+                        log_output(&host, "the roll-back", &out);
+                        if out.success() {
+                            Ok(())
+                        } else {
+                            Err(RemoteError::failed(&host, &out))
                         }
-                    );
-                }
+                    }
+                };
+                let error = match result {
+                    Ok(()) => format!(
+                        "rolled back {path}: {by} did not accept the same file (its step {step} failed), so this host keeps the previous one"
+                    ),
+                    Err(why) => format!(
+                        "{path} is the version {by} did not accept (its step {step} failed) and putting the previous one back failed: {why}"
+                    ),
+                };
+                info!(host = %host, step = %step, "{error}");
                 (host, step, error)
             });
         }
@@ -657,15 +1021,17 @@ async fn roll_back<T: Transport>(
 
 /// Run one step script: to its end, to its time limit, or to the end of the grace
 /// period after a stop. In the last two cases the script is ended on its host.
+#[allow(clippy::too_many_arguments)]
 async fn run_step<T: Transport>(
     conn: &T,
+    host: &str,
     script: String,
     ops: &[ops::Op],
     limit: Duration,
     stop: &Stop,
     grace: Duration,
     run: &str,
-) -> (Result<(), String>, String) {
+) -> (Result<(), StepError>, String) {
     let running = conn.run_for(script, limit);
     tokio::pin!(running);
     let grace_over = async {
@@ -682,15 +1048,22 @@ async fn run_step<T: Transport>(
                 Ok(Err(TransportError::Lost { partial, .. } | TransportError::Timeout { partial, .. })) => partial.stdout.clone(),
                 _ => String::new(),
             };
-            let error = format!(
-                "interrupted: {} had not finished after the {} s grace period; {}",
-                running_op(&partial, ops),
-                grace.as_secs(),
-                ended
-            );
+            let error = StepError::Interrupted {
+                host: host.to_string(),
+                running: running_op(&partial, ops),
+                grace,
+                ended,
+            };
             return (Err(error), partial);
         }
     };
+    match &result {
+        Ok(out) => log_output(host, "the step", out),
+        Err(TransportError::Lost { partial, .. } | TransportError::Timeout { partial, .. }) => {
+            log_output(host, "the step (partial)", partial)
+        }
+        Err(_) => {}
+    }
     let stdout = match &result {
         Ok(out) => out.stdout.clone(),
         Err(TransportError::Lost { partial, .. } | TransportError::Timeout { partial, .. }) => {
@@ -698,34 +1071,47 @@ async fn run_step<T: Transport>(
         }
         Err(_) => String::new(),
     };
+    let host = host.to_string();
     let outcome = match result {
         Ok(out) if out.success() => Ok(()),
-        Ok(out) if out.stdout.lines().any(|l| l == "@@closetctl lost-lock") => Err(
-            "this apply no longer holds the host's lock (it was broken or taken over); the step changed nothing"
-                .into(),
-        ),
+        Ok(out) if out.stdout.lines().any(|l| l == "@@closetctl lost-lock") => {
+            Err(StepError::LostLock { host })
+        }
         Ok(out) => {
-            let what = ops::failed_op(&out.stdout)
+            let op = ops::failed_op(&out.stdout)
                 .and_then(|i| ops.get(i))
                 .map_or("the step".to_string(), |op| op.describe());
-            Err(format!("{what} failed: {}", last_lines(&out.stderr, 15)))
+            Err(StepError::OpFailed {
+                host,
+                op,
+                stderr_tail: last_lines(&out.stderr, 15),
+            })
         }
-        Err(TransportError::Timeout { after, partial, .. }) => {
+        Err(source @ TransportError::Timeout { .. }) => {
+            let TransportError::Timeout { after, partial, .. } = &source else {
+                unreachable!("matched above")
+            };
+            let (after, running) = (*after, running_op(&partial.stdout, ops));
             let ended = end_step(conn, run).await;
-            Err(format!(
-                "timed out after {} s while running {}; {}",
-                after.as_secs(),
-                running_op(&partial.stdout, ops),
-                ended
-            ))
+            Err(StepError::Timeout {
+                host,
+                after,
+                running,
+                ended,
+                source,
+            })
         }
-        Err(TransportError::Lost {
-            message, partial, ..
-        }) => Err(format!(
-            "the connection broke while running {}: {message}",
-            running_op(&partial.stdout, ops)
-        )),
-        Err(e) => Err(e.to_string()),
+        Err(source @ TransportError::Lost { .. }) => {
+            let TransportError::Lost { partial, .. } = &source else {
+                unreachable!("matched above")
+            };
+            Err(StepError::Lost {
+                host,
+                running: running_op(&partial.stdout, ops),
+                source,
+            })
+        }
+        Err(source) => Err(StepError::Transport { host, source }),
     };
     (outcome, stdout)
 }
@@ -745,11 +1131,18 @@ fn running_op(stdout: &str, ops: &[ops::Op]) -> String {
 
 /// End this run's step script on the host; what happened, for the report.
 async fn end_step<T: Transport>(conn: &T, run: &str) -> String {
-    match tokio::time::timeout(END_LIMIT, conn.run(lock::end_step_script(run))).await {
-        Ok(Ok(out)) if out.stdout.contains("@@closetctl ended") => {
-            "its processes were ended on the host".into()
+    let host = conn.host();
+    let script = lock::end_step_script(run);
+    log_script(host, "the end of the step", &script);
+    let said = match tokio::time::timeout(END_LIMIT, conn.run(script)).await {
+        Ok(Ok(out)) => {
+            log_output(host, "the end of the step", &out);
+            if out.stdout.contains("@@closetctl ended") {
+                "its processes were ended on the host".into()
+            } else {
+                "it was no longer running on the host".into()
+            }
         }
-        Ok(Ok(_)) => "it was no longer running on the host".into(),
         Ok(Err(e)) => format!(
             "its processes could not be ended ({e}); the next apply shows the host's lock as stale once the host answers"
         ),
@@ -757,7 +1150,9 @@ async fn end_step<T: Transport>(conn: &T, run: &str) -> String {
             "its processes could not be ended (no answer within {} s); the next apply shows the host's lock as stale once the host answers",
             END_LIMIT.as_secs()
         ),
-    }
+    };
+    info!(host = %host, "ending the step: {said}");
+    said
 }
 
 /// Release `run`'s lock on every host whose probe took it, all at once. The hosts
@@ -772,12 +1167,28 @@ pub async fn unlock<T: Transport>(
         if facts.host(name).is_some_and(|f| f.lock_acquired) {
             let (conn, name, script) = (conn.clone(), name.clone(), lock::release_script(run));
             set.spawn(async move {
+                log_script(&name, "the lock release", &script);
+                let started = Instant::now();
                 let result = match tokio::time::timeout(RELEASE_LIMIT, conn.run(script)).await {
-                    Err(_) => Err(format!("no answer within {} s", RELEASE_LIMIT.as_secs())),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Ok(Ok(out)) if out.success() => Ok(()),
-                    Ok(Ok(out)) => Err(last_lines(&out.stderr, 3)),
+                    Err(_) => Err(RemoteError::Late {
+                        host: name.clone(),
+                        limit: RELEASE_LIMIT,
+                    }),
+                    Ok(Err(e)) => Err(RemoteError::transport(e)),
+                    Ok(Ok(out)) => {
+                        log_output(&name, "the lock release", &out);
+                        if out.success() {
+                            Ok(())
+                        } else {
+                            Err(RemoteError::failed(&name, &out))
+                        }
+                    }
                 };
+                let millis = started.elapsed().as_millis();
+                match &result {
+                    Ok(()) => info!(host = %name, millis, "released the apply lock"),
+                    Err(e) => info!(host = %name, millis, "releasing the apply lock failed: {e}"),
+                }
                 (name, result)
             });
         }
@@ -785,7 +1196,7 @@ pub async fn unlock<T: Transport>(
     let mut failed = BTreeMap::new();
     while let Some(joined) = set.join_next().await {
         if let Ok((name, Err(why))) = joined {
-            failed.insert(name, why);
+            failed.insert(name, why.to_string());
         }
     }
     failed

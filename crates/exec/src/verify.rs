@@ -12,9 +12,10 @@ use crate::diagnostic::{Code, Diagnostic, Severity};
 use crate::engine::Connections;
 use crate::inventory::{Inventory, Role};
 use crate::shell::quote;
-use crate::transport::Transport;
+use crate::transport::{Transport, TransportError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use thiserror::Error;
 use tokio::task::JoinSet;
 
 /// A verification result on `host` about `subject`: ok, or an error.
@@ -29,6 +30,24 @@ fn finding(
     Diagnostic::new(severity, code, subject, message).on(host)
 }
 
+/// Why a verification script gave no answer on a host; findings carry its text.
+#[derive(Debug, Error)]
+pub enum VerifyError {
+    /// The script failed; the last lines of what it printed.
+    #[error("{output_tail}")]
+    Failed {
+        host: String,
+        status: i32,
+        output_tail: String,
+    },
+    #[error("{source}")]
+    Transport {
+        host: String,
+        #[source]
+        source: TransportError,
+    },
+}
+
 /// The most any one verification script may take (the Slurm wait loop included).
 const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -36,7 +55,7 @@ const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
 async fn on_each<T: Transport>(
     connections: &Connections<T>,
     scripts: BTreeMap<String, String>,
-) -> BTreeMap<String, Result<String, String>> {
+) -> BTreeMap<String, Result<String, VerifyError>> {
     let mut set = JoinSet::new();
     for (host, script) in scripts {
         let Some(conn) = connections.hosts.get(&host).map(Arc::clone) else {
@@ -45,11 +64,18 @@ async fn on_each<T: Transport>(
         set.spawn(async move {
             let r = match conn.run_for(script, RUN_LIMIT).await {
                 Ok(o) if o.success() => Ok(o.stdout),
-                Ok(o) => Err(crate::engine::last_lines(
-                    &format!("{}\n{}", o.stdout, o.stderr),
-                    5,
-                )),
-                Err(e) => Err(e.to_string()),
+                Ok(o) => Err(VerifyError::Failed {
+                    host: host.clone(),
+                    status: o.status,
+                    output_tail: crate::engine::last_lines(
+                        &format!("{}\n{}", o.stdout, o.stderr),
+                        5,
+                    ),
+                }),
+                Err(source) => Err(VerifyError::Transport {
+                    host: host.clone(),
+                    source,
+                }),
             };
             (host, r)
         });
@@ -149,7 +175,13 @@ pub async fn munge<T: Transport>(
     scripts.insert(controller.clone(), on_controller);
     for (decoder, r) in on_each(connections, scripts).await {
         match r {
-            Err(e) => findings.push(finding(false, Code::MungeHost, &decoder, &decoder, e)),
+            Err(e) => findings.push(finding(
+                false,
+                Code::MungeHost,
+                &decoder,
+                &decoder,
+                e.to_string(),
+            )),
             Ok(out) => {
                 for line in out.lines() {
                     let (ok, rest) =

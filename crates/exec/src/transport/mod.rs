@@ -11,15 +11,27 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum TransportError {
-    #[error("cannot connect to `{host}`: {message}")]
-    Connect { host: String, message: String },
-    #[error("running a script on `{host}` failed: {message}")]
-    Run { host: String, message: String },
+    #[error("cannot connect to `{host}`: {}", chain(source))]
+    Connect {
+        host: String,
+        #[source]
+        source: Cause,
+    },
+    #[error("running a script on `{host}` failed: {}", chain(source))]
+    Run {
+        host: String,
+        #[source]
+        source: Cause,
+    },
     /// The connection broke while the script ran; `partial` is what it printed.
-    #[error("the connection to `{host}` broke while the script ran: {message}")]
+    #[error(
+        "the connection to `{host}` broke while the script ran: {}",
+        chain(source)
+    )]
     Lost {
         host: String,
-        message: String,
+        #[source]
+        source: Cause,
         partial: RemoteOutput,
     },
     /// The script did not finish in time; `partial` is what it printed until then.
@@ -29,6 +41,46 @@ pub enum TransportError {
         after: Duration,
         partial: RemoteOutput,
     },
+}
+
+impl TransportError {
+    /// The host the error is about.
+    pub fn host(&self) -> &str {
+        match self {
+            TransportError::Connect { host, .. }
+            | TransportError::Run { host, .. }
+            | TransportError::Lost { host, .. }
+            | TransportError::Timeout { host, .. } => host,
+        }
+    }
+}
+
+/// What went wrong underneath a [`TransportError`]: the SSH layer, an I/O error on the
+/// script's pipes, or a script that ended without an exit status.
+#[derive(Debug, Error)]
+pub enum Cause {
+    #[error(transparent)]
+    Ssh(#[from] openssh::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("the remote script ended without an exit status (killed, or the connection was lost)")]
+    NoExitStatus,
+}
+
+/// An error and its sources in one line, `outer: inner: innermost`, leaving out a
+/// source whose text its outer error already shows.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(text.trim());
+        }
+        cur = c.source();
+    }
+    s
 }
 
 /// What a remote script returned.

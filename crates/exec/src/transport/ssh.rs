@@ -3,7 +3,7 @@
 //! then `~/.ssh/config` and the system file), as are known_hosts with strict checking
 //! and the agent. With `become`, scripts run through `sudo -n`.
 
-use super::{Connector, RemoteOutput, Transport, TransportError};
+use super::{Cause, Connector, RemoteOutput, Transport, TransportError};
 use crate::inventory::{Host, Ssh};
 use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
 use std::path::PathBuf;
@@ -83,7 +83,7 @@ impl Connector for SshConnector {
             .await
             .map_err(|e| TransportError::Connect {
                 host: host.name.clone(),
-                message: error_chain(&e),
+                source: e.into(),
             })?;
         Ok(SshHost {
             name: host.name.clone(),
@@ -91,20 +91,6 @@ impl Connector for SshConnector {
             become_root: self.settings.become_root,
         })
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let text = c.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(text.trim());
-        }
-        cur = c.source();
-    }
-    s
 }
 
 impl Transport for SshHost {
@@ -126,9 +112,9 @@ impl Transport for SshHost {
         let buffers = Buffers::default();
         match tokio::time::timeout(limit, self.run_into(script, &buffers)).await {
             Ok(Ok(status)) => Ok(buffers.output(status)),
-            Ok(Err(TransportError::Run { host, message })) => Err(TransportError::Lost {
+            Ok(Err(TransportError::Run { host, source })) => Err(TransportError::Lost {
                 host,
-                message,
+                source,
                 partial: buffers.output(-1),
             }),
             Ok(Err(e)) => Err(e),
@@ -184,9 +170,9 @@ async fn drain<R: tokio::io::AsyncRead + Unpin>(
 impl SshHost {
     /// Run the script, streaming its output into `buffers`; the exit status.
     async fn run_into(&self, script: String, buffers: &Buffers) -> Result<i32, TransportError> {
-        let err = |e: &dyn std::error::Error| TransportError::Run {
+        let err = |e: Cause| TransportError::Run {
             host: self.name.clone(),
-            message: error_chain(e),
+            source: e,
         };
         let mut cmd = if self.become_root {
             let mut c = self.session.command("sudo");
@@ -200,7 +186,7 @@ impl SshHost {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().await.map_err(|e| err(&e))?;
+        let mut child = cmd.spawn().await.map_err(|e| err(e.into()))?;
         let mut stdin = child.stdin().take().expect("stdin is piped");
         let stdout = child.stdout().take();
         let stderr = child.stderr().take();
@@ -213,17 +199,14 @@ impl SshHost {
             drain(stdout, buffers.stdout.clone()),
             drain(stderr, buffers.stderr.clone())
         );
-        let status = child.wait().await.map_err(|e| err(&e))?;
-        out.map_err(|e| err(&e))?;
-        errs.map_err(|e| err(&e))?;
+        let status = child.wait().await.map_err(|e| err(e.into()))?;
+        out.map_err(|e| err(e.into()))?;
+        errs.map_err(|e| err(e.into()))?;
         match (status.code(), written) {
             (Some(code), _) => Ok(code),
-            (None, Err(e)) => Err(err(&e)),
+            (None, Err(e)) => Err(err(e.into())),
             // No exit status: killed by a signal, or the connection went away.
-            (None, Ok(())) => Err(TransportError::Run {
-                host: self.name.clone(),
-                message: "the remote script ended without an exit status (killed, or the connection was lost)".into(),
-            }),
+            (None, Ok(())) => Err(err(Cause::NoExitStatus)),
         }
     }
 }

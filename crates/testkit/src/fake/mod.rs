@@ -27,12 +27,13 @@ pub use state::{preinstall, FakeFile, FakeHook, FakeState, PackageEffect, MUNGE_
 use crate::facts::probe::HEADER as PROBE_HEADER;
 use crate::inventory::Host;
 use closetctl_core::lock::SCRIPT_HEADER as LOCK_HEADER;
-use closetctl_exec::transport::{Connector, RemoteOutput, Transport, TransportError};
+use closetctl_exec::transport::{Cause, Connector, RemoteOutput, Transport, TransportError};
 use closetctl_exec::verify;
 use lock::lock_script;
 use probe::probe;
 use script::{apply, Stopped};
 use std::collections::BTreeMap;
+use std::io::ErrorKind;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -127,7 +128,7 @@ impl Connector for FakeCluster {
         if self.was_killed() {
             return Err(TransportError::Connect {
                 host: host.name.clone(),
-                message: "closetctl is gone (killed)".into(),
+                source: io_error(ErrorKind::Other, "closetctl is gone (killed)"),
             });
         }
         match self.hosts.get(&host.name) {
@@ -139,7 +140,10 @@ impl Connector for FakeCluster {
             }),
             _ => Err(TransportError::Connect {
                 host: host.name.clone(),
-                message: "ssh: connect to host: Connection timed out".into(),
+                source: io_error(
+                    ErrorKind::TimedOut,
+                    "ssh: connect to host: Connection timed out",
+                ),
             }),
         }
     }
@@ -170,7 +174,7 @@ impl Transport for FakeConn {
         let host = &self.host;
         let gone = || TransportError::Run {
             host: self.name.clone(),
-            message: "closetctl is gone (killed)".into(),
+            source: io_error(ErrorKind::Other, "closetctl is gone (killed)"),
         };
         if self.killed.load(Ordering::SeqCst) {
             return Err(gone());
@@ -185,7 +189,7 @@ impl Transport for FakeConn {
             if !state.reachable {
                 return Err(TransportError::Run {
                     host: self.name.clone(),
-                    message: "Broken pipe".into(),
+                    source: io_error(ErrorKind::BrokenPipe, "Broken pipe"),
                 });
             }
             if script.starts_with(PROBE_HEADER) {
@@ -194,7 +198,7 @@ impl Transport for FakeConn {
                     state.lose_probe_answers -= 1;
                     return Err(TransportError::Run {
                         host: self.name.clone(),
-                        message: "Connection reset by peer".into(),
+                        source: io_error(ErrorKind::ConnectionReset, "Connection reset by peer"),
                     });
                 }
                 if state.garble_probe_answers > 0 {
@@ -231,7 +235,7 @@ impl Transport for FakeConn {
             Stopped::No => Ok(out),
             Stopped::Cut => Err(TransportError::Lost {
                 host: self.name.clone(),
-                message: "Connection reset by peer".into(),
+                source: io_error(ErrorKind::ConnectionReset, "Connection reset by peer"),
                 partial: out,
             }),
             Stopped::Killed => {
@@ -262,7 +266,7 @@ impl FakeConn {
         if !state.reachable {
             return Err(TransportError::Run {
                 host: self.name.clone(),
-                message: "Broken pipe".into(),
+                source: io_error(ErrorKind::BrokenPipe, "Broken pipe"),
             });
         }
         Ok(slurm::wait_script(&state, &views, script))
@@ -272,4 +276,9 @@ impl FakeConn {
     fn hung_partial(&self) -> RemoteOutput {
         self.host.hung_output.lock().unwrap().clone()
     }
+}
+
+/// An I/O error as the SSH transport would report it underneath.
+fn io_error(kind: ErrorKind, message: &str) -> Cause {
+    Cause::Io(std::io::Error::new(kind, message))
 }
