@@ -7,6 +7,8 @@
 //! even when the server is late, and a mount that is busy is never forced off: option
 //! changes are labelled `remount` and take effect at the next mount.
 
+pub mod section;
+
 use crate::diagnostic::{Code, Diagnostic};
 use crate::facts::{FileKind, HostFacts};
 use crate::inventory::{Export, Host, Inventory};

@@ -8,6 +8,8 @@
 //! out (with a warning) rather than guessed. [`classify`] labels a change to
 //! `slurm.conf` as `reconfigure` or `restart`, so apply does the least disruptive thing.
 
+pub mod section;
+
 use crate::diagnostic::{Code, Diagnostic};
 use crate::facts::{ClusterFacts, Gpu, HostFacts};
 use crate::gpu;
