@@ -6,6 +6,7 @@
 //! found at once, each with file, line, column and the offending value.
 
 pub mod edit;
+pub(crate) mod machines;
 pub(crate) mod raw;
 pub mod sections;
 pub(crate) mod validate;

@@ -2,6 +2,7 @@
 //! checks between the two (keys from files or variables, tags, the API URL, groups).
 
 use crate::inventory::raw::S;
+use crate::inventory::machines::check_tags;
 use crate::inventory::validate::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
