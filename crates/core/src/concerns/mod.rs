@@ -16,6 +16,7 @@ use crate::inventory::{Host, Inventory};
 use crate::playbook::Playbooks;
 use crate::resource::{Classifier, Disruption, Resource, DISRUPTIONS};
 use crate::secrets::{SecretError, Secrets};
+use crate::verification::{Scope, Verification};
 
 /// Declares each concern's module (its folder) and lists it in [`REGISTRY`].
 macro_rules! registry {
@@ -157,6 +158,11 @@ pub trait Concern: Sync {
         Vec::new()
     }
 
+    /// Checks with the cluster's own tools after an apply, over `scope`.
+    fn verifications(&self, _scope: &Scope) -> Vec<Box<dyn Verification>> {
+        Vec::new()
+    }
+
     /// Disruption labels it decides per change (a playbook file's `disruption` may name
     /// one), each with the function that classifies a change.
     fn classifiers(&self) -> &'static [(&'static str, Classifier)] {
@@ -274,5 +280,13 @@ pub fn unmanaged(inventory: &Inventory, facts: &HostFacts) -> Vec<Diagnostic> {
     REGISTRY
         .iter()
         .flat_map(|c| c.unmanaged(inventory, facts))
+        .collect()
+}
+
+/// Every concern's checks after an apply, in registry order.
+pub fn verifications(scope: &Scope) -> Vec<Box<dyn Verification>> {
+    REGISTRY
+        .iter()
+        .flat_map(|c| c.verifications(scope))
         .collect()
 }
