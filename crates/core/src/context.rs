@@ -4,11 +4,16 @@
 //! `groups`, `nfs`, `slurm` (the inventory's sections) and `facts` (each host's facts
 //! by name). Modules add derived values here (Slurm node lines, exports) so templates
 //! stay simple.
+//!
+//! A value is built only when some template (or handler command) reads it ([`Reads`]):
+//! `facts` holds every host's facts, and turning them into template values costs more
+//! than planning a host, so a plan whose templates never read it never pays for it.
 
 use crate::facts::ClusterFacts;
 use crate::inventory::{Host, Inventory};
 use crate::playbook::Playbooks;
 use minijinja::{context, Environment, UndefinedBehavior, Value};
+use std::collections::BTreeSet;
 
 /// A template environment over the playbooks' templates; undefined values are errors.
 pub fn environment(playbooks: &Playbooks) -> Environment<'_> {
@@ -24,23 +29,80 @@ pub fn environment(playbooks: &Playbooks) -> Environment<'_> {
     env
 }
 
-/// The part of the context every host shares; built once per plan (it holds every
-/// host's facts, so building it per host would make planning quadratic).
-pub fn shared_context(inventory: &Inventory, facts: &ClusterFacts) -> Value {
-    context! {
-        cluster => Value::from_serialize(&inventory.cluster),
-        hosts => Value::from_serialize(&inventory.hosts),
-        users => Value::from_serialize(&inventory.users),
-        groups => Value::from_serialize(inventory.managed_groups()),
-        nfs => Value::from_serialize(&inventory.nfs),
-        slurm => Value::from_serialize(&inventory.slurm),
-        facts => Value::from_serialize(&facts.hosts),
-        slurm_conf => Value::from_serialize(crate::concerns::slurm::context(inventory, facts)),
-        nfs_exports => crate::concerns::nfs::exports_file(inventory),
-        nfs_automounts => crate::shell::join(
-            inventory.nfs.iter().flat_map(|n| &n.exports).map(|e| crate::concerns::nfs::automount_unit(&e.path)),
-        ),
+/// The top-level names that templates read (minijinja's undeclared variables of every
+/// template in the environment and of every extra source, e.g. handler commands).
+#[derive(Debug, Clone, Default)]
+pub struct Reads {
+    names: BTreeSet<String>,
+    /// Everything is wanted (a template prints the whole context with `debug()`).
+    all: bool,
+}
+
+impl Reads {
+    /// Every value, read or not.
+    pub fn all() -> Reads {
+        Reads {
+            names: BTreeSet::new(),
+            all: true,
+        }
     }
+
+    /// What the templates of `env` and the template sources in `extra` read.
+    pub fn of<'s>(env: &Environment<'_>, extra: impl IntoIterator<Item = &'s str>) -> Reads {
+        let mut names = BTreeSet::new();
+        for (_, template) in env.templates() {
+            names.extend(template.undeclared_variables(false));
+        }
+        for source in extra {
+            // A source that does not parse fails when rendered, whatever the context.
+            if let Ok(template) = env.template_from_str(source) {
+                names.extend(template.undeclared_variables(false));
+            }
+        }
+        let all = names.contains("debug");
+        Reads { names, all }
+    }
+
+    pub fn wants(&self, name: &str) -> bool {
+        self.all || self.names.contains(name)
+    }
+}
+
+/// The part of the context every host shares; built once per plan (it holds every
+/// host's facts, so building it per host would make planning quadratic), and only
+/// with the values some template reads.
+pub fn shared_context(inventory: &Inventory, facts: &ClusterFacts, reads: &Reads) -> Value {
+    let mut ctx: Vec<(&'static str, Value)> = Vec::new();
+    let mut put = |name: &'static str, value: &dyn Fn() -> Value| {
+        if reads.wants(name) {
+            ctx.push((name, value()));
+        }
+    };
+    put("cluster", &|| Value::from_serialize(&inventory.cluster));
+    put("hosts", &|| Value::from_serialize(&inventory.hosts));
+    put("users", &|| Value::from_serialize(&inventory.users));
+    put("groups", &|| {
+        Value::from_serialize(inventory.managed_groups())
+    });
+    put("nfs", &|| Value::from_serialize(&inventory.nfs));
+    put("slurm", &|| Value::from_serialize(&inventory.slurm));
+    put("facts", &|| Value::from_serialize(&facts.hosts));
+    put("slurm_conf", &|| {
+        Value::from_serialize(crate::concerns::slurm::context(inventory, facts))
+    });
+    put("nfs_exports", &|| {
+        Value::from(crate::concerns::nfs::exports_file(inventory))
+    });
+    put("nfs_automounts", &|| {
+        Value::from(crate::shell::join(
+            inventory
+                .nfs
+                .iter()
+                .flat_map(|n| &n.exports)
+                .map(|e| crate::concerns::nfs::automount_unit(&e.path)),
+        ))
+    });
+    ctx.into_iter().collect()
 }
 
 /// The context for one host: the shared part plus `host`.
