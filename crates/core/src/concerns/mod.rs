@@ -40,6 +40,9 @@ registry! {
     motd => Motd,
 }
 
+/// A template value by name, computed on demand.
+pub type TemplateValue<'a> = (&'static str, Box<dyn Fn() -> minijinja::Value + 'a>);
+
 /// A named text shipped inside the binary: `(file name, contents)`.
 pub type Shipped = (&'static str, &'static str);
 
@@ -119,12 +122,12 @@ pub trait Concern: Sync {
     }
 
     /// Values templates see by name (derived from the inventory and every host's facts),
-    /// computed once per plan.
-    fn template_values(
+    /// each computed once per plan and only when some template reads it.
+    fn template_values<'a>(
         &self,
-        _inventory: &Inventory,
-        _facts: &ClusterFacts,
-    ) -> Vec<(&'static str, minijinja::Value)> {
+        _inventory: &'a Inventory,
+        _facts: &'a ClusterFacts,
+    ) -> Vec<TemplateValue<'a>> {
         Vec::new()
     }
 
@@ -240,11 +243,11 @@ pub fn probe_extras(inventory: &Inventory, host: &Host) -> ProbeRequest {
     req
 }
 
-/// The concerns' template values, computed once per plan.
-pub fn template_values(
-    inventory: &Inventory,
-    facts: &ClusterFacts,
-) -> Vec<(&'static str, minijinja::Value)> {
+/// The concerns' template values, each computed when asked for.
+pub fn template_values<'a>(
+    inventory: &'a Inventory,
+    facts: &'a ClusterFacts,
+) -> Vec<TemplateValue<'a>> {
     REGISTRY
         .iter()
         .flat_map(|c| c.template_values(inventory, facts))

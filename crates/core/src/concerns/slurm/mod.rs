@@ -48,16 +48,19 @@ impl super::Concern for Slurm {
             ..Default::default()
         }
     }
-    fn template_values(
+    fn template_values<'a>(
         &self,
-        inventory: &Inventory,
-        facts: &ClusterFacts,
-    ) -> Vec<(&'static str, minijinja::Value)> {
+        inventory: &'a Inventory,
+        facts: &'a ClusterFacts,
+    ) -> Vec<super::TemplateValue<'a>> {
         vec![
-            ("slurm", minijinja::Value::from_serialize(&inventory.slurm)),
+            (
+                "slurm",
+                Box::new(|| minijinja::Value::from_serialize(&inventory.slurm)),
+            ),
             (
                 "slurm_conf",
-                minijinja::Value::from_serialize(context(inventory, facts)),
+                Box::new(|| minijinja::Value::from_serialize(context(inventory, facts))),
             ),
         ]
     }
