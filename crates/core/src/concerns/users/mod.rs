@@ -22,6 +22,7 @@ use crate::inventory::{Host, Inventory, User};
 use crate::ops::Actor;
 use crate::resource::{Directory, File, Resource, UserAccount};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// The `users` concern: groups, accounts, homes and SSH keys.
 pub struct Users;
@@ -88,7 +89,9 @@ fn unusable_ssh_dir(user: &User, facts: &HostFacts) -> Option<String> {
 /// `facts` is `None` while the probe request is built: every path is asked for.
 pub fn resources(inventory: &Inventory, host: &Host, facts: Option<&HostFacts>) -> Vec<Resource> {
     let groups = inventory.managed_groups();
-    let managed: BTreeSet<String> = groups.iter().map(|g| g.name.clone()).collect();
+    // One set shared by every user's resource (cloning it per user per host was a third
+    // of a 500-host plan).
+    let managed: Arc<BTreeSet<String>> = Arc::new(groups.iter().map(|g| g.name.clone()).collect());
     let local_home = inventory.home_is_local(host);
     let mut out: Vec<Resource> = groups
         .iter()
