@@ -82,7 +82,7 @@ fn a_host_reporting_fewer_gpus_than_declared_is_a_conflict() {
     assert!(
         ctx.nodes
             .iter()
-            .any(|n| n.name == "gpu1" && n.gres == "gpu:a100:2"),
+            .any(|n| n.name == "gpu1" && n.gres == "gpu:a100-80gb:2"),
         "{ctx:?}"
     );
     let gpu2 = inventory.host("gpu2").unwrap();

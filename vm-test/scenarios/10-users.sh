@@ -52,7 +52,7 @@ for g in head node1 node2; do
     assert_eq "nlp-lab:x:2002:bob" "$(vm_ssh "$g" getent group nlp-lab)" "nlp-lab on $g"
     assert_eq "alice alice 600" "$(vm_ssh "$g" stat -c "'%U %G %a'" /home/alice/.ssh/authorized_keys)" "authorized_keys on $g"
     motd=$(vm_ssh "$g" cat /etc/motd)
-    assert_match "$motd" 'node1 +4 x a100-sxm4-80gb  \(--gres=gpu:a100:N\)' "motd names node1's GPUs on $g"
+    assert_match "$motd" 'node1 +4 x a100-sxm4-80gb  \(--gres=gpu:a100-80gb:N\)' "motd names node1's GPUs on $g"
     assert_contains "$motd" "Questions: #closet on the lab chat"
     assert_eq "root root 644" "$(vm_ssh "$g" stat -c "'%U %G %a'" /etc/motd)" "motd owner and mode on $g"
 done

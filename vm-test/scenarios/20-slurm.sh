@@ -19,12 +19,12 @@ timer_stop apply
 echo "$out"
 assert_eq 0 "$rc" "apply exit code"
 assert_contains "$out" "ok   munge node1 -> head: decoded"
-assert_contains "$out" "ok   slurm node1: idle, gres gpu:a100:4"
+assert_contains "$out" "ok   slurm node1: idle, gres gpu:a100-80gb:4"
 
 step "sinfo, srun and munge with the real tools"
 sinfo=$(vm_ssh head sinfo -N -h -o "'%N %T %G'")
 echo "$sinfo"
-assert_match "$sinfo" '^node1 idle gpu:a100:4' "node1 idle with four A100s"
+assert_match "$sinfo" '^node1 idle gpu:a100-80gb:4' "node1 idle with four A100s"
 assert_match "$sinfo" '^node2 idle gpu:rtx4090:2' "node2 idle with two RTX 4090s"
 cuda=$(vm_ssh head srun -w node1 --gres=gpu:2 printenv CUDA_VISIBLE_DEVICES)
 assert_eq "0,1" "$cuda" "srun --gres=gpu:2 gets two devices"

@@ -257,12 +257,12 @@ sinfo=
 end=$((SECONDS + 330))
 while :; do
     sinfo=$(vm_ssh head sinfo -N -h -o "'%N %T %G'")
-    grep -q '^node1 idle gpu:a100:4' <<<"$sinfo" && grep -q '^node2 idle gpu:rtx4090:2' <<<"$sinfo" && break
+    grep -q '^node1 idle gpu:a100-80gb:4' <<<"$sinfo" && grep -q '^node2 idle gpu:rtx4090:2' <<<"$sinfo" && break
     [ "$SECONDS" -ge "$end" ] && break
     sleep 5
 done
 echo "$sinfo"
-assert_match "$sinfo" '^node1 idle gpu:a100:4' "node1 idle with four A100s"
+assert_match "$sinfo" '^node1 idle gpu:a100-80gb:4' "node1 idle with four A100s"
 assert_match "$sinfo" '^node2 idle gpu:rtx4090:2' "node2 idle with two RTX 4090s"
 
 # Leave the closet as the other scenarios know it (rsync stays installed).

@@ -228,6 +228,13 @@ impl FakeState {
                 ..PackageEffect::default()
             },
         );
+        s.available.insert(
+            "openssh-server".into(),
+            PackageEffect {
+                units: vec!["ssh.service".into()],
+                ..PackageEffect::default()
+            },
+        );
         for p in ["slurm-client", "nfs-common", "sudo"] {
             s.available.insert(p.into(), PackageEffect::default());
         }

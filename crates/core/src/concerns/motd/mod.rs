@@ -45,7 +45,7 @@ pub struct GpuLine {
     pub host: String,
     pub count: u32,
     pub model: String,
-    /// The GRES type researchers type (`a100`).
+    /// The GRES type researchers type (`a100-80gb`).
     pub gres: String,
 }
 

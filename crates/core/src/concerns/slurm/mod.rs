@@ -119,7 +119,7 @@ pub struct Node {
     pub line: String,
     /// `gres.conf` lines for this node.
     pub gres_lines: Vec<String>,
-    /// `gpu:a100:4` (comma-joined when mixed), empty without GPUs.
+    /// `gpu:a100-80gb:4` (comma-joined when mixed), empty without GPUs.
     pub gres: String,
     pub cpus: u32,
     pub real_memory: u64,

@@ -41,7 +41,7 @@ pub struct NodeWait {
     pub controller: String,
     /// Compute nodes to wait for, in inventory order (never empty).
     pub expected: Vec<String>,
-    /// The GRES each node's slurm.conf line gives (`gpu:a100:4`), if any.
+    /// The GRES each node's slurm.conf line gives (`gpu:a100-80gb:4`), if any.
     pub gres: BTreeMap<String, String>,
     pub seconds: u32,
 }
@@ -176,11 +176,11 @@ mod tests {
         let (out, asked) = run_wait(
             60,
             &["node1"],
-            "node1|idle|gpu:a100:4\\nnode2|down*|gpu:rtx4090:2\\n",
+            "node1|idle|gpu:a100-80gb:4\\nnode2|down*|gpu:rtx4090:2\\n",
         );
         assert_eq!(asked, 1);
         assert!(
-            out.starts_with("node1|idle|gpu:a100:4\nnode2|down*"),
+            out.starts_with("node1|idle|gpu:a100-80gb:4\nnode2|down*"),
             "{out}"
         );
     }
