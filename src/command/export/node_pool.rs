@@ -1,52 +1,18 @@
-//! `closetctl export skypilot [--out FILE] [--offline]`: the compute hosts as a SkyPilot
-//! SSH node pool (the `~/.sky/ssh_node_pools.yaml` format: pool name -> `user`,
+//! `closetctl export skypilot --ssh-node-pool`: the compute hosts as a SkyPilot SSH
+//! node pool (the `~/.sky/ssh_node_pools.yaml` format: pool name -> `user`,
 //! `identity_file`, `hosts`), each host by its MagicDNS name when the probe finds it
 //! enrolled in Tailscale, else by its inventory address.
 //!
 //! SkyPilot's `sky ssh up` installs k3s on those hosts, which then schedules GPUs on its
-//! own, next to Slurm: the command says so every time.
+//! own, next to Slurm: the command says so every time. The default export (Slurm,
+//! `skypilot.rs`) has no such problem.
 
-use super::{CliError, InventoryArgs};
-use crate::concerns::tailscale::enrollment::{Live, PROBE_STATUS, STATUS_COMMAND};
-use crate::engine;
-use crate::facts::probe::ProbeRequest;
+use super::{live_name, scalar};
 use crate::facts::ClusterFacts;
 use crate::inventory::{Inventory, Role};
-use clap::{Args, Subcommand};
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-
-#[derive(Debug, Args)]
-pub struct ExportArgs {
-    #[command(subcommand)]
-    pub command: ExportCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ExportCommand {
-    /// Write a SkyPilot SSH node pool file for the compute hosts.
-    Skypilot(SkypilotArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct SkypilotArgs {
-    #[command(flatten)]
-    pub inventory: InventoryArgs,
-    /// Write here instead of stdout (merge it into ~/.sky/ssh_node_pools.yaml).
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-    /// Do not contact the hosts: use the inventory addresses.
-    #[arg(long)]
-    pub offline: bool,
-}
 
 /// The warning printed with every export.
 pub const K3S_WARNING: &str = "SkyPilot's `sky ssh up` installs k3s on these hosts; k3s and Slurm would both hand out the same GPUs. Use one scheduler per host (or keep the SkyPilot pool to hosts Slurm does not use).";
-
-/// A YAML scalar: JSON string quoting is valid YAML.
-fn scalar(s: &str) -> String {
-    serde_json::to_string(s).expect("a string serializes")
-}
 
 /// The node pool file for the compute hosts (all hosts when none has `compute`).
 pub fn skypilot_pools(inventory: &Inventory, facts: &ClusterFacts) -> String {
@@ -77,63 +43,16 @@ pub fn skypilot_pools(inventory: &Inventory, facts: &ClusterFacts) -> String {
     }
     out.push_str("  hosts:\n");
     for h in hosts {
-        let name = facts
-            .host(&h.name)
-            .and_then(|f| Live::from_facts(f).magic_dns_name())
-            .unwrap_or_else(|| h.address.clone());
+        let name = live_name(h, facts);
         out.push_str(&format!("    - {}\n", scalar(&name)));
     }
     out
 }
 
-pub async fn run(args: ExportArgs) -> Result<i32, CliError> {
-    match args.command {
-        ExportCommand::Skypilot(a) => skypilot(a).await,
-    }
-}
-
-async fn skypilot(args: SkypilotArgs) -> Result<i32, CliError> {
-    let inventory = Inventory::load(&args.inventory.inventory)?;
-    let facts = if args.offline || inventory.tailscale.is_none() {
-        ClusterFacts::default()
-    } else {
-        let connector = super::ssh_connector(&inventory)?;
-        let mut req = ProbeRequest::default();
-        req.commands
-            .insert(PROBE_STATUS.into(), STATUS_COMMAND.into());
-        let requests: BTreeMap<String, ProbeRequest> = inventory
-            .hosts
-            .iter()
-            .map(|h| (h.name.clone(), req.clone()))
-            .collect();
-        let (_, facts) = engine::gather(connector, &inventory.hosts, requests, None).await;
-        for (name, why) in &facts.unreachable {
-            eprintln!("warning: host {name} unreachable ({why}); using its inventory address");
-        }
-        facts
-    };
-    let text = skypilot_pools(&inventory, &facts);
-    match &args.out {
-        Some(path) => {
-            std::fs::write(path, &text).map_err(|source| CliError::Io {
-                what: format!("cannot write `{}`", path.display()),
-                source,
-            })?;
-            println!(
-                "wrote the SkyPilot node pool `{}` to {}",
-                inventory.cluster.name,
-                path.display()
-            );
-        }
-        None => print!("{text}"),
-    }
-    eprintln!("warning: {K3S_WARNING}");
-    Ok(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::concerns::tailscale::enrollment::PROBE_STATUS;
     use crate::facts::{CommandOutput, HostFacts};
 
     #[test]
