@@ -6,10 +6,12 @@
 //! canonical name for the card in lower case (`sky/utils/gpu_names.py`
 //! `CANONICAL_GPU_NAMES`: `A100-80GB`, `A100`, `H100`, `L40S`, `RTX6000-Ada`, `A6000`,
 //! `V100-32GB`, `V100`, ...; SkyPilot compares case-insensitively), or its catalogue's
-//! name where that list has none (`RTX4090`). Memory variants keep their suffix:
-//! SkyPilot treats a bare `A100` as the 40 GB card and will not schedule an `A100-80GB`
-//! request on it. The form factor (SXM4, PCIe) is not part of the name. The inventory
-//! key is precise enough to pick the right power figure.
+//! name where that list has none (`RTX4090`). Memory variants keep their suffix: a
+//! bare `a100` is shown as `A100`, SkyPilot's name for the 40 GB card, and its Slurm
+//! matching is fuzzy both ways (`A100-80GB` ~ `a100`), so only the suffix keeps an
+//! 80 GB request off 40 GB cards and the pools apart in `sky show-gpus`. The form factor
+//! (SXM4, PCIe) is not part of the name. The inventory key is precise enough to pick the
+//! right power figure.
 
 /// One row of the model table.
 #[derive(Debug, Clone, Copy, PartialEq)]
