@@ -290,3 +290,156 @@ fn unlock_names_unknown_and_unreachable_hosts() {
         r.stdout
     );
 }
+
+/// A login host, a researcher, an NFS home; no Tailscale, so nothing is probed.
+const RESEARCHERS: &str = r#"[cluster]
+name = "closet"
+
+[ssh]
+user = "root"
+port = 9
+connect_timeout = 1
+
+[[host]]
+name = "head"
+address = "127.0.0.1"
+roles = ["controller", "nfs-server", "login"]
+
+[[user]]
+name = "alice"
+uid = 1001
+
+[nfs]
+server = "head"
+exports = [ { path = "/home" } ]
+"#;
+
+#[test]
+fn export_skypilot_prints_both_files_and_refuses_an_unknown_user() {
+    let dir = dir_with(&[("inv.toml", RESEARCHERS)]);
+    let r = run(
+        dir.path(),
+        &[
+            "export",
+            "skypilot",
+            "-i",
+            "inv.toml",
+            "--user",
+            "alice",
+            "--offline",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("# ==> ~/.slurm/config <==\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("\n# ==> ~/.sky/config.yaml <==\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("Host closet\n    HostName 127.0.0.1\n    User alice\n    Port 9\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("workdir: \"/home/alice\""),
+        "{}",
+        r.stdout
+    );
+    let r = run(
+        dir.path(),
+        &[
+            "export",
+            "skypilot",
+            "-i",
+            "inv.toml",
+            "--user",
+            "mallory",
+            "--offline",
+        ],
+    );
+    assert_eq!(r.code, Some(1));
+    assert_eq!(r.stdout, "");
+    assert!(
+        r.stderr.contains("no user `mallory` in the inventory"),
+        "{}",
+        r.stderr
+    );
+    // The node pool keeps its own output and warning.
+    let r = run(
+        dir.path(),
+        &[
+            "export",
+            "skypilot",
+            "-i",
+            "inv.toml",
+            "--ssh-node-pool",
+            "--offline",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout.contains("closet:\n  user: \"root\"\n  hosts:\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("k3s"), "{}", r.stderr);
+}
+
+#[test]
+fn export_transformerlab_refuses_storage_off_the_nfs_exports() {
+    let dir = dir_with(&[("inv.toml", RESEARCHERS)]);
+    let r = run(
+        dir.path(),
+        &[
+            "export",
+            "transformerlab",
+            "-i",
+            "inv.toml",
+            "--user",
+            "alice",
+            "--offline",
+            "--storage",
+            "/var/tl",
+        ],
+    );
+    assert_eq!(r.code, Some(1));
+    assert_eq!(r.stdout, "");
+    assert!(
+        r.stderr
+            .contains("storage path `/var/tl` is not on a writable NFS export"),
+        "{}",
+        r.stderr
+    );
+    let r = run(
+        dir.path(),
+        &[
+            "export",
+            "transformerlab",
+            "-i",
+            "inv.toml",
+            "--user",
+            "alice",
+            "--offline",
+            "--gpus",
+            "2",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("TFL_STORAGE_URI=/home/alice/transformerlab\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(r#""user_sbatch_flags":"--gres=gpu:2""#),
+        "{}",
+        r.stdout
+    );
+}
