@@ -235,7 +235,7 @@ impl FakeState {
                 ..PackageEffect::default()
             },
         );
-        for p in ["slurm-client", "nfs-common", "sudo"] {
+        for p in ["slurm-client", "nfs-common", "sudo", "rsync"] {
             s.available.insert(p.into(), PackageEffect::default());
         }
         s
