@@ -8,8 +8,8 @@
 # counts, and a `sky launch --gpus A100-80GB:1` must reach Slurm as alice with the
 # typed GRES (gpu:a100-80gb:1): the nodes have no internet, so the launch cannot fetch
 # SkyPilot's runtime and stops after that; the log says where. Before that: what apply
-# makes true for SkyPilot (sshd on the compute nodes, getent on the login host, typed
-# GRES). Then `closetctl export transformerlab`: its storage path is shared (a job
+# makes true for SkyPilot (sshd on the compute nodes, rsync and getent on the login
+# host, typed GRES). Then `closetctl export transformerlab`: its storage path is shared (a job
 # with its --gres flag writes there on a node, head reads it).
 set -euo pipefail
 . "$VM_DIR/lib.sh"
@@ -36,6 +36,7 @@ for n in node1 node2; do
     assert_eq "install ok installed" "$(vm_ssh "$n" dpkg-query -W -f="'\${Status}'" openssh-server)" "openssh-server on $n"
     assert_ok vm_ssh "$n" test -x /usr/sbin/sshd
 done
+assert_ok vm_ssh head command -v rsync sinfo sbatch
 for u in alice bob; do
     assert_match "$(vm_ssh head getent passwd "$u")" "^$u:x:[0-9]+:" "getent passwd $u on the login host"
 done
