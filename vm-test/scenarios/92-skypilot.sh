@@ -97,6 +97,14 @@ assert_match "$gpus" 'A100-80GB +1, 2, 4 +4 of 4 free' "the A100-80GB pool: 4 on
 assert_match "$gpus" 'RTX4090 +1, 2 +2 of 2 free' "the RTX4090 pool: 2 on node2"
 
 step "sky launch --gpus A100-80GB:1 (offline: as far as it gets)"
+# A launch canonicalizes the GPU name against SkyPilot's hosted catalogue
+# (common/accelerators.csv and common/metadata.csv, fetched from the internet into
+# ~/.sky/catalogs/v8 on first use); this machine has no internet, so the scratch HOME
+# gets a STAND-IN of those two files in their format, with the two GPUs of the closet.
+catalog=$scratch/.sky/catalogs/v8/common
+mkdir -p "$catalog"
+printf 'AcceleratorName,Clouds\nA100-80GB,Slurm\nRTX4090,Slurm\n' >"$catalog/accelerators.csv"
+printf 'GPU,MemoryGB,Manufacturer\nA100-80GB,80,NVIDIA\nRTX4090,24,NVIDIA\n' >"$catalog/metadata.csv"
 # Watch Slurm while SkyPilot launches: the job it submits as alice, with its GRES.
 seen=$scratch/squeue.log
 ( for _ in $(seq 1 300); do
