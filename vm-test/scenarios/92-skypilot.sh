@@ -124,7 +124,7 @@ echo "--- alice's jobs seen in squeue during the launch:"
 sort -u "$seen"
 assert_match "$(cat "$seen")" 'gpu:a100-80gb:1' "SkyPilot's job asked Slurm for gpu:a100-80gb:1"
 assert_match "$(cat "$seen")" ' node1 RUNNING' "the job ran on node1"
-sky down -y closetctl-probe >/dev/null 2>&1 || true
+timeout 120 "${SKY[@]}" down -y closetctl-probe >/dev/null 2>&1 || true
 
 step "export transformerlab --user alice: the storage is shared, the --gres flag schedules"
 tl=$("$CLOSETCTL" export transformerlab -i "$INV" --user alice --offline --gpus 1 2>&1)
