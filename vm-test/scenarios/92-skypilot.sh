@@ -51,7 +51,7 @@ SKY=(env -i HOME="$scratch" PATH="$venv/bin:/usr/sbin:/usr/bin:/sbin:/bin" LANG=
     TERM=dumb NO_COLOR=1 "$venv/bin/sky")
 sky() { "${SKY[@]}" "$@"; }
 cleanup_sky() {
-    sky api stop >/dev/null 2>&1 || true
+    timeout 60 "${SKY[@]}" api stop >/dev/null 2>&1 || true
     vm_ssh head "scancel -u alice" >/dev/null 2>&1 || true
     rm -rf "$scratch"
 }
