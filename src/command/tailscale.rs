@@ -247,7 +247,8 @@ pub async fn run(args: TailscaleArgs) -> Result<i32, CliError> {
 }
 
 fn policy(args: PolicyArgs) -> Result<i32, CliError> {
-    let inventory = Inventory::load(&args.inventory.inventory)?;
+    let mut inventory = Inventory::load(&args.inventory.inventory)?;
+    inventory.run.today = Some(closetctl_core::loaded::today());
     let Some(ts) = &inventory.tailscale else {
         return Err(CliError::refused(
             "the inventory has no [tailscale] section: there is no tailnet policy to render",

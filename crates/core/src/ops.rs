@@ -77,6 +77,14 @@ pub enum Op {
         content: Vec<u8>,
         actor: Actor,
     },
+    /// Move a file out of a home into [`BACKUP_DIR`] (root-only, the last
+    /// [`BACKUP_VERSIONS`] kept): read and removed by its owner, stored by root, so
+    /// root never opens anything inside the home.
+    Stash {
+        path: String,
+        owner: String,
+        group: String,
+    },
     /// Owner and mode only.
     SetAttributes {
         path: String,
@@ -139,6 +147,9 @@ impl Op {
             Op::WriteFile { path, actor, .. } => format!("write {path}{}", actor.note(self)),
             Op::SetAttributes { path, actor, .. } => {
                 format!("chmod/chown {path}{}", actor.note(self))
+            }
+            Op::Stash { path, owner, .. } => {
+                format!("move {path} into the backup (read as {owner})")
             }
             Op::Enable(u) => format!("enable {u}"),
             Op::Disable(u) => format!("disable {u}"),
@@ -253,6 +264,12 @@ impl Op {
                     mode(m)
                 )
             }
+            Op::Stash { path, owner, group } => format!(
+                "cc_owner_stash {} {} {}",
+                quote(path),
+                quote(owner),
+                quote(group)
+            ),
             Op::Enable(u) => format!("cc_systemctl enable {}", quote(u)),
             Op::Disable(u) => format!("cc_systemctl disable {}", quote(u)),
             Op::Start(u) => format!("cc_systemctl start {}", quote(u)),
@@ -396,6 +413,7 @@ dir) if [ -L "$f" ]; then refuse "$f: it is a symbolic link"; fi
   chgrp -- "$g" "$f" && chmod -- "$m" "$f" ;;
 attr) if [ -L "$f" ]; then refuse "$f: it is a symbolic link"; fi
   chgrp -- "$g" "$f" && chmod -- "$m" "$f" ;;
+remove) rm -f -- "$f" ;;
 write) if [ -L "$d" ]; then refuse "to write $f: $d is a symbolic link"; fi
   t=$(mktemp "$d/.closetctl.XXXXXXXX") || exit 1
   if cat > "$t" && chgrp -- "$g" "$t" && chmod -- "$m" "$t" && sync -- "$t" && mv -f -T -- "$t" "$f"; then sync -- "$d"; exit 0; fi
@@ -412,6 +430,23 @@ cc_as_owner() (
 cc_owner_dir() { cc_as_owner dir "$1" "$2" "$3" "$4" </dev/null; }
 cc_owner_attr() { cc_as_owner attr "$1" "$2" "$3" "$4" </dev/null; }
 cc_owner_write() { printf '%s' "$5" | base64 -d | cc_as_owner write "$1" "$2" "$3" "$4"; }
+cc_owner_stash() (
+  umask 077; b=$B$1
+  mkdir -p -- "${b%/*}" && chmod 0700 -- "$B" || exit 1
+  t=$(mktemp "${b%/*}/.closetctl.XXXXXXXX") || exit 1
+  e=$(mktemp) || { rm -f -- "$t"; exit 1; }
+  (ulimit -f 2048; timeout -s KILL 60 setpriv --reuid="$2" --regid="$3" --init-groups --no-new-privs --reset-env -- sh -c '[ ! -e "$1" ] || cat -- "$1"' closetctl "$1") <"/dev/null" >"$t" 2>"$e" && sync -- "$t" || {
+    tr -cd '[:print:]\n' <"$e" | head -c 2000 >&2; rm -f -- "$t" "$e"; exit 1; }
+  rm -f -- "$e"
+  i=$((K - 2))
+  while [ "$i" -ge 1 ]; do
+    if [ -e "$b.$i" ] || [ -L "$b.$i" ]; then mv -f -T -- "$b.$i" "$b.$((i + 1))" || exit 1; fi
+    i=$((i - 1))
+  done
+  if [ -e "$b" ] || [ -L "$b" ]; then mv -f -T -- "$b" "$b.1" || exit 1; fi
+  mv -f -T -- "$t" "$b" && rm -f -- "$b.absent" && sync -- "${b%/*}" || exit 1
+  cc_as_owner remove "$1" "$2" "$3" 0600 </dev/null
+)
 cc_systemctl() { systemctl "$1" "$2"; }
 cc_restart() {
   u=$1; shift

@@ -16,6 +16,8 @@ use crate::diagnostic::{Code, Diagnostic};
 use crate::facts::{FileKind, HostFacts};
 use crate::inventory::{Host, Inventory, User};
 use crate::ops::Actor;
+use crate::facts::probe::ProbeRequest;
+use crate::resource::login::{self, Login, PROCESSES_COMMAND, PROCESSES_FACTS};
 use crate::resource::{Directory, File, Resource, UserAccount};
 use std::collections::BTreeSet;
 
@@ -36,7 +38,17 @@ impl super::Concern for Users {
         resources(i.inventory, i.host, i.facts)
     }
     fn host_warnings(&self, inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<Diagnostic> {
-        warnings(inventory, host, facts)
+        let mut out = warnings(inventory, host, facts);
+        out.extend(sessions_left(inventory, facts));
+        out
+    }
+    fn probe(&self, inventory: &Inventory, _host: &Host) -> ProbeRequest {
+        let mut req = ProbeRequest::default();
+        if inventory.ended_users().next().is_some() {
+            req.commands
+                .insert(PROCESSES_FACTS.into(), PROCESSES_COMMAND.into());
+        }
+        req
     }
     fn conflicts(&self, inventory: &Inventory, _host: &Host, facts: &HostFacts) -> Vec<Diagnostic> {
         conflicts(inventory, facts)
@@ -105,6 +117,24 @@ pub fn resources(inventory: &Inventory, host: &Host, facts: Option<&HostFacts>) 
             create_home: local_home,
             managed_groups: managed.clone(),
         }));
+        let ended = u.access_ended(inventory.run.today);
+        if ended {
+            out.push(Resource::Login(Login::Lock {
+                user: u.name.clone(),
+                why: u.ended_because(),
+            }));
+            if inventory.run.end_sessions {
+                out.push(Resource::Login(Login::Sessions {
+                    user: u.name.clone(),
+                    uid: u.uid,
+                }));
+            }
+        } else {
+            out.push(Resource::Login(Login::Expiry {
+                user: u.name.clone(),
+                expires: u.expires,
+            }));
+        }
         if !local_home {
             continue;
         }
@@ -115,6 +145,15 @@ pub fn resources(inventory: &Inventory, host: &Host, facts: Option<&HostFacts>) 
             mode: 0o700,
             actor: Actor::Root,
         }));
+        if ended {
+            // Whatever keys she has, the inventory's or her own, leave with her.
+            out.push(Resource::Login(Login::Keys {
+                user: u.name.clone(),
+                group: u.primary_group.clone(),
+                path: format!("{}/authorized_keys", ssh_dir(u)),
+            }));
+            continue;
+        }
         if u.ssh_keys.is_empty() || facts.is_some_and(|f| unusable_ssh_dir(u, f).is_some()) {
             continue;
         }
@@ -161,6 +200,37 @@ pub fn warnings(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<Di
             Some(
                 Diagnostic::warning(Code::SshDirUnusable, &u.name, format!("user `{}`: {why}", u.name))
                     .hint("closetctl does not work around it as root, so her SSH keys are not installed here until `~/.ssh` is her own directory"),
+            )
+        })
+        .collect()
+}
+
+/// People whose access ended but who still run processes here, when apply was not
+/// asked to end them (`--end-sessions`).
+pub fn sessions_left(inventory: &Inventory, facts: &HostFacts) -> Vec<Diagnostic> {
+    if inventory.run.end_sessions {
+        return Vec::new();
+    }
+    let Some(procs) = login::processes(facts) else {
+        return Vec::new();
+    };
+    inventory
+        .ended_users()
+        .filter_map(|u| {
+            let pids = procs.get(&u.uid)?;
+            Some(
+                Diagnostic::warning(
+                    Code::SessionsLeft,
+                    &u.name,
+                    format!(
+                        "user `{}` ({}) still has {} process{} here",
+                        u.name,
+                        u.ended_because(),
+                        pids.len(),
+                        if pids.len() == 1 { "" } else { "es" }
+                    ),
+                )
+                .hint("her account is locked, but what runs keeps running; `closetctl apply --end-sessions` ends it"),
             )
         })
         .collect()
@@ -234,6 +304,50 @@ pub fn unmanaged(inventory: &Inventory, facts: &HostFacts) -> Vec<Diagnostic> {
                 format!("user `{name}` (uid {}) is not in the inventory", e.uid),
             )
             .hint("left as is")
+        })
+        .collect()
+}
+
+/// One line per user whose access the plan removes: `alice: access removed on 3
+/// hosts, 2 associations, 1 tailnet group`.
+pub fn access_summary(inventory: &Inventory, plan: &crate::plan::Plan) -> Vec<String> {
+    use crate::resource::{Action, ResourceKind};
+    let plural = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    inventory
+        .ended_users()
+        .filter_map(|u| {
+            let keys = format!("{}/authorized_keys", ssh_dir(u));
+            let changes = || plan.hosts.iter().flat_map(|h| h.steps.iter().flat_map(|s| &s.changes).map(move |c| (h, c)));
+            let mut hosts: Vec<&str> = changes()
+                .filter(|(_, c)| match c.kind {
+                    ResourceKind::Login | ResourceKind::Sessions => c.name == u.name,
+                    ResourceKind::AuthorizedKeys => c.name == keys,
+                    _ => false,
+                })
+                .map(|(h, _)| h.host.as_str())
+                .collect();
+            hosts.dedup();
+            let associations = changes()
+                .filter(|(_, c)| {
+                    c.kind == ResourceKind::Association
+                        && c.action == Action::Remove
+                        && c.name.rsplit_once('/').is_some_and(|(_, user)| user == u.name)
+                })
+                .count();
+            let groups = match (&inventory.tailscale, &u.email) {
+                (Some(ts), Some(email)) => ts.groups.values().filter(|m| m.contains(email)).count(),
+                _ => 0,
+            };
+            if hosts.is_empty() && associations == 0 {
+                return None;
+            }
+            Some(format!(
+                "{}: access removed on {}, {}, {}",
+                u.name,
+                plural(hosts.len(), "host"),
+                plural(associations, "association"),
+                plural(groups, "tailnet group")
+            ))
         })
         .collect()
 }
