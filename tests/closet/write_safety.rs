@@ -671,3 +671,69 @@ fn a_failing_activation_puts_the_files_back_and_runs_again() {
         "run again on the previous files"
     );
 }
+
+#[test]
+fn a_leaving_users_keys_are_moved_by_her_into_the_root_only_backup_and_a_link_yields_nothing() {
+    let Some(s) = Scratch::new("stash") else {
+        return;
+    };
+    let keys = s.p("home/nobody/.ssh/authorized_keys");
+    let stash = Op::Stash {
+        path: keys.clone(),
+        owner: "nobody".into(),
+        group: "nogroup".into(),
+    };
+    let r = s.apply(
+        &[
+            keys_dir(&s, Actor::Owner),
+            keys_file(&s, Actor::Owner),
+            stash.clone(),
+        ],
+        None,
+    );
+    assert!(
+        r.ok && !r.stdout.contains("skipped"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        fs::symlink_metadata(&keys).is_err(),
+        "her keys are still in her home"
+    );
+    let kept = s.path(&format!("backup/tree{keys}"));
+    let m = fs::symlink_metadata(&kept).unwrap();
+    assert!(m.is_file());
+    assert_eq!((m.uid(), m.mode() & 0o777), (0, 0o600));
+    assert_eq!(
+        fs::read_to_string(&kept).unwrap(),
+        "ssh-ed25519 AAAAC3Nza nobody@laptop\n"
+    );
+    // She plants a link to a root-only file where her keys were: read as her, it
+    // gives nothing, so nothing of it reaches the backup; the earlier copy is kept.
+    as_nobody(&format!("ln -s {} {keys}", s.p("etc/shadow")));
+    let r = s.apply(std::slice::from_ref(&stash), None);
+    assert!(
+        r.stdout.contains("@@closetctl skipped 0"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(r.stderr.contains("Permission denied"), "{}", r.stderr);
+    s.assert_victim_untouched();
+    s.assert_no_backup_of_victim();
+    assert_eq!(
+        fs::read_to_string(&kept).unwrap(),
+        "ssh-ed25519 AAAAC3Nza nobody@laptop\n"
+    );
+    let out = Command::new("find")
+        .arg(s.path("backup/tree"))
+        .args(["-perm", "/077"])
+        .output()
+        .unwrap();
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
