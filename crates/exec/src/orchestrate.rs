@@ -13,6 +13,7 @@ use closetctl_core::facts::probe::ProbeRequest;
 use closetctl_core::facts::ClusterFacts;
 use closetctl_core::loaded::{LoadError, Loaded};
 use closetctl_core::plan::{self, Plan};
+use closetctl_core::verification::Scope;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -210,21 +211,19 @@ where
             .filter(|(_, o)| matches!(o, HostOutcome::Converged { .. } | HostOutcome::Unchanged))
             .map(|(h, _)| h.as_str())
             .collect();
-        let checked = engine::Connections {
-            hosts: connections
+        let scope = Scope {
+            inventory: &loaded.inventory,
+            facts: &after_facts,
+            hosts: loaded
+                .inventory
                 .hosts
                 .iter()
-                .filter(|(h, _)| good.contains(h.as_str()))
-                .map(|(h, c)| (h.clone(), c.clone()))
+                .map(|h| h.name.clone())
+                .filter(|h| good.contains(h.as_str()) && connections.hosts.contains_key(h))
                 .collect(),
+            wait_seconds: NODE_WAIT_SECONDS,
         };
-        verification.extend(verify::munge(&loaded.inventory, &checked).await);
-        if let Some(ctx) = crate::concerns::slurm::context(&loaded.inventory, &after_facts)
-            .filter(|ctx| good.contains(ctx.controller.as_str()))
-        {
-            verification
-                .extend(verify::slurm(&ctx, &loaded.inventory, &checked, NODE_WAIT_SECONDS).await);
-        }
+        verification.extend(verify::all(&scope, &connections).await);
     }
     Ok(ApplyOutcome {
         plan,
