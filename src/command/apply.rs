@@ -103,7 +103,7 @@ pub async fn run(args: ApplyArgs) -> Result<i32, CliError> {
         return Ok(1);
     }
     println!("\n{}", summary(&outcome));
-    print!("{}", super::access_lines(&loaded.inventory, &outcome.plan));
+    print!("{}", super::access_lines(&outcome.plan));
     Ok(if outcome.interrupted {
         130
     } else if outcome.success() {

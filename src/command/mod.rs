@@ -105,10 +105,10 @@ pub struct LeavingArgs {
 
 /// `alice: access removed on 3 hosts, 2 associations, 1 tailnet group`, one line per
 /// user whose access the plan removes.
-pub fn access_lines(inventory: &Inventory, plan: &crate::plan::Plan) -> String {
-    crate::concerns::users::access_summary(inventory, plan)
+pub fn access_lines(plan: &crate::plan::Plan) -> String {
+    plan.summary
         .iter()
-        .map(|l| format!("{l}\n"))
+        .map(|d| format!("{}: {}\n", d.subject, d.message))
         .collect()
 }
 

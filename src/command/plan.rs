@@ -41,7 +41,7 @@ pub async fn run(args: PlanArgs) -> Result<i32, CliError> {
                 }
             )
         );
-        print!("{}", super::access_lines(&loaded.inventory, &plan));
+        print!("{}", super::access_lines(&plan));
     }
     Ok(exit_code(&plan, args.detailed_exitcode))
 }

@@ -226,8 +226,19 @@ async fn a_disabled_user_loses_access_everywhere_once_her_jobs_may_be_cancelled(
     );
     assert!(!plan(&fake, &loaded).await.has_changes());
     assert_eq!(
-        access_summary(&with_tailnet(&loaded.inventory, None), &second),
-        ["alice: access removed on 2 hosts, 1 association, 1 tailnet group"]
+        access_summary(&with_tailnet(&loaded.inventory, None), &second)
+            .iter()
+            .map(|d| format!("{} {}: {}", d.code.as_str(), d.subject, d.message))
+            .collect::<Vec<_>>(),
+        ["access-removed alice: access removed on 2 hosts, 1 association, 1 tailnet group"]
+    );
+    // The plan carries it for its JSON too (without a tailnet here: no group).
+    let json = serde_json::to_value(&second).unwrap();
+    assert_eq!(json["summary"][0]["code"], "access-removed", "{json}");
+    assert_eq!(json["summary"][0]["subject"], "alice");
+    assert_eq!(
+        json["summary"][0]["message"],
+        "access removed on 2 hosts, 1 association, 0 tailnet groups"
     );
 
     for host in ["head", "node1"] {

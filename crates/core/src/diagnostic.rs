@@ -110,6 +110,8 @@ pub enum Code {
     UnmanagedUser,
     /// A user whose access ended still has processes on the host (no `--end-sessions`).
     SessionsLeft,
+    /// What the plan takes away from a user whose access ended (the summary line).
+    AccessRemoved,
     // -- cluster warnings
     /// A compute host did not answer: its Slurm node line is kept as it is.
     NodeLineKept,
@@ -134,7 +136,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, in documentation order.
-    pub const ALL: [Code; 39] = [
+    pub const ALL: [Code; 40] = [
         Code::CircuitLoad,
         Code::NoCircuit,
         Code::PowerFigure,
@@ -166,6 +168,7 @@ impl Code {
         Code::OwedRecordUnreadable,
         Code::UnmanagedUser,
         Code::SessionsLeft,
+        Code::AccessRemoved,
         Code::NodeLineKept,
         Code::NodeLeftOut,
         Code::TailnetBlocked,
@@ -210,6 +213,7 @@ impl Code {
             Code::OwedRecordUnreadable => "owed-record-unreadable",
             Code::UnmanagedUser => "unmanaged-user",
             Code::SessionsLeft => "sessions-left",
+            Code::AccessRemoved => "access-removed",
             Code::NodeLineKept => "node-line-kept",
             Code::NodeLeftOut => "node-left-out",
             Code::TailnetBlocked => "tailnet-blocked",

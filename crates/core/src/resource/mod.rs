@@ -16,6 +16,7 @@ mod user;
 pub use crate::concerns::accounting::association::{Accounting, Association, SlurmdbFacts};
 pub use crate::concerns::tailscale::enrollment::{Tailscale, TailscaleNode};
 pub use directory::Directory;
+pub use file::unified;
 pub use file::{disruption_rank, fingerprint, Classifier, Disruption, File, DISRUPTIONS};
 pub use login::Login;
 pub use service::Service;

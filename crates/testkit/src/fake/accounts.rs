@@ -3,7 +3,8 @@
 //! that lock, expire and unlock an account (`usermod -L -e 1`, `usermod -U`,
 //! `chage -E DATE|-1`), a person's processes (`ps -e -o uid= -o pid=`, ended by
 //! `loginctl terminate-user` and `pkill -KILL -u`), `scancel`, and moving a file out
-//! of a home into the root-only backup as its owner (`cc_owner_stash`).
+//! of a home into the root-only backup as its owner (`cc_owner_stash`), and who owns
+//! what at the top of `/home` (the users concern's `home-owners`).
 
 use super::state::{FakeFile, FakeState};
 use crate::facts::FileKind;
@@ -42,6 +43,9 @@ pub(crate) fn answer(s: &FakeState, cmd: &str) -> Option<(i32, String)> {
         }));
         return Some((0, rows.join("\n")));
     }
+    if let Some(rest) = cmd.strip_prefix("known=") {
+        return Some((0, home_owners(s, rest)));
+    }
     if cmd == PROCESSES_COMMAND {
         let rows: Vec<String> = std::iter::once((0, 1))
             .chain(s.processes.iter().copied())
@@ -50,6 +54,41 @@ pub(crate) fn answer(s: &FakeState, cmd: &str) -> Option<(i32, String)> {
         return Some((0, rows.join("\n")));
     }
     None
+}
+
+/// The users concern's `home-owners` command (`known='…'; while … /etc/passwd`): when
+/// a people-range account (from the `-ge N` in the command up to 60000) is not among the
+/// known names, `uid path` for every entry directly under `/home`, as `stat -c '%u %n'`.
+fn home_owners(s: &FakeState, rest: &str) -> String {
+    let known_word = rest.split(';').next().unwrap_or_default();
+    let known: Vec<String> = shlex::split(known_word)
+        .and_then(|w| w.first().cloned())
+        .map(|k| k.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    let id_min: u32 = rest
+        .split("-ge ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next()?.parse().ok())
+        .unwrap_or(1000);
+    let stranger = s
+        .users
+        .iter()
+        .any(|(n, e)| e.uid >= id_min && e.uid < 60000 && !known.contains(n));
+    if !stranger {
+        return String::new();
+    }
+    s.files
+        .iter()
+        .filter(|(p, _)| {
+            p.strip_prefix("/home/")
+                .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+        })
+        .map(|(p, f)| {
+            let uid = s.users.get(&f.owner).map_or(0, |e| e.uid);
+            format!("{uid} {p}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Carry out the account commands closetctl runs through `cc_command`; `Ok(false)`

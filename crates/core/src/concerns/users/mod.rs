@@ -49,6 +49,8 @@ impl super::Concern for Users {
     }
     fn probe(&self, inventory: &Inventory, _host: &Host) -> ProbeRequest {
         let mut req = ProbeRequest::default();
+        req.commands
+            .insert(HOME_OWNERS_FACTS.into(), home_owners_command(inventory));
         if inventory.ended_users().next().is_some() {
             req.commands
                 .insert(PROCESSES_FACTS.into(), PROCESSES_COMMAND.into());
@@ -60,6 +62,9 @@ impl super::Concern for Users {
     }
     fn unmanaged(&self, inventory: &Inventory, facts: &HostFacts) -> Vec<Diagnostic> {
         unmanaged(inventory, facts)
+    }
+    fn plan_summary(&self, inventory: &Inventory, plan: &crate::plan::Plan) -> Vec<Diagnostic> {
+        access_summary(inventory, plan)
     }
 }
 
@@ -293,28 +298,75 @@ pub fn conflicts(inventory: &Inventory, facts: &HostFacts) -> Vec<Diagnostic> {
     out
 }
 
-/// People accounts on the host (UID in the managed range) that the inventory lacks.
+/// The probe command that lists who owns what at the top of `/home`, by uid.
+pub const HOME_OWNERS_FACTS: &str = "home-owners";
+
+/// Whether `uid` is in the people range closetctl manages.
+fn people_uid(inventory: &Inventory, uid: u32) -> bool {
+    uid >= inventory.cluster.id_min && uid < 60000
+}
+
+/// `stat -c '%u %n' /home/*` (links not followed: `stat` reports the link itself),
+/// run only when `/etc/passwd` has a people-range account the inventory does not list,
+/// so a host without one starts no process for it. The loop is builtins only.
+fn home_owners_command(inventory: &Inventory) -> String {
+    let known: Vec<&str> = inventory.users.iter().map(|u| u.name.as_str()).collect();
+    format!(
+        "known={}; while IFS=: read -r n _ u _; do case \" $known \" in *\" $n \"*) continue ;; esac; \
+         case $u in ''|*[!0-9]*) continue ;; esac; \
+         if [ \"$u\" -ge {} ] && [ \"$u\" -lt 60000 ]; then stat -c '%u %n' -- /home/* 2>/dev/null; break; fi; \
+         done </etc/passwd",
+        crate::shell::quote(&known.join(" ")),
+        inventory.cluster.id_min
+    )
+}
+
+/// The paths at the top of `/home` that `uid` owns, from the probe's `home-owners`.
+fn owned_in_home(facts: &HostFacts, uid: u32) -> Vec<&str> {
+    facts
+        .commands
+        .get(HOME_OWNERS_FACTS)
+        .map(|c| {
+            c.stdout
+                .lines()
+                .filter_map(|l| l.split_once(' '))
+                .filter(|(u, _)| u.parse() == Ok(uid))
+                .map(|(_, path)| path)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// People accounts on the host (UID in the managed range) that the inventory lacks,
+/// with what they own at the top of `/home`: reported, never deleted.
 pub fn unmanaged(inventory: &Inventory, facts: &HostFacts) -> Vec<Diagnostic> {
     facts
         .users
         .iter()
-        .filter(|(name, e)| {
-            e.uid >= inventory.cluster.id_min && e.uid < 60000 && inventory.user(name).is_none()
-        })
+        .filter(|(name, e)| people_uid(inventory, e.uid) && inventory.user(name).is_none())
         .map(|(name, e)| {
+            let owned = owned_in_home(facts, e.uid);
+            let owns = if owned.is_empty() {
+                "owns nothing at the top of /home".to_string()
+            } else {
+                format!("owns {}", owned.join(", "))
+            };
             Diagnostic::info(
                 Code::UnmanagedUser,
                 name,
-                format!("user `{name}` (uid {}) is not in the inventory", e.uid),
+                format!("user `{name}` (uid {}) is not in the inventory; {owns}", e.uid),
             )
-            .hint("left as is")
+            .hint(format!(
+                "left as is: add her to the inventory (`closetctl adduser {name} --uid {}`), then `closetctl deluser {name}` if she has left",
+                e.uid
+            ))
         })
         .collect()
 }
 
-/// One line per user whose access the plan removes: `alice: access removed on 3
-/// hosts, 2 associations, 1 tailnet group`.
-pub fn access_summary(inventory: &Inventory, plan: &crate::plan::Plan) -> Vec<String> {
+/// One line per user whose access the plan removes: `alice` "access removed on 3
+/// hosts, 2 associations, 1 tailnet group".
+pub fn access_summary(inventory: &Inventory, plan: &crate::plan::Plan) -> Vec<Diagnostic> {
     use crate::resource::{Action, ResourceKind};
     let plural = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
     inventory
@@ -345,13 +397,114 @@ pub fn access_summary(inventory: &Inventory, plan: &crate::plan::Plan) -> Vec<St
             if hosts.is_empty() && associations == 0 {
                 return None;
             }
-            Some(format!(
-                "{}: access removed on {}, {}, {}",
-                u.name,
-                plural(hosts.len(), "host"),
-                plural(associations, "association"),
-                plural(groups, "tailnet group")
+            Some(Diagnostic::info(
+                Code::AccessRemoved,
+                &u.name,
+                format!(
+                    "access removed on {}, {}, {}",
+                    plural(hosts.len(), "host"),
+                    plural(associations, "association"),
+                    plural(groups, "tailnet group")
+                ),
             ))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::{CommandOutput, PasswdEntry};
+    use std::path::Path;
+
+    const INVENTORY: &str = r#"
+[cluster]
+name = "closet"
+
+[[host]]
+name = "head"
+address = "10.0.0.1"
+roles = ["controller", "login"]
+
+[[user]]
+name = "alice"
+uid = 1001
+"#;
+
+    fn inventory() -> Inventory {
+        Inventory::parse(Path::new("inventory.toml"), INVENTORY).unwrap()
+    }
+
+    fn passwd(uid: u32, name: &str) -> PasswdEntry {
+        PasswdEntry {
+            uid,
+            gid: uid,
+            gecos: String::new(),
+            home: format!("/home/{name}"),
+            shell: "/bin/bash".into(),
+        }
+    }
+
+    /// Runs the probe's `home-owners` command under real `sh`, with its `/etc/passwd`
+    /// and `/home` pointed at a scratch directory.
+    fn run_home_owners(passwd_text: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("closetctl-home-owners-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("home/alice")).unwrap();
+        std::fs::create_dir_all(dir.join("home/carol")).unwrap();
+        std::fs::write(dir.join("passwd"), passwd_text).unwrap();
+        let cmd = home_owners_command(&inventory())
+            .replace("/etc/passwd", &dir.join("passwd").display().to_string())
+            .replace("/home/*", &format!("{}/home/*", dir.display()));
+        let out = std::process::Command::new("sh").arg("-c").arg(&cmd).output().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(out.status.success(), "{cmd}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn home_owners_runs_only_when_a_stranger_has_an_account() {
+        let known = "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\nalice:x:1001:1001::/home/alice:/bin/bash\nsvc:x:999:999::/var/svc:/usr/sbin/nologin\n";
+        assert_eq!(run_home_owners(known), "", "only known people and system accounts");
+        let out = run_home_owners(&format!("{known}carol:x:1005:1005::/home/carol:/bin/bash\n"));
+        let paths: Vec<&str> = out
+            .lines()
+            .map(|l| l.split_once(' ').expect("uid path").1)
+            .map(|p| p.rsplit('/').next().unwrap())
+            .collect();
+        assert_eq!(paths, ["alice", "carol"], "{out}");
+    }
+
+    #[test]
+    fn an_unmanaged_account_shows_what_it_owns_in_home_and_how_to_take_it_in() {
+        let inv = inventory();
+        let mut facts = HostFacts::default();
+        facts.users.insert("alice".into(), passwd(1001, "alice"));
+        facts.users.insert("mallory".into(), passwd(1500, "mallory"));
+        facts.users.insert("nobody".into(), passwd(65534, "nobody"));
+        facts.users.insert("svc".into(), passwd(999, "svc"));
+        facts.commands.insert(
+            HOME_OWNERS_FACTS.into(),
+            CommandOutput {
+                exit_code: 0,
+                stdout: "1001 /home/alice\n1500 /home/mallory\n1500 /home/shared-data\n0 /home/lost+found".into(),
+            },
+        );
+        let found = unmanaged(&inv, &facts);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].subject, "mallory");
+        assert_eq!(
+            found[0].message,
+            "user `mallory` (uid 1500) is not in the inventory; owns /home/mallory, /home/shared-data"
+        );
+        assert!(
+            found[0].hint.as_deref().unwrap().contains("closetctl adduser mallory --uid 1500"),
+            "{:?}",
+            found[0].hint
+        );
+        facts.commands.clear();
+        assert!(unmanaged(&inv, &facts)[0]
+            .message
+            .ends_with("owns nothing at the top of /home"));
+    }
 }
