@@ -498,3 +498,71 @@ fn leaving_fields_are_validated_with_their_place() {
         assert!(err.contains(needle), "{needle} not in\n{err}");
     }
 }
+
+/// `archive_home`: with `/home` on NFS from head, her home is tarred once, as her, into
+/// the root-only archive on head (where it lives), before her keys leave it; node1 has
+/// nothing to archive; the archive is never made again.
+#[tokio::test]
+async fn archive_home_tars_her_home_on_the_host_that_stores_it_once() {
+    let inventory = INVENTORY
+        .replace("roles = [\"controller\"]", "roles = [\"controller\", \"nfs-server\"]")
+        .replace(
+        "[slurm]",
+        "[nfs]\nserver = \"head\"\nnetwork = \"10.0.0.0/24\"\nexports = [ { path = \"/home\" } ]\n\n[slurm]",
+    );
+    let closet = Closet::new(&inventory);
+    let fake = converged(&closet.load(), &["head", "node1"]).await;
+    fake.host("head").with(|s| {
+        s.files.insert(
+            "/home/alice/thesis.tex".into(),
+            FakeFile {
+                kind: FileKind::File,
+                mode: 0o644,
+                owner: "alice".into(),
+                group: "alice".into(),
+                content: b"\\chapter{Results}".to_vec(),
+            },
+        )
+    });
+    let text_before = std::fs::read_to_string(closet.path()).unwrap();
+    let edited = disable_user(&closet.path(), &text_before, "alice", Some("graduated"))
+        .unwrap()
+        .replace("disabled = true", "disabled = true\narchive_home = true");
+    closet.set(&edited);
+    let loaded = closet.load();
+    assert!(loaded.inventory.user("alice").unwrap().archive_home);
+    let archive = format!("{}/alice.tar.gz", closetctl_core::ops::ARCHIVE_DIR);
+    let first = plan(&fake, &loaded).await;
+    let head = lines(&first, "head");
+    let at = |needle: &str| head.iter().position(|l| l.contains(needle));
+    assert_eq!(
+        head[at("home-archive").expect("an archive line on head")],
+        format!("+ home-archive /home/alice: tar it into {archive} (root-only), read as alice; her files stay where they are")
+    );
+    assert!(
+        at("home-archive") < at("authorized-keys"),
+        "archived before her keys leave: {head:#?}"
+    );
+    assert!(
+        !lines(&first, "node1")
+            .iter()
+            .any(|l| l.contains("home-archive")),
+        "node1 mounts /home from head: nothing to archive there"
+    );
+    let outcome = apply(&fake, &loaded).await;
+    assert!(outcome.success(), "{:?}", outcome.report);
+    fake.host("head").with(|s| {
+        let a = &s.files[&archive];
+        assert_eq!((a.owner.as_str(), a.mode), ("root", 0o600));
+        let listing = String::from_utf8(a.content.clone()).unwrap();
+        assert!(
+            listing.contains("alice/thesis.tex") && listing.contains("alice/.ssh/authorized_keys"),
+            "{listing}"
+        );
+        assert!(
+            s.files.contains_key("/home/alice/thesis.tex"),
+            "her files stay"
+        );
+    });
+    assert!(!plan(&fake, &loaded).await.has_changes(), "archived once");
+}

@@ -58,6 +58,8 @@ assert_contains "$(grep -A8 '^name = "alice"' "$INV")" 'disabled = true' "alice 
 assert_contains "$(grep -A8 '^name = "alice"' "$INV")" 'disabled_reason = "graduated"' "the reason kept"
 assert_contains "$out" "- login alice: lock and expire the account (disabled: graduated)" "deluser shows the plan"
 sed -i '/^name = "bob"$/a expires = "2021-01-31"' "$INV"
+sed -i '/^disabled_reason = "graduated"$/a archive_home = true' "$INV"
+assert_contains "$(grep -A10 '^name = "alice"' "$INV")" 'archive_home = true' "alice's home to be archived"
 
 step "offboarding: apply is refused on the controller while alice's job runs"
 timer_start refused
@@ -82,6 +84,13 @@ assert_match "$out" "bob: access removed on [0-9]+ hosts?, 1 association" "bob's
 assert_eq "" "$(vm_ssh head "squeue -h -u alice -o %i")" "alice has no job left"
 
 step "offboarding: checked with the guests' own tools"
+ARCHIVE=/var/lib/closetctl/archive/alice.tar.gz
+assert_eq "root 600" "$(vm_ssh head stat -c "'%U %a'" $ARCHIVE)" "her home's archive on head (the NFS server) is root-only"
+assert_match "$(vm_ssh head tar -tzf $ARCHIVE)" "^alice/offboarding-results.txt$" "her file in the archive"
+assert_match "$(vm_ssh head tar -tzf $ARCHIVE)" "^alice/.ssh/authorized_keys$" "archived before her keys left"
+for g in node1 node2; do
+    assert_eq "absent" "$(vm_ssh "$g" "[ -e $ARCHIVE ] && echo present || echo absent")" "no archive on $g (it mounts /home)"
+done
 for g in $guests; do
     for u in alice bob; do
         st=$(vm_ssh "$g" passwd -S "$u")

@@ -12,6 +12,8 @@ use std::fmt;
 
 /// Where previous versions of written files are kept on each host (a root-only tree).
 pub const BACKUP_DIR: &str = "/var/lib/closetctl/backup";
+/// Where homes of people who left are archived (root-only).
+pub const ARCHIVE_DIR: &str = "/var/lib/closetctl/archive";
 
 /// How many versions of each file [`BACKUP_DIR`] keeps: the newest as `PATH`, older
 /// ones as `PATH.1` … `PATH.4`.
@@ -85,6 +87,15 @@ pub enum Op {
         owner: String,
         group: String,
     },
+    /// Tar a home into [`ARCHIVE_DIR`] (root-only): `tar` runs as the owner, so the
+    /// archive holds what she can read and root never opens anything inside the home;
+    /// root writes the stream into a temp file it renames when complete.
+    ArchiveHome {
+        home: String,
+        archive: String,
+        owner: String,
+        group: String,
+    },
     /// Owner and mode only.
     SetAttributes {
         path: String,
@@ -151,6 +162,12 @@ impl Op {
             Op::Stash { path, owner, .. } => {
                 format!("move {path} into the backup (read as {owner})")
             }
+            Op::ArchiveHome {
+                home,
+                archive,
+                owner,
+                ..
+            } => format!("archive {home} into {archive} (read as {owner})"),
             Op::Enable(u) => format!("enable {u}"),
             Op::Disable(u) => format!("disable {u}"),
             Op::Start(u) => format!("start {u}"),
@@ -267,6 +284,18 @@ impl Op {
             Op::Stash { path, owner, group } => format!(
                 "cc_owner_stash {} {} {}",
                 quote(path),
+                quote(owner),
+                quote(group)
+            ),
+            Op::ArchiveHome {
+                home,
+                archive,
+                owner,
+                group,
+            } => format!(
+                "cc_owner_archive {} {} {} {}",
+                quote(home),
+                quote(archive),
                 quote(owner),
                 quote(group)
             ),
@@ -446,6 +475,20 @@ cc_owner_stash() (
   if [ -e "$b" ] || [ -L "$b" ]; then mv -f -T -- "$b" "$b.1" || exit 1; fi
   mv -f -T -- "$t" "$b" && rm -f -- "$b.absent" && sync -- "${b%/*}" || exit 1
   cc_as_owner remove "$1" "$2" "$3" 0600 </dev/null
+)
+cc_owner_archive() (
+  umask 077; h=$1 a=$2; d=${a%/*}
+  mkdir -p -- "$d" && chmod 0700 -- "$d" || exit 1
+  rm -f -- "$a".partial.*
+  t=$(mktemp "$a.partial.XXXXXXXX") || exit 1
+  e=$(mktemp) || { rm -f -- "$t"; exit 1; }
+  timeout -s KILL 3600 setpriv --reuid="$3" --regid="$4" --init-groups --no-new-privs --reset-env -- tar -C "${h%/*}" -czf - -- "${h##*/}" <"/dev/null" >"$t" 2>"$e"
+  rc=$?
+  tr -cd '[:print:]\n' <"$e" | head -c 2000 >&2; rm -f -- "$e"
+  # tar: 1 = a file changed while read, 2 = some could not be read (not hers to read);
+  # the archive holds the rest. Anything else (killed, no space) leaves no archive.
+  if [ "$rc" -le 2 ] && [ -s "$t" ] && sync -- "$t" && mv -f -T -- "$t" "$a"; then sync -- "$d"; exit 0; fi
+  rm -f -- "$t"; exit 1
 )
 cc_systemctl() { systemctl "$1" "$2"; }
 cc_restart() {

@@ -254,6 +254,9 @@ pub struct User {
     pub expires: Option<Expiry>,
     /// Her tailnet identity.
     pub email: Option<String>,
+    /// When her access ends, her home is archived (tar, read as her) into
+    /// `ARCHIVE_DIR` on the host that stores it, before her keys are moved.
+    pub archive_home: bool,
 }
 
 /// An account expiry date: as written and as days since 1970-01-01 (what `chage`

@@ -148,6 +148,8 @@ pub struct RawUser {
     pub expires: Option<S<String>>,
     /// Her tailnet identity (the tailnet policy's groups list it).
     pub email: Option<S<String>>,
+    /// When her access ends, tar her home into the root-only archive first.
+    pub archive_home: Option<S<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

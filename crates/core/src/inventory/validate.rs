@@ -800,6 +800,7 @@ fn check_users(
             disabled_reason,
             expires,
             email,
+            archive_home: u.archive_home.as_ref().is_some_and(|a| *a.get_ref()),
         });
     }
     // No home is another's or inside another's: its owner could reach into the other.

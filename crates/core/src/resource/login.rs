@@ -100,6 +100,14 @@ pub enum Login {
     },
     /// Her processes and sessions ended (`apply --end-sessions`).
     Sessions { user: String, uid: u32 },
+    /// Her home tarred into the root-only archive (`archive_home`), read as her, before
+    /// her keys leave it; done once: an archive already there is kept.
+    Archive {
+        user: String,
+        group: String,
+        home: String,
+        archive: String,
+    },
 }
 
 impl Login {
@@ -109,6 +117,7 @@ impl Login {
             Login::Expiry { .. } => ResourceKind::Expiry,
             Login::Keys { .. } => ResourceKind::AuthorizedKeys,
             Login::Sessions { .. } => ResourceKind::Sessions,
+            Login::Archive { .. } => ResourceKind::HomeArchive,
         }
     }
 
@@ -125,6 +134,9 @@ impl Login {
             Login::Sessions { .. } => {
                 req.commands
                     .insert(PROCESSES_FACTS.into(), PROCESSES_COMMAND.into());
+            }
+            Login::Archive { archive, .. } => {
+                req.files.insert(archive.clone());
             }
             _ => {}
         }
@@ -195,6 +207,27 @@ impl Login {
                 };
                 c.ops.push(Op::Stash {
                     path: path.clone(),
+                    owner: user.clone(),
+                    group: group.clone(),
+                });
+                Some(c)
+            }
+            Login::Archive {
+                user,
+                group,
+                home,
+                archive,
+            } => {
+                if facts.files.contains_key(archive) {
+                    return None;
+                }
+                let mut c = Change::new(ResourceKind::HomeArchive, home, Action::Create);
+                c.details.push(format!(
+                    "tar it into {archive} (root-only), read as {user}; her files stay where they are"
+                ));
+                c.ops.push(Op::ArchiveHome {
+                    home: home.clone(),
+                    archive: archive.clone(),
                     owner: user.clone(),
                     group: group.clone(),
                 });

@@ -65,6 +65,7 @@ pub enum ResourceKind {
     Expiry,
     AuthorizedKeys,
     Sessions,
+    HomeArchive,
 }
 
 impl ResourceKind {
@@ -85,6 +86,7 @@ impl ResourceKind {
             ResourceKind::Expiry => "expiry",
             ResourceKind::AuthorizedKeys => "authorized-keys",
             ResourceKind::Sessions => "sessions",
+            ResourceKind::HomeArchive => "home-archive",
         }
     }
 }

@@ -142,6 +142,44 @@ pub(crate) fn run_command(s: &mut FakeState, cmd: &str) -> Result<bool, String> 
     Ok(true)
 }
 
+/// `cc_owner_archive HOME ARCHIVE OWNER GROUP`: `tar` as the owner (her home must be
+/// hers to read), the archive root-only; its content on the fake is the list of paths
+/// under the home, one per line, as `tar -t` would print them.
+pub(crate) fn archive(
+    s: &mut FakeState,
+    home: &str,
+    archive: &str,
+    owner: &str,
+) -> Result<(), String> {
+    match s.files.get(home) {
+        Some(d) if d.kind == FileKind::Directory && d.owner == owner => {}
+        Some(_) => return Err(format!("tar: {home}: Cannot open: Permission denied")),
+        None => {
+            return Err(format!(
+                "tar: {home}: Cannot stat: No such file or directory"
+            ))
+        }
+    }
+    let base = home.rsplit_once('/').map_or("", |(p, _)| p);
+    let listing: Vec<String> = s
+        .files
+        .keys()
+        .filter(|p| *p == home || p.starts_with(&format!("{home}/")))
+        .map(|p| p[base.len() + 1..].to_string())
+        .collect();
+    s.files.insert(
+        archive.to_string(),
+        FakeFile {
+            kind: FileKind::File,
+            mode: 0o600,
+            owner: "root".into(),
+            group: "root".into(),
+            content: (listing.join("\n") + "\n").into_bytes(),
+        },
+    );
+    Ok(())
+}
+
 /// `cc_owner_stash PATH OWNER GROUP`: read as the owner (only in a directory of hers),
 /// stored under the backup (the previous copy kept as `.1`), removed as the owner.
 pub(crate) fn stash(s: &mut FakeState, path: &str, owner: &str) -> Result<(), String> {

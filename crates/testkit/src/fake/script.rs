@@ -368,6 +368,9 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
                 run_command(s, &a[0])?
             }
         }
+        "cc_owner_archive" => {
+            super::accounts::archive(s, &a[0], &a[1], &a[2])?;
+        }
         "cc_owner_stash" => {
             owner_exists(s, &a[1], &a[2])?;
             super::accounts::stash(s, &a[0], &a[1])?;

@@ -158,6 +158,14 @@ pub fn resources(inventory: &Inventory, host: &Host, facts: Option<&HostFacts>) 
             actor: Actor::Root,
         }));
         if ended {
+            if u.archive_home {
+                out.push(Resource::Login(Login::Archive {
+                    user: u.name.clone(),
+                    group: u.primary_group.clone(),
+                    home: u.home.clone(),
+                    archive: format!("{}/{}.tar.gz", crate::ops::ARCHIVE_DIR, u.name),
+                }));
+            }
             // Whatever keys she has, the inventory's or her own, leave with her.
             out.push(Resource::Login(Login::Keys {
                 user: u.name.clone(),
