@@ -27,10 +27,13 @@ pub struct ApplyArgs {
     /// Apply even though `check power` or `check cooling` finds the closet over budget.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub leaving: super::LeavingArgs,
 }
 
 pub async fn run(args: ApplyArgs) -> Result<i32, CliError> {
-    let loaded = Loaded::load(&args.inventory.inventory)?;
+    let mut loaded = Loaded::load(&args.inventory.inventory)?;
+    loaded.allow(args.leaving.cancel_jobs, args.leaving.end_sessions);
     // The same rule as `plan`'s exit code (`Plan::apply_refuses`), before any host is
     // contacted: the preflight errors power and cooling find in the inventory.
     let preflight = crate::check::offline_findings(&loaded.inventory);
@@ -100,6 +103,7 @@ pub async fn run(args: ApplyArgs) -> Result<i32, CliError> {
         return Ok(1);
     }
     println!("\n{}", summary(&outcome));
+    print!("{}", super::access_lines(&outcome.plan));
     Ok(if outcome.interrupted {
         130
     } else if outcome.success() {

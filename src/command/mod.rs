@@ -6,6 +6,7 @@ pub mod adduser;
 pub mod apply;
 mod check;
 pub mod completions;
+pub mod deluser;
 mod export;
 pub mod facts;
 pub mod plan;
@@ -49,6 +50,8 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Add a user to the inventory (keeping its comments and layout).
     Adduser(adduser::AdduserArgs),
+    /// Someone leaves: disable her in the inventory (kept, never deleted) and show what apply will do.
+    Deluser(deluser::DeluserArgs),
     /// Print the facts one probe gathers from each host.
     Facts(facts::FactsArgs),
     /// Render every managed file for each host into a directory.
@@ -86,6 +89,27 @@ pub struct HostArgs {
     /// Only these hosts (repeatable); default all.
     #[arg(long = "host", value_name = "NAME")]
     pub hosts: Vec<String>,
+}
+
+/// What apply may do to someone whose access ended, beyond locking her out.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LeavingArgs {
+    /// Cancel the active jobs of users whose access ended, so their Slurm associations
+    /// can be removed (without it, apply refuses the controller and names the jobs).
+    #[arg(long)]
+    pub cancel_jobs: bool,
+    /// End the processes and login sessions of users whose access ended.
+    #[arg(long)]
+    pub end_sessions: bool,
+}
+
+/// `alice: access removed on 3 hosts, 2 associations, 1 tailnet group`, one line per
+/// user whose access the plan removes.
+pub fn access_lines(plan: &crate::plan::Plan) -> String {
+    plan.summary
+        .iter()
+        .map(|d| format!("{}: {}\n", d.subject, d.message))
+        .collect()
 }
 
 #[derive(Debug, Error)]
@@ -185,6 +209,7 @@ pub async fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Plan(a) => plan::run(a).await,
         Command::Apply(a) => apply::run(a).await,
         Command::Adduser(a) => adduser::run(a).await,
+        Command::Deluser(a) => deluser::run(a).await,
         Command::Facts(a) => facts::run(a).await,
         Command::Render(a) => render::run(a).await,
         Command::Check(a) => check::run(a).await,

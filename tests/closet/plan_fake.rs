@@ -151,6 +151,9 @@ async fn drifted_host_plan_text() {
                 shell: "/bin/bash".into(),
             },
         );
+        let mut home = FakeFile::root(FileKind::Directory, 0o700, Vec::new());
+        home.owner = "mallory".into();
+        s.files.insert("/home/mallory".into(), home);
     });
     let p = users_only(plan(&fake, &loaded).await);
     let t = text(&p);

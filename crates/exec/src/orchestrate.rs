@@ -273,5 +273,6 @@ fn empty_of(plan: &Plan) -> Plan {
     for h in &mut p.hosts {
         h.steps.clear();
     }
+    p.summary.clear();
     p
 }

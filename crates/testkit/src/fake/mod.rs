@@ -10,9 +10,12 @@
 //! - [`state`]: a host's state and what a test may inject;
 //! - [`probe`]: the fact probe's answer; [`lock`]: the apply lock's scripts;
 //! - [`script`]: the step scripts' interpreter;
+//! - [`accounts`]: `/etc/shadow`, `usermod -L -e`/`-U`, `chage -E`, processes
+//!   (`ps`, `pkill`, `loginctl`) and `scancel`;
 //! - [`slurmdb`]: MariaDB, slurmdbd and `sacctmgr`; [`munge`]: `munge -n` and
 //!   `unmunge`; [`slurm`]: slurmctld's node states and `sinfo`.
 
+mod accounts;
 mod lock;
 mod munge;
 mod probe;
@@ -21,6 +24,7 @@ mod slurm;
 mod slurmdb;
 mod state;
 
+pub use accounts::Shadow;
 pub use slurmdb::FakeSlurmdb;
 pub use state::{preinstall, FakeFile, FakeHook, FakeState, PackageEffect, MUNGE_KEY, MUNGE_UNIT};
 

@@ -104,6 +104,10 @@ pub struct FakeState {
     /// slurmctld's node states an admin set (`scontrol update nodename=N state=drain
     /// reason=...`): node -> (state as sinfo prints it, reason). Read on the controller.
     pub slurm_held: BTreeMap<String, (String, String)>,
+    /// `/etc/shadow` as the probe's `awk` prints it and `usermod`/`chage` change it.
+    pub shadow: BTreeMap<String, super::accounts::Shadow>,
+    /// Running processes `(uid, pid)`, as `ps -e -o uid= -o pid=` lists them.
+    pub processes: Vec<(u32, u32)>,
     pub(crate) next_pid: u32,
 }
 
@@ -157,6 +161,8 @@ impl FakeState {
             hung: false,
             handlers_paid: Vec::new(),
             slurmdb: FakeSlurmdb::default(),
+            shadow: BTreeMap::new(),
+            processes: Vec::new(),
             munged_key: None,
             decoded: BTreeSet::new(),
             credentials_made: 0,

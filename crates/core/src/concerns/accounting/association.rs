@@ -72,6 +72,10 @@ pub struct Association {
     pub remove: bool,
     /// With `remove`: the user keeps no association on this cluster at all.
     pub last: bool,
+    /// With `remove`: her active jobs under it, cancelled first (`apply --cancel-jobs`).
+    pub cancel_jobs: Vec<String>,
+    /// With `remove`: why her access ended (`disabled: left`), when it did.
+    pub ended: Option<String>,
 }
 
 /// What the probe commands say about slurmdbd.
@@ -284,6 +288,27 @@ impl Association {
         if self.remove {
             current?;
             let mut c = Change::new(ResourceKind::Association, self.name(), Action::Remove);
+            if !self.cancel_jobs.is_empty() {
+                let ids = self.cancel_jobs.join(" ");
+                c.details.push(format!(
+                    "cancel her active jobs {} first (--cancel-jobs)",
+                    self.cancel_jobs.join(", ")
+                ));
+                // Job ids are squeue's digits (and `_` or `+` of arrays): checked, then
+                // passed as words. Removal waits (up to 60 s) until they are gone.
+                let safe = self
+                    .cancel_jobs
+                    .iter()
+                    .all(|j| !j.is_empty() && j.chars().all(|ch| ch.is_ascii_alphanumeric() || "_+".contains(ch)));
+                if safe {
+                    c.ops.push(Op::Command(format!(
+                        "scancel {ids}; t=0; while squeue -h -u {u} -o %i | grep -q .; do [ $t -lt 60 ] || break; t=$((t+1)); sleep 1; done"
+                    )));
+                }
+            }
+            if let Some(why) = &self.ended {
+                c.details.push(format!("{} ({why})", self.user));
+            }
             if self.last {
                 c.details.push(format!(
                     "the inventory has no account for {} any more",

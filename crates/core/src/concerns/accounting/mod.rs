@@ -110,7 +110,8 @@ impl Desired {
         }
         let is_account = |name: &str| accounts.iter().any(|(a, _)| a == name);
         let mut users = Vec::new();
-        for u in &inventory.users {
+        // Someone whose access ended keeps no association: removals take hers away.
+        for u in inventory.active_users() {
             let mut mine: Vec<String> =
                 u.groups.iter().filter(|g| is_account(g)).cloned().collect();
             for a in slurm.accounts.iter().filter(|a| a.users.contains(&u.name)) {
@@ -150,6 +151,20 @@ impl Desired {
             .map(|(account, user)| Association {
                 cluster: self.cluster.clone(),
                 last: !self.users.iter().any(|(u, _)| *u == user),
+                // `apply --cancel-jobs`: a leaving user's jobs go with her association.
+                cancel_jobs: if inventory.run.cancel_jobs
+                    && inventory
+                        .user(&user)
+                        .is_some_and(|u| u.access_ended(inventory.run.today))
+                {
+                    db.jobs_of(&user, &account)
+                } else {
+                    Vec::new()
+                },
+                ended: inventory
+                    .user(&user)
+                    .filter(|u| u.access_ended(inventory.run.today))
+                    .map(|u| u.ended_because()),
                 account,
                 user,
                 fairshare: DEFAULT_FAIRSHARE,
@@ -196,6 +211,8 @@ pub fn resources(
                 default: i == 0,
                 remove: false,
                 last: false,
+                cancel_jobs: Vec::new(),
+                ended: None,
             })));
         }
     }
@@ -223,7 +240,18 @@ pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<D
         .iter()
         .filter_map(|a| {
             let jobs = db.jobs_of(&a.user, &a.account);
-            (!jobs.is_empty()).then(|| {
+            let hint = if a.ended.is_some() {
+                format!(
+                    "wait for them to finish, `scancel {}`, or apply with `--cancel-jobs` to cancel them",
+                    jobs.join(" ")
+                )
+            } else {
+                format!(
+                    "wait for them to finish or `scancel {}`, then apply again",
+                    jobs.join(" ")
+                )
+            };
+            (!jobs.is_empty() && a.cancel_jobs.is_empty()).then(|| {
                 Diagnostic::error(
                     Code::AssociationBusy,
                     a.name(),
@@ -234,10 +262,7 @@ pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<D
                         jobs.join(", ")
                     ),
                 )
-                .hint(format!(
-                    "wait for them to finish or `scancel {}`, then apply again",
-                    jobs.join(" ")
-                ))
+                .hint(hint)
             })
         })
         .collect()
