@@ -97,8 +97,10 @@ for g in $guests; do
         assert_match "$st" "^$u L " "$g: passwd -S $u"
         assert_match "$(vm_ssh "$g" chage -l "$u")" "Account expires[[:space:]]*: Jan 02, 1970" "$g: $u expired"
     done
-    assert_eq 1001 "$(vm_ssh "$g" stat -c %u "$FILE")" "$g: alice's file keeps her uid"
-    assert_eq alice "$(vm_ssh "$g" stat -c %U "$FILE")" "$g: ls -l shows her name"
+    # Root is squashed on the NFS clients and her home is 0700: her home is stat'ed as
+    # root, her file as uid 1001 (setpriv: no PAM, so her expired account is no bar).
+    assert_eq "1001 alice" "$(vm_ssh "$g" stat -c "'%u %U'" /home/alice)" "$g: her home keeps her uid and name"
+    assert_eq "1001 alice" "$(vm_ssh "$g" setpriv --reuid=1001 --regid=1001 --clear-groups stat -c "'%u %U'" "$FILE")" "$g: alice's file keeps her uid (ls -l shows her name)"
     assert_fails ssh_as alice "$KEYS/alice_ed25519" "$g" true
     assert_fails vm_ssh "$g" "su - alice -c 'srun -N1 true'"
 done
