@@ -126,12 +126,7 @@ pub async fn status_with<C: Connector + 'static>(
 
 /// 0 when slurmctld answered, 1 when it did not (no allocations to show).
 pub fn exit_code(s: &Status) -> i32 {
-    let blind = s.warnings.iter().any(|w| {
-        w.starts_with(&format!("controller {} ", s.controller))
-            || w.starts_with(&format!("controller {}:", s.controller))
-            || w.starts_with("the inventory has no [slurm]")
-    });
-    i32::from(blind)
+    i32::from(!s.slurmctld_answered)
 }
 
 pub async fn run(args: StatusArgs) -> Result<i32, CliError> {

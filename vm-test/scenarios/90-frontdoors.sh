@@ -95,7 +95,7 @@ table=$("$CLOSETCTL" status -i "$INV")
 echo "$table"
 check_status "$json" "$table" root
 watch=$(timeout 7 "$CLOSETCTL" status -i "$INV" --watch 2 || true)
-refreshes=$(grep -c '^cluster closet ' <<<"$watch" || true)
+refreshes=$(grep -o 'cluster closet (controller head)' <<<"$watch" | wc -l)
 echo "--watch 2 for 7 s: $refreshes refreshes"
 [ "$refreshes" -ge 2 ] || fail "--watch refreshed $refreshes times in 7 s"
 assert_contains "$watch" $'\e[H\e[2J' "--watch redraws in place"

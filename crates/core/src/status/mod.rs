@@ -98,6 +98,9 @@ pub struct Status {
     pub controller: String,
     /// When the figures were taken (UTC, RFC 3339).
     pub taken_at: String,
+    /// Whether slurmctld answered both questions (nodes and jobs); without it there
+    /// are no allocations or jobs to show.
+    pub slurmctld_answered: bool,
     pub summary: Summary,
     pub nodes: Vec<NodeStatus>,
     pub jobs: Vec<Job>,
@@ -210,6 +213,7 @@ pub fn assemble(
     // slurmctld's view.
     let mut slurm_nodes: Option<Vec<SlurmNode>> = None;
     let mut jobs = Vec::new();
+    let mut jobs_read = false;
     if controller.is_empty() {
         warnings.push("the inventory has no [slurm] controller: no allocations or jobs".into());
     } else {
@@ -232,7 +236,10 @@ pub fn assemble(
                 match failed(js, "scontrol show job") {
                     Some(why) => warnings.push(format!("controller {controller}: {why}")),
                     None => match slurm::parse_jobs(&js.expect("checked").text) {
-                        Ok(j) => jobs = j,
+                        Ok(j) => {
+                            jobs = j;
+                            jobs_read = true;
+                        }
                         Err(e) => warnings.push(format!("controller {controller}: {e}")),
                     },
                 }
@@ -240,6 +247,7 @@ pub fn assemble(
         }
     }
 
+    let slurmctld_answered = slurm_nodes.is_some() && jobs_read;
     // Nodes: slurmctld's, else the inventory's compute hosts.
     let compute: Vec<&str> = inventory
         .hosts
@@ -362,6 +370,7 @@ pub fn assemble(
         cluster: inventory.cluster.name.clone(),
         controller,
         taken_at: taken_at.to_string(),
+        slurmctld_answered,
         summary: Summary {
             nodes: nodes.len(),
             gpus_total,
@@ -397,6 +406,11 @@ fn live_of(
     }
 }
 
+/// One decimal, as the JSON documents show watts and percentages.
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
 fn circuits(inventory: &Inventory, nodes: &[NodeStatus]) -> Vec<CircuitDraw> {
     inventory
         .circuits
@@ -427,12 +441,12 @@ fn circuits(inventory: &Inventory, nodes: &[NodeStatus]) -> Vec<CircuitDraw> {
             CircuitDraw {
                 circuit: c.name.clone(),
                 hosts: hosts.iter().map(|h| h.name.clone()).collect(),
-                gpu_draw_watts: gpu,
-                base_watts: base,
-                draw_watts: draw,
-                limit_watts: limit,
+                gpu_draw_watts: round1(gpu),
+                base_watts: round1(base),
+                draw_watts: round1(draw),
+                limit_watts: round1(limit),
                 percent: if limit > 0.0 {
-                    draw / limit * 100.0
+                    round1(draw / limit * 100.0)
                 } else {
                     0.0
                 },
