@@ -29,7 +29,8 @@ pub struct StatusArgs {
     /// document per line per refresh.
     #[arg(long)]
     pub json: bool,
-    /// Refresh every SECS seconds (default 5) in place until Ctrl-C.
+    /// Refresh every SECS seconds (default 5) in place until Ctrl-C, over connections
+    /// kept open.
     #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "5")]
     pub watch: Option<u64>,
     /// Log in to the hosts as this user (default: the inventory's ssh user when run as
@@ -63,12 +64,17 @@ pub fn status_ssh(
     ssh
 }
 
+/// Connections kept open between refreshes (`--watch`), by host name.
+pub type Kept<C> = BTreeMap<String, Arc<<C as Connector>::Conn>>;
+
 /// Ask every target host its part, all at once; `local` names the host that is this
-/// machine (run with `sh -s` here).
+/// machine (run with `sh -s` here). Connections in `kept` are reused, and each that
+/// answered is kept for the next refresh (one that failed is dropped and opened anew).
 pub async fn ask<C: Connector + 'static>(
     connector: Arc<C>,
     inventory: &Inventory,
     local: Option<&str>,
+    kept: &mut Kept<C>,
 ) -> BTreeMap<String, Answer> {
     let mut set = tokio::task::JoinSet::new();
     for (name, controller, gpus) in status::targets(inventory) {
@@ -78,22 +84,36 @@ pub async fn ask<C: Connector + 'static>(
         let script = status::script(controller, gpus);
         let connector = connector.clone();
         let here = local == Some(name.as_str());
+        let open = kept.remove(&name);
         set.spawn(async move {
-            let answer = if here {
-                answer(&LocalShell { name: name.clone() }, script).await
-            } else {
-                match tokio::time::timeout(HOST_LIMIT, connector.connect(&host)).await {
-                    Ok(Ok(conn)) => answer(&conn, script).await,
-                    Ok(Err(e)) => Err(crate::transport::chain(&e)),
-                    Err(_) => Err(format!("no connection within {} s", HOST_LIMIT.as_secs())),
-                }
+            if here {
+                let a = answer(&LocalShell { name: name.clone() }, script).await;
+                return (host_name(&host), a, None);
+            }
+            let conn = match open {
+                Some(c) => c,
+                None => match tokio::time::timeout(HOST_LIMIT, connector.connect(&host)).await {
+                    Ok(Ok(c)) => Arc::new(c),
+                    Ok(Err(e)) => {
+                        return (host_name(&host), Err(crate::transport::chain(&e)), None)
+                    }
+                    Err(_) => {
+                        let why = format!("no connection within {} s", HOST_LIMIT.as_secs());
+                        return (host_name(&host), Err(why), None);
+                    }
+                },
             };
-            (host_name(&host), answer)
+            let a = answer(conn.as_ref(), script).await;
+            let keep = a.is_ok().then_some(conn);
+            (host_name(&host), a, keep)
         });
     }
     let mut answers = BTreeMap::new();
     while let Some(joined) = set.join_next().await {
-        if let Ok((name, a)) = joined {
+        if let Ok((name, a, conn)) = joined {
+            if let Some(c) = conn {
+                kept.insert(name.clone(), c);
+            }
             answers.insert(name, a);
         }
     }
@@ -116,8 +136,9 @@ pub async fn status_with<C: Connector + 'static>(
     connector: Arc<C>,
     inventory: &Inventory,
     local: Option<&str>,
+    kept: &mut Kept<C>,
 ) -> Status {
-    let answers = ask(connector, inventory, local).await;
+    let answers = ask(connector, inventory, local, kept).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -144,8 +165,9 @@ pub async fn run(args: StatusArgs) -> Result<i32, CliError> {
         .iter()
         .find(|h| local::is_this_machine(h, me.as_deref()))
         .map(|h| h.name.clone());
+    let mut kept = Kept::<crate::transport::ssh::SshConnector>::new();
     let Some(every) = args.watch else {
-        let s = status_with(connector, &inventory, here.as_deref()).await;
+        let s = status_with(connector, &inventory, here.as_deref(), &mut kept).await;
         print!(
             "{}",
             if args.json {
@@ -158,7 +180,7 @@ pub async fn run(args: StatusArgs) -> Result<i32, CliError> {
     };
     let every = Duration::from_secs(every.max(1));
     loop {
-        let s = status_with(connector.clone(), &inventory, here.as_deref()).await;
+        let s = status_with(connector.clone(), &inventory, here.as_deref(), &mut kept).await;
         if args.json {
             println!("{}", status::render::json_line(&s));
         } else {

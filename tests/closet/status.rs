@@ -122,7 +122,7 @@ async fn busy_closet(closet: &Closet) -> Arc<FakeCluster> {
 
 async fn status_of(fake: &Arc<FakeCluster>, closet: &Closet) -> Status {
     let inventory = closet.load().inventory;
-    let answers = ask(fake.clone(), &inventory, None).await;
+    let answers = ask(fake.clone(), &inventory, None, &mut Default::default()).await;
     status::assemble(&inventory, &answers, TAKEN_AT)
 }
 

@@ -428,8 +428,8 @@ mod tests {
         assert_eq!(show_duration(172_800 + 61), "2-00:01:01");
     }
 
-    /// Slurm 22.05 output (testdata/, see its README): node1 with alice's
-    /// `--gres=gpu:a100:2` job, node2 with bob's CPU job.
+    /// Slurm 22.05 output captured on the VM closet (testdata/README.md): node1 with
+    /// alice's `--gres=gpu:a100:2` job, node2 with bob's CPU job, one CPU each.
     #[test]
     fn scontrol_show_node_of_slurm_22_05() {
         let nodes = parse_nodes(include_str!("testdata/scontrol-show-node.txt")).unwrap();
@@ -437,7 +437,7 @@ mod tests {
         let n1 = &nodes[0];
         assert_eq!(
             (n1.name.as_str(), n1.state.as_str(), n1.short_state.as_str()),
-            ("node1", "mixed", "mix")
+            ("node1", "allocated", "alloc")
         );
         assert_eq!(
             n1.gpus,
@@ -447,11 +447,25 @@ mod tests {
                 allocated: 2
             }]
         );
-        assert_eq!((n1.cpus_allocated, n1.cpus_total), (1, 2));
+        assert_eq!((n1.cpus_allocated, n1.cpus_total), (1, 1));
+        assert_eq!((n1.memory_allocated_mib, n1.memory_total_mib), (896, 896));
         assert_eq!(n1.reason, None);
         assert_eq!(n1.partitions, ["gpu"]);
         assert_eq!(nodes[1].gpus[0].allocated, 0);
         assert_eq!(nodes[1].gpus[0].gpu_type.as_deref(), Some("rtx4090"));
+        // Without GresUsed (scontrol without -d), AllocTRES says the same.
+        let plain: String = include_str!("testdata/scontrol-show-node.txt")
+            .lines()
+            .map(|l| {
+                let words: Vec<&str> = l
+                    .split_whitespace()
+                    .filter(|w| !w.starts_with("GresUsed="))
+                    .collect();
+                words.join(" ") + "\n"
+            })
+            .collect();
+        let n1 = &parse_nodes(&plain).unwrap()[0];
+        assert_eq!(n1.gpus[0].allocated, 2);
     }
 
     #[test]
@@ -473,27 +487,37 @@ mod tests {
     #[test]
     fn scontrol_show_job_of_slurm_22_05() {
         let jobs = parse_jobs(include_str!("testdata/scontrol-show-job.txt")).unwrap();
+        // root's finished job is left out.
         assert_eq!(jobs.len(), 2);
         let a = &jobs[0];
         assert_eq!(
             (
+                a.id.as_str(),
                 a.user.as_str(),
                 a.account.as_str(),
                 a.state.as_str(),
                 a.nodes.as_str()
             ),
-            ("alice", "vision-lab", "RUNNING", "node1")
+            ("2", "alice", "vision-lab", "RUNNING", "node1")
         );
-        assert_eq!((a.gpus, a.gpu_type.as_deref()), (2, Some("a100")));
-        assert_eq!(a.time_limit_seconds, None);
+        assert_eq!(
+            (a.gpus, a.gpu_type.as_deref(), a.cpus),
+            (2, Some("a100"), 1)
+        );
+        assert_eq!((a.elapsed_seconds, a.time_limit_seconds), (3, None));
         let b = &jobs[1];
         assert_eq!(
-            (b.user.as_str(), b.gpus, b.gpu_type.as_deref()),
-            ("bob", 0, None)
+            (
+                b.user.as_str(),
+                b.account.as_str(),
+                b.gpus,
+                b.gpu_type.as_deref()
+            ),
+            ("bob", "nlp-lab", 0, None)
         );
         assert_eq!(
-            b.time_left_seconds,
-            Some(b.time_limit_seconds.unwrap() - b.elapsed_seconds)
+            (b.time_limit_seconds, b.time_left_seconds),
+            (Some(3600), Some(3597))
         );
         assert!(parse_jobs("No jobs in the system\n").unwrap().is_empty());
     }
