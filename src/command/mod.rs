@@ -11,6 +11,7 @@ mod export;
 pub mod facts;
 pub mod plan;
 pub mod render;
+pub mod status;
 pub mod tailscale;
 pub mod unlock;
 
@@ -58,6 +59,8 @@ pub enum Command {
     Render(render::RenderArgs),
     /// Preflight checks: power, cooling, network, clock, uids
     Check(check::CheckArgs),
+    /// The GPU pool at a glance: nodes, GPUs allocated/free, jobs, live GPU figures (read only, any user).
+    Status(status::StatusArgs),
     /// Tailscale: the tailnet policy rendered from the inventory (print or push).
     Tailscale(tailscale::TailscaleArgs),
     /// Export the cluster for other tools (a SkyPilot SSH node pool).
@@ -213,6 +216,7 @@ pub async fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Facts(a) => facts::run(a).await,
         Command::Render(a) => render::run(a).await,
         Command::Check(a) => check::run(a).await,
+        Command::Status(a) => status::run(a).await,
         Command::Tailscale(a) => tailscale::run(a).await,
         Command::Export(a) => export::run(a).await,
         Command::Unlock(a) => unlock::run(a).await,

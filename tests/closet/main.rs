@@ -25,6 +25,7 @@ mod plan_fake;
 mod plan_json_example;
 mod preflight_gate;
 mod slurm_templates;
+mod status;
 mod tailscale_plan;
 mod tailscale_policy;
 mod tailscale_push;
