@@ -20,6 +20,7 @@ mod inventory_errors;
 mod nfs_files;
 mod nfs_values;
 mod observability;
+mod perf_fake;
 mod plan_fake;
 mod plan_json_example;
 mod preflight_gate;

@@ -367,11 +367,8 @@ async fn probe_host<C: Connector>(
         Ok(Err(e)) => return Err(transport(e)),
         Ok(Ok(conn)) => conn,
     };
-    info!(
-        host = %name,
-        millis = started.elapsed().as_millis(),
-        "connected"
-    );
+    let connect_millis = started.elapsed().as_millis() as u64;
+    info!(host = %name, millis = connect_millis, "connected");
     let script = probe::script(request);
     log_script(name, "the fact probe", &script);
     let script_bytes = script.len();
@@ -379,10 +376,11 @@ async fn probe_host<C: Connector>(
     let probing = Instant::now();
     let answer = tokio::time::timeout_at(deadline, conn.run(script)).await;
     let received = now();
+    let probe_millis = probing.elapsed().as_millis() as u64;
     if let Ok(Ok(out)) = &answer {
         info!(
             host = %name,
-            millis = probing.elapsed().as_millis(),
+            millis = probe_millis,
             script_bytes,
             stdout_bytes = out.stdout.len(),
             stderr_bytes = out.stderr.len(),
@@ -411,6 +409,9 @@ async fn probe_host<C: Connector>(
     match parsed {
         Ok(mut facts) => {
             facts.time.local_epoch = (sent + received) / 2.0;
+            facts.probe.connect_millis = connect_millis;
+            facts.probe.probe_millis = probe_millis;
+            info!(host = %name, "probe timings: {}", probe::timings_line(&facts.probe));
             if let Some(owner) = &request.lock {
                 if facts.lock_acquired {
                     info!(host = %name, run = %owner.run, "took the apply lock");

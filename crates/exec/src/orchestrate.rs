@@ -1,7 +1,9 @@
 //! Plan and apply as the commands run them: probe every host at once (taking the
 //! selected hosts' locks in the same round trip), plan, ask, carry the plan out step by
 //! step while the locks are kept fresh, release them, plan again and verify with the
-//! cluster's own tools. The command line only adds flags, printing and exit codes.
+//! cluster's own tools. When the plan has no changes, apply stops after the probe (it
+//! releases the locks; it verifies only when asked). The command line only adds flags,
+//! printing and exit codes.
 
 use crate::diagnostic::Diagnostic;
 use crate::engine::{self, ApplyReport, Connections, Events, HostOutcome};
@@ -60,8 +62,11 @@ pub async fn plan_with<C: Connector + 'static>(
 #[derive(Debug, Clone, Default)]
 pub struct ApplyOptions {
     pub hosts: Vec<String>,
-    /// Check MUNGE and Slurm with their own tools after apply.
+    /// Check MUNGE and Slurm with their own tools after apply changed something.
     pub verify: bool,
+    /// Check them also when nothing changed (`apply --verify`); otherwise a no-op
+    /// apply is a plan: it returns after the probe, with nothing but the locks released.
+    pub verify_unchanged: bool,
     /// Who takes the locks; `None` is this process with a fresh run id.
     pub owner: Option<crate::lock::Owner>,
     /// Pulled by Ctrl-C/SIGTERM (or a test).
@@ -159,11 +164,16 @@ where
         drop(refresher);
         let locks_left = release(&facts, &connections, &run, stop).await;
         let report = ApplyReport::before(&empty_of(&plan));
+        let mut verification = Vec::new();
+        if !plan.has_changes() && options.verify_unchanged && !stop.requested() {
+            let answered: BTreeSet<&str> = facts.hosts.keys().map(String::as_str).collect();
+            verification = verify_hosts(loaded, &facts, &connections, &answered).await;
+        }
         return Ok(ApplyOutcome {
             plan,
             report,
             after: None,
-            verification: Vec::new(),
+            verification,
             locks_left,
             interrupted: stop.requested(),
             confirmed: false,
@@ -210,21 +220,7 @@ where
             .filter(|(_, o)| matches!(o, HostOutcome::Converged { .. } | HostOutcome::Unchanged))
             .map(|(h, _)| h.as_str())
             .collect();
-        let checked = engine::Connections {
-            hosts: connections
-                .hosts
-                .iter()
-                .filter(|(h, _)| good.contains(h.as_str()))
-                .map(|(h, c)| (h.clone(), c.clone()))
-                .collect(),
-        };
-        verification.extend(verify::munge(&loaded.inventory, &checked).await);
-        if let Some(ctx) = crate::concerns::slurm::context(&loaded.inventory, &after_facts)
-            .filter(|ctx| good.contains(ctx.controller.as_str()))
-        {
-            verification
-                .extend(verify::slurm(&ctx, &loaded.inventory, &checked, NODE_WAIT_SECONDS).await);
-        }
+        verification = verify_hosts(loaded, &after_facts, &connections, &good).await;
     }
     Ok(ApplyOutcome {
         plan,
@@ -235,6 +231,31 @@ where
         interrupted: false,
         confirmed: true,
     })
+}
+
+/// MUNGE across `good` hosts and, when the controller is one of them, Slurm's nodes.
+async fn verify_hosts<T: crate::transport::Transport + 'static>(
+    loaded: &Loaded,
+    facts: &ClusterFacts,
+    connections: &Connections<T>,
+    good: &BTreeSet<&str>,
+) -> Vec<Diagnostic> {
+    let checked = engine::Connections {
+        hosts: connections
+            .hosts
+            .iter()
+            .filter(|(h, _)| good.contains(h.as_str()))
+            .map(|(h, c)| (h.clone(), c.clone()))
+            .collect(),
+    };
+    let mut verification = verify::munge(&loaded.inventory, &checked).await;
+    if let Some(ctx) = crate::concerns::slurm::context(&loaded.inventory, facts)
+        .filter(|ctx| good.contains(ctx.controller.as_str()))
+    {
+        verification
+            .extend(verify::slurm(&ctx, &loaded.inventory, &checked, NODE_WAIT_SECONDS).await);
+    }
+    verification
 }
 
 /// A host whose other steps went through did not converge when a step was refused.

@@ -104,6 +104,13 @@ pub struct FakeState {
     /// slurmctld's node states an admin set (`scontrol update nodename=N state=drain
     /// reason=...`): node -> (state as sinfo prints it, reason). Read on the controller.
     pub slurm_held: BTreeMap<String, (String, String)>,
+    /// `/proc/sys/kernel/random/boot_id`: a reboot changes it.
+    pub boot_id: String,
+    /// The probe's GPU cache file ([`closetctl_core::facts::probe::GPU_CACHE`]): the
+    /// key it was written under and `nvidia-smi`'s answer.
+    pub gpu_cache: Option<(String, String)>,
+    /// Times the probe ran `nvidia-smi` here.
+    pub nvidia_smi_runs: u64,
     pub(crate) next_pid: u32,
 }
 
@@ -161,6 +168,9 @@ impl FakeState {
             decoded: BTreeSet::new(),
             credentials_made: 0,
             slurm_held: BTreeMap::new(),
+            boot_id: "boot-1".into(),
+            gpu_cache: None,
+            nvidia_smi_runs: 0,
             next_pid: 1000,
         };
         for (name, id) in [("root", 0), ("daemon", 1), ("sshd", 100), ("nobody", 65534)] {
