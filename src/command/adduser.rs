@@ -8,6 +8,7 @@
 //! name or UID it took is refused with nothing written.
 
 use super::{CliError, InventoryArgs, Loaded};
+use crate::concerns::users::ids::{id_state, IdState};
 use crate::facts::ClusterFacts;
 use crate::inventory::edit::{self, EditError, NewUser};
 use clap::Args;
@@ -48,15 +49,18 @@ impl From<EditError> for CliError {
 pub fn live_conflicts(facts: &ClusterFacts, name: &str, uid: u32) -> Vec<String> {
     let mut out = Vec::new();
     for (host, f) in &facts.hosts {
-        if let Some(e) = f.users.get(name) {
-            out.push(format!(
-                "host `{host}` already has a user `{name}` (uid {})",
-                e.uid
-            ));
-        } else if let Some((holder, _)) = f.users.iter().find(|(_, e)| e.uid == uid) {
-            out.push(format!(
+        let live = f.users.iter().map(|(n, e)| (n.as_str(), e.uid));
+        match id_state(name, uid, live) {
+            IdState::Same => out.push(format!(
+                "host `{host}` already has a user `{name}` (uid {uid})"
+            )),
+            IdState::OtherId(have) => out.push(format!(
+                "host `{host}` already has a user `{name}` (uid {have})"
+            )),
+            IdState::HeldBy(holder) => out.push(format!(
                 "host `{host}`: uid {uid} is held by user `{holder}`"
-            ));
+            )),
+            IdState::Missing => {}
         }
     }
     out

@@ -101,6 +101,7 @@ impl Closet {
 /// Run `f` with everything at `level` and above captured (on this thread only: the
 /// tests run on a current-thread runtime, so the engine's tasks log here too).
 async fn captured<F: std::future::Future>(level: &str, f: F) -> (F::Output, String) {
+    every_callsite_on();
     let out = Captured::default();
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(level))
@@ -110,6 +111,44 @@ async fn captured<F: std::future::Future>(level: &str, f: F) -> (F::Output, Stri
     let _guard = tracing::subscriber::set_default(subscriber);
     let result = f.await;
     (result, out.text())
+}
+
+/// `tracing` caches, per callsite, whether any subscriber wants it, and keeps a global
+/// maximum level; with a capturing subscriber set on this thread only, a callsite first
+/// hit by another test's thread (no subscriber there) could be cached as unwanted, and
+/// an event would go missing here now and then. A global subscriber that wants every
+/// event and drops it keeps every callsite live; the thread's own subscriber still
+/// decides what is captured.
+fn every_callsite_on() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(Everything);
+    });
+}
+
+struct Everything;
+
+impl tracing::Subscriber for Everything {
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::always()
+    }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::TRACE)
+    }
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
 }
 
 /// The secrets of the closet, each with its base64, by name.

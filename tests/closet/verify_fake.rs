@@ -7,10 +7,11 @@
 use crate::kit::{
     apply_opts, cluster, converged, hold_lock, plan, plan_with, ApplyOptions, Closet, Loaded,
 };
-use closetctl_core::concerns::slurm;
+use closetctl_core::concerns::{munge, slurm};
 use closetctl_core::diagnostic::{line, Diagnostic, Form};
 use closetctl_core::lock::LOCK_DIR;
 use closetctl_core::plan::render::Style;
+use closetctl_core::verification::Scope;
 use closetctl_exec::engine::HostOutcome;
 use closetctl_exec::verify;
 use closetctl_testkit::fake::FakeCluster;
@@ -53,10 +54,17 @@ async fn verify_all(fake: &Arc<FakeCluster>, loaded: &Loaded) -> Vec<Diagnostic>
     let (_, facts, connections) = plan_with(fake.clone(), loaded, &[], None, None)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let ctx = slurm::context(&loaded.inventory, &facts).expect("a slurm closet");
-    let mut findings = verify::munge(&loaded.inventory, &connections).await;
-    findings.extend(verify::slurm(&ctx, &loaded.inventory, &connections, WAIT).await);
-    findings
+    assert!(
+        slurm::context(&loaded.inventory, &facts).is_some(),
+        "a slurm closet"
+    );
+    let scope = Scope {
+        inventory: &loaded.inventory,
+        facts: &facts,
+        hosts: HOSTS.iter().map(|h| h.to_string()).collect(),
+        wait_seconds: WAIT,
+    };
+    verify::all(&scope, &connections).await
 }
 
 /// `check: ok detail` lines, sorted, for whole-list comparisons (from the line apply
@@ -241,14 +249,14 @@ async fn a_host_apply_skipped_is_neither_checked_nor_waited_for() {
     let scripts = fake.host("head").scripts.lock().unwrap().clone();
     let wait = scripts
         .iter()
-        .find(|s| s.contains(verify::NODE_STATES))
+        .find(|s| s.contains(slurm::verify::NODE_STATES))
         .expect("the wait loop ran on the controller");
     assert!(wait.contains("^(node1)\\|"), "{wait}");
     let node2 = fake.host("node2").scripts.lock().unwrap().clone();
     assert!(
         !node2
             .iter()
-            .any(|s| s == verify::MAKE || s.starts_with(verify::DECODE)),
+            .any(|s| s == munge::verify::MAKE || s.starts_with(munge::verify::DECODE)),
         "{node2:?}"
     );
     // Once the lock is gone, the next apply converges node2 and it verifies.

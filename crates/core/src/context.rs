@@ -4,11 +4,16 @@
 //! `groups` and `facts` (each host's facts by name), plus each concern's own values
 //! (`slurm` and `nfs` sections, Slurm node lines, NFS exports: see
 //! [`crate::concerns::Concern::template_values`]) so templates stay simple.
+//!
+//! A value is built only when some template (or handler command) reads it ([`Reads`]):
+//! `facts` holds every host's facts, and turning them into template values costs more
+//! than planning a host, so a plan whose templates never read it never pays for it.
 
 use crate::facts::ClusterFacts;
 use crate::inventory::{Host, Inventory};
 use crate::playbook::Playbooks;
 use minijinja::{context, Environment, UndefinedBehavior, Value};
+use std::collections::BTreeSet;
 
 /// A template environment over the playbooks' templates; undefined values are errors.
 pub fn environment(playbooks: &Playbooks) -> Environment<'_> {
@@ -24,17 +29,66 @@ pub fn environment(playbooks: &Playbooks) -> Environment<'_> {
     env
 }
 
-/// The part of the context every host shares; built once per plan (it holds every
-/// host's facts, so building it per host would make planning quadratic).
-pub fn shared_context(inventory: &Inventory, facts: &ClusterFacts) -> Value {
-    context! {
-        cluster => Value::from_serialize(&inventory.cluster),
-        hosts => Value::from_serialize(&inventory.hosts),
-        users => Value::from_serialize(&inventory.users),
-        groups => Value::from_serialize(inventory.managed_groups()),
-        facts => Value::from_serialize(&facts.hosts),
-        ..Value::from_iter(crate::concerns::template_values(inventory, facts))
+/// The top-level names that templates read (minijinja's undeclared variables of every
+/// template in the environment and of every extra source, e.g. handler commands).
+#[derive(Debug, Clone, Default)]
+pub struct Reads {
+    names: BTreeSet<String>,
+    /// Everything is wanted (a template prints the whole context with `debug()`).
+    all: bool,
+}
+
+impl Reads {
+    /// Every value, read or not.
+    pub fn all() -> Reads {
+        Reads {
+            names: BTreeSet::new(),
+            all: true,
+        }
     }
+
+    /// What the templates of `env` and the template sources in `extra` read.
+    pub fn of<'s>(env: &Environment<'_>, extra: impl IntoIterator<Item = &'s str>) -> Reads {
+        let mut names = BTreeSet::new();
+        for (_, template) in env.templates() {
+            names.extend(template.undeclared_variables(false));
+        }
+        for source in extra {
+            // A source that does not parse fails when rendered, whatever the context.
+            if let Ok(template) = env.template_from_str(source) {
+                names.extend(template.undeclared_variables(false));
+            }
+        }
+        let all = names.contains("debug");
+        Reads { names, all }
+    }
+
+    pub fn wants(&self, name: &str) -> bool {
+        self.all || self.names.contains(name)
+    }
+}
+
+/// The part of the context every host shares; built once per plan (it holds every
+/// host's facts, so building it per host would make planning quadratic), and only
+/// with the values some template reads.
+pub fn shared_context(inventory: &Inventory, facts: &ClusterFacts, reads: &Reads) -> Value {
+    let mut ctx: Vec<(&'static str, Value)> = Vec::new();
+    let mut put = |name: &'static str, value: &dyn Fn() -> Value| {
+        if reads.wants(name) {
+            ctx.push((name, value()));
+        }
+    };
+    put("cluster", &|| Value::from_serialize(&inventory.cluster));
+    put("hosts", &|| Value::from_serialize(&inventory.hosts));
+    put("users", &|| Value::from_serialize(&inventory.users));
+    put("groups", &|| {
+        Value::from_serialize(inventory.managed_groups())
+    });
+    put("facts", &|| Value::from_serialize(&facts.hosts));
+    for (name, value) in crate::concerns::template_values(inventory, facts) {
+        put(name, &*value);
+    }
+    ctx.into_iter().collect()
 }
 
 /// The context for one host: the shared part plus `host`.

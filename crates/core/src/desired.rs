@@ -13,7 +13,8 @@ use crate::inventory::{Host, Inventory};
 use crate::ops::Actor;
 use crate::playbook::{Playbooks, Step};
 use crate::resource::{Directory, File, Resource, Service};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -75,27 +76,70 @@ pub fn host_steps(
 }
 
 /// The template environment and the shared context, built once for every host.
+///
+/// What does not depend on the host is rendered once: a template (or handler
+/// command) that does not read `host` gives the same text for every host of a plan
+/// (`slurm.conf`, `gres.conf`, `/etc/exports` list the whole cluster), so its first
+/// rendering is kept and reused.
 pub struct Desired<'a> {
     inputs: &'a Inputs<'a>,
     facts: &'a ClusterFacts,
     env: minijinja::Environment<'a>,
     shared: minijinja::Value,
+    /// Renderings of templates, by name, kept for every host.
+    templates: Cache<'a>,
+    /// Renderings of handler commands, by their text, kept for every host.
+    commands: Cache<'a>,
+}
+
+/// Renderings that are the same for every host of a plan.
+#[derive(Default)]
+struct Cache<'a> {
+    /// The sources (template names, command texts) that do not depend on the host.
+    host_free: HashSet<&'a str>,
+    /// Source -> its text, or the error message, once rendered.
+    rendered: Mutex<HashMap<String, Result<String, String>>>,
 }
 
 impl<'a> Desired<'a> {
     pub fn new(inputs: &'a Inputs<'a>, facts: &'a ClusterFacts) -> Desired<'a> {
+        let env = context::environment(inputs.playbooks);
+        let commands = inputs
+            .playbooks
+            .steps
+            .iter()
+            .flat_map(|s| &s.handlers)
+            .filter_map(|h| h.command.as_deref());
+        let reads = context::Reads::of(&env, commands.clone());
+        let mut templates = Cache::default();
+        for (name, text) in &inputs.playbooks.templates {
+            if env
+                .get_template(name)
+                .is_ok_and(|t| reads_no_host(&t, text))
+            {
+                templates.host_free.insert(name.as_str());
+            }
+        }
+        let mut commands_cache = Cache::default();
+        for c in commands {
+            if env.template_from_str(c).is_ok_and(|t| reads_no_host(&t, c)) {
+                commands_cache.host_free.insert(c);
+            }
+        }
         Desired {
             inputs,
             facts,
-            env: context::environment(inputs.playbooks),
-            shared: context::shared_context(inputs.inventory, facts),
+            shared: context::shared_context(inputs.inventory, facts, &reads),
+            env,
+            templates,
+            commands: commands_cache,
         }
     }
 
     pub fn host_steps(&self, host: &Host) -> Result<Vec<DesiredStep>, DesiredError> {
         let ctx = context::host_context(&self.shared, host);
         let renderer = Renderer {
-            env: &self.env,
+            desired: self,
             ctx: &ctx,
             secrets: self.inputs.secrets,
             host,
@@ -112,6 +156,25 @@ impl<'a> Desired<'a> {
             })
             .collect()
     }
+}
+
+/// Whether a template's text is the same for every host: it does not read `host` and
+/// pulls in no other template (whose reads it would share).
+fn reads_no_host(template: &minijinja::Template, source: &str) -> bool {
+    !template.undeclared_variables(false).contains("host") && !pulls_in_templates(source)
+}
+
+/// Whether a template source has an `include`, `import`, `from` or `extends` tag.
+fn pulls_in_templates(source: &str) -> bool {
+    source.split("{%").skip(1).any(|tag| {
+        let word = tag
+            .trim_start_matches(['-', '+'])
+            .trim_start()
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .next()
+            .unwrap_or("");
+        matches!(word, "include" | "import" | "from" | "extends")
+    })
 }
 
 /// What the probe must gather on `host` for a plan.
@@ -153,7 +216,7 @@ fn steps_for<'p>(
 }
 
 struct Renderer<'a> {
-    env: &'a minijinja::Environment<'a>,
+    desired: &'a Desired<'a>,
     ctx: &'a minijinja::Value,
     secrets: &'a Secrets,
     host: &'a Host,
@@ -195,7 +258,9 @@ fn expand(
     for f in &step.files {
         let content = match (renderer, &f.template, &f.secret) {
             (None, _, _) => Vec::new(),
-            (Some(r), Some(t), None) => render(r, t)?.into_bytes(),
+            (Some(r), Some(t), None) => r
+                .cached(&r.desired.templates, t, t, || render_template(r, t, r.ctx))?
+                .into_bytes(),
             // A template holding a secret (slurmdbd.conf's password): rendered with it as
             // `secret`, and the file is secret content (fingerprints only in plans).
             (Some(r), Some(t), Some(s)) => {
@@ -204,7 +269,7 @@ fn expand(
                     .get(s)
                     .ok_or_else(|| DesiredError::MissingSecret { name: s.clone() })?;
                 let ctx = minijinja::context! { secret => String::from_utf8_lossy(value), ..r.ctx.clone() };
-                render_with(r, t, &ctx)?.into_bytes()
+                r.error(t, render_template(r, t, &ctx))?.into_bytes()
             }
             (Some(r), None, Some(s)) => r
                 .secrets
@@ -238,14 +303,17 @@ fn expand(
             (_, Some(u), _) => HandlerAction::Reload(Service::new(u, true, true).unit),
             // Commands are templates too (e.g. the automount units of the NFS shares).
             (_, _, Some(c)) => HandlerAction::Command(match renderer {
-                Some(r) => r
-                    .env
-                    .render_str(c, r.ctx)
-                    .map_err(|e| DesiredError::Template {
-                        host: host.name.clone(),
-                        template: format!("handler `{}`", h.name),
-                        message: format!("{e:#}"),
-                    })?,
+                Some(r) => r.cached(
+                    &r.desired.commands,
+                    c,
+                    &format!("handler `{}`", h.name),
+                    || {
+                        r.desired
+                            .env
+                            .render_str(c, r.ctx)
+                            .map_err(|e| format!("{e:#}"))
+                    },
+                )?,
                 None => c.clone(),
             }),
             _ => unreachable!("validated: one action per handler"),
@@ -269,23 +337,45 @@ fn expand(
     })
 }
 
-fn render(r: &Renderer, template: &str) -> Result<String, DesiredError> {
-    render_with(r, template, r.ctx)
+impl Renderer<'_> {
+    /// `render()`'s text, rendered once per plan when `source` is host-free.
+    /// `what` names the source in an error.
+    fn cached(
+        &self,
+        cache: &Cache,
+        source: &str,
+        what: &str,
+        render: impl FnOnce() -> Result<String, String>,
+    ) -> Result<String, DesiredError> {
+        if !cache.host_free.contains(source) {
+            return self.error(what, render());
+        }
+        let mut rendered = cache.rendered.lock().unwrap_or_else(|e| e.into_inner());
+        let result = match rendered.get(source) {
+            Some(r) => r.clone(),
+            None => {
+                let r = render();
+                rendered.insert(source.to_string(), r.clone());
+                r
+            }
+        };
+        self.error(what, result)
+    }
+
+    /// A rendering's error message as this host's [`DesiredError::Template`].
+    fn error(&self, what: &str, result: Result<String, String>) -> Result<String, DesiredError> {
+        result.map_err(|message| DesiredError::Template {
+            host: self.host.name.clone(),
+            template: what.to_string(),
+            message,
+        })
+    }
 }
 
-fn render_with(
-    r: &Renderer,
-    template: &str,
-    ctx: &minijinja::Value,
-) -> Result<String, DesiredError> {
-    let err = |e: minijinja::Error| DesiredError::Template {
-        host: r.host.name.clone(),
-        template: template.to_string(),
-        message: format!("{e:#}"),
-    };
-    r.env
+fn render_template(r: &Renderer, template: &str, ctx: &minijinja::Value) -> Result<String, String> {
+    r.desired
+        .env
         .get_template(template)
-        .map_err(err)?
-        .render(ctx)
-        .map_err(err)
+        .and_then(|t| t.render(ctx))
+        .map_err(|e| format!("{e:#}"))
 }

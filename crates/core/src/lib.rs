@@ -34,3 +34,4 @@ pub mod playbook;
 pub mod resource;
 pub mod secrets;
 pub mod shell;
+pub mod verification;

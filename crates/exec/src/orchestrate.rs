@@ -15,6 +15,7 @@ use closetctl_core::facts::probe::ProbeRequest;
 use closetctl_core::facts::ClusterFacts;
 use closetctl_core::loaded::{LoadError, Loaded};
 use closetctl_core::plan::{self, Plan};
+use closetctl_core::verification::Scope;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -233,29 +234,26 @@ where
     })
 }
 
-/// MUNGE across `good` hosts and, when the controller is one of them, Slurm's nodes.
+/// Every concern's checks with the cluster's own tools, on the `good` hosts.
 async fn verify_hosts<T: crate::transport::Transport + 'static>(
     loaded: &Loaded,
     facts: &ClusterFacts,
     connections: &Connections<T>,
     good: &BTreeSet<&str>,
 ) -> Vec<Diagnostic> {
-    let checked = engine::Connections {
-        hosts: connections
+    let scope = Scope {
+        inventory: &loaded.inventory,
+        facts,
+        hosts: loaded
+            .inventory
             .hosts
             .iter()
-            .filter(|(h, _)| good.contains(h.as_str()))
-            .map(|(h, c)| (h.clone(), c.clone()))
+            .map(|h| h.name.clone())
+            .filter(|h| good.contains(h.as_str()) && connections.hosts.contains_key(h))
             .collect(),
+        wait_seconds: NODE_WAIT_SECONDS,
     };
-    let mut verification = verify::munge(&loaded.inventory, &checked).await;
-    if let Some(ctx) = crate::concerns::slurm::context(&loaded.inventory, facts)
-        .filter(|ctx| good.contains(ctx.controller.as_str()))
-    {
-        verification
-            .extend(verify::slurm(&ctx, &loaded.inventory, &checked, NODE_WAIT_SECONDS).await);
-    }
-    verification
+    verify::all(&scope, connections).await
 }
 
 /// A host whose other steps went through did not converge when a step was refused.

@@ -9,10 +9,11 @@
 //! - `conflict` (an error): the name exists with another ID, or the ID is held by
 //!   another name. closetctl never renumbers an account, so a person fixes these.
 //!
-//! The rules are those of [`crate::concerns::users::conflicts`], which `plan` applies;
+//! The rule is [`crate::concerns::users::ids`], which `plan` applies too;
 //! here every account gets a row. An unreachable host is an error.
 
 use super::{CheckKind, Severity};
+use crate::concerns::users::ids::{id_state, IdState};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::facts::{ClusterFacts, HostFacts};
 use crate::inventory::Inventory;
@@ -166,13 +167,11 @@ fn account(
     id: u32,
     live: &BTreeMap<&str, u32>,
 ) -> AccountCheck {
-    let (status, host_id, held_by) = match live.get(name) {
-        Some(&have) if have == id => (AccountStatus::Ok, None, None),
-        Some(&have) => (AccountStatus::Conflict, Some(have), None),
-        None => match live.iter().find(|(_, &have)| have == id) {
-            Some((holder, _)) => (AccountStatus::Conflict, None, Some(holder.to_string())),
-            None => (AccountStatus::Missing, None, None),
-        },
+    let (status, host_id, held_by) = match id_state(name, id, live.iter().map(|(n, i)| (*n, *i))) {
+        IdState::Same => (AccountStatus::Ok, None, None),
+        IdState::OtherId(have) => (AccountStatus::Conflict, Some(have), None),
+        IdState::HeldBy(holder) => (AccountStatus::Conflict, None, Some(holder)),
+        IdState::Missing => (AccountStatus::Missing, None, None),
     };
     AccountCheck {
         host: host.to_string(),

@@ -16,6 +16,7 @@ use crate::inventory::{Host, Inventory};
 use crate::playbook::Playbooks;
 use crate::resource::{Classifier, Disruption, Resource, DISRUPTIONS};
 use crate::secrets::{SecretError, Secrets};
+use crate::verification::{Scope, Verification};
 
 /// Declares each concern's module (its folder) and lists it in [`REGISTRY`].
 macro_rules! registry {
@@ -38,6 +39,9 @@ registry! {
     tailscale => Tailnet,
     motd => Motd,
 }
+
+/// A template value by name, computed on demand.
+pub type TemplateValue<'a> = (&'static str, Box<dyn Fn() -> minijinja::Value + 'a>);
 
 /// A named text shipped inside the binary: `(file name, contents)`.
 pub type Shipped = (&'static str, &'static str);
@@ -118,12 +122,12 @@ pub trait Concern: Sync {
     }
 
     /// Values templates see by name (derived from the inventory and every host's facts),
-    /// computed once per plan.
-    fn template_values(
+    /// each computed once per plan and only when some template reads it.
+    fn template_values<'a>(
         &self,
-        _inventory: &Inventory,
-        _facts: &ClusterFacts,
-    ) -> Vec<(&'static str, minijinja::Value)> {
+        _inventory: &'a Inventory,
+        _facts: &'a ClusterFacts,
+    ) -> Vec<TemplateValue<'a>> {
         Vec::new()
     }
 
@@ -154,6 +158,11 @@ pub trait Concern: Sync {
 
     /// Things on a host it sees but leaves alone (reported, never changed).
     fn unmanaged(&self, _inventory: &Inventory, _facts: &HostFacts) -> Vec<Diagnostic> {
+        Vec::new()
+    }
+
+    /// Checks with the cluster's own tools after an apply, over `scope`.
+    fn verifications(&self, _scope: &Scope) -> Vec<Box<dyn Verification>> {
         Vec::new()
     }
 
@@ -234,11 +243,11 @@ pub fn probe_extras(inventory: &Inventory, host: &Host) -> ProbeRequest {
     req
 }
 
-/// The concerns' template values, computed once per plan.
-pub fn template_values(
-    inventory: &Inventory,
-    facts: &ClusterFacts,
-) -> Vec<(&'static str, minijinja::Value)> {
+/// The concerns' template values, each computed when asked for.
+pub fn template_values<'a>(
+    inventory: &'a Inventory,
+    facts: &'a ClusterFacts,
+) -> Vec<TemplateValue<'a>> {
     REGISTRY
         .iter()
         .flat_map(|c| c.template_values(inventory, facts))
@@ -274,5 +283,13 @@ pub fn unmanaged(inventory: &Inventory, facts: &HostFacts) -> Vec<Diagnostic> {
     REGISTRY
         .iter()
         .flat_map(|c| c.unmanaged(inventory, facts))
+        .collect()
+}
+
+/// Every concern's checks after an apply, in registry order.
+pub fn verifications(scope: &Scope) -> Vec<Box<dyn Verification>> {
+    REGISTRY
+        .iter()
+        .flat_map(|c| c.verifications(scope))
         .collect()
 }

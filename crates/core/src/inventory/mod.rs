@@ -6,14 +6,20 @@
 //! found at once, each with file, line, column and the offending value.
 
 pub mod edit;
-mod raw;
+pub(crate) mod machines;
+pub(crate) mod raw;
 pub mod sections;
-mod validate;
+pub(crate) mod validate;
 
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
+
+// The concerns' own sections, validated in their folders.
+pub use crate::concerns::nfs::section::{Export, Nfs};
+pub use crate::concerns::slurm::section::{Account, FairShare, Partition, Slurm};
+pub use crate::concerns::tailscale::section::Tailscale;
 
 pub use validate::{
     is_octal_mode as validate_mode, is_slurm_time, is_valid_cidr, is_valid_name, shown,
@@ -237,90 +243,6 @@ pub struct User {
     pub home: String,
     pub comment: Option<String>,
     pub ssh_keys: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Nfs {
-    pub server: String,
-    pub network: Option<String>,
-    pub exports: Vec<Export>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Export {
-    pub path: String,
-    pub read_only: bool,
-    pub options: Option<String>,
-    pub owner: Option<String>,
-    pub group: Option<String>,
-    pub mode: Option<String>,
-}
-
-impl Export {
-    /// Whether `options` holds the export option `opt` (a whole comma-separated word).
-    pub fn has_option(&self, opt: &str) -> bool {
-        self.options
-            .as_deref()
-            .is_some_and(|o| o.split(',').any(|w| w == opt))
-    }
-
-    /// Read-only for the server and the clients: `read_only = true`, or `ro` among
-    /// the export's own options.
-    pub fn is_read_only(&self) -> bool {
-        self.read_only || self.has_option("ro")
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Slurm {
-    pub controller: String,
-    pub cluster_name: String,
-    pub fair_share: FairShare,
-    pub partitions: Vec<Partition>,
-    pub accounts: Vec<Account>,
-    pub options: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct FairShare {
-    pub enabled: bool,
-    pub weight_fairshare: u32,
-    pub weight_age: u32,
-    pub weight_job_size: u32,
-    pub decay_half_life: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Partition {
-    pub name: String,
-    /// `None` means every compute host.
-    pub nodes: Option<Vec<String>>,
-    pub default: bool,
-    pub max_time: Option<String>,
-    pub options: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Account {
-    pub name: String,
-    pub fairshare: Option<u32>,
-    pub users: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Tailscale {
-    pub auth_key_file: Option<PathBuf>,
-    pub auth_key_env: Option<String>,
-    pub tags: Vec<String>,
-    pub ssh: bool,
-    pub accept_routes: bool,
-    pub api_key_file: Option<PathBuf>,
-    pub api_key_env: Option<String>,
-    pub api_url: String,
-    pub tailnet: String,
-    pub admin_group: Option<String>,
-    pub researcher_group: Option<String>,
-    pub groups: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize)]

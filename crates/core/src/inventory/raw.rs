@@ -8,6 +8,10 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use toml::Spanned;
 
+pub use crate::concerns::nfs::section::RawNfs;
+pub use crate::concerns::slurm::section::RawSlurm;
+pub use crate::concerns::tailscale::section::RawTailscale;
+
 pub type S<T> = Spanned<T>;
 
 /// The top-level keys [`RawInventory`] reads; any other key must be a concern's own
@@ -137,127 +141,6 @@ pub struct RawUser {
     pub comment: Option<S<String>>,
     #[serde(default)]
     pub ssh_keys: Vec<S<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawNfs {
-    pub server: S<String>,
-    pub network: Option<S<String>>,
-    #[serde(default)]
-    pub exports: Vec<S<RawExport>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawExport {
-    pub path: S<String>,
-    #[serde(default)]
-    pub read_only: bool,
-    pub options: Option<S<String>>,
-    pub owner: Option<S<String>>,
-    pub group: Option<S<String>>,
-    pub mode: Option<S<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSlurm {
-    pub controller: S<String>,
-    pub cluster_name: Option<S<String>>,
-    pub fair_share: Option<S<RawFairShare>>,
-    #[serde(default, rename = "partition")]
-    pub partitions: Vec<S<RawPartition>>,
-    #[serde(default, rename = "account")]
-    pub accounts: Vec<S<RawAccount>>,
-    /// Extra `slurm.conf` lines, `Key = "Value"`; keys carry their span too.
-    #[serde(default)]
-    pub options: BTreeMap<S<String>, S<String>>,
-}
-
-/// `fair_share = true|false` or a table of weights.
-///
-/// Deserialized by hand rather than `#[serde(untagged)]`: an untagged enum buffers its
-/// input and so loses the spans of the values inside the table.
-#[derive(Debug)]
-pub enum RawFairShare {
-    Enabled(bool),
-    Settings(RawFairShareSettings),
-}
-
-impl<'de> Deserialize<'de> for RawFairShare {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = RawFairShare;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("`true`, `false` or a table of fair-share settings")
-            }
-            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<RawFairShare, E> {
-                Ok(RawFairShare::Enabled(v))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> Result<RawFairShare, A::Error> {
-                RawFairShareSettings::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-                    .map(RawFairShare::Settings)
-            }
-        }
-        d.deserialize_any(Visitor)
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawFairShareSettings {
-    pub enabled: Option<bool>,
-    pub weight_fairshare: Option<u32>,
-    pub weight_age: Option<u32>,
-    pub weight_job_size: Option<u32>,
-    pub decay_half_life: Option<S<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawPartition {
-    pub name: S<String>,
-    pub nodes: Option<Vec<S<String>>>,
-    #[serde(default)]
-    pub default: bool,
-    pub max_time: Option<S<String>>,
-    #[serde(default)]
-    pub options: BTreeMap<S<String>, S<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAccount {
-    pub name: S<String>,
-    pub fairshare: Option<S<u32>>,
-    #[serde(default)]
-    pub users: Vec<S<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawTailscale {
-    pub auth_key_file: Option<S<String>>,
-    pub auth_key_env: Option<S<String>>,
-    #[serde(default)]
-    pub tags: Vec<S<String>>,
-    #[serde(default)]
-    pub ssh: bool,
-    #[serde(default)]
-    pub accept_routes: bool,
-    pub api_key_file: Option<S<String>>,
-    pub api_key_env: Option<S<String>>,
-    pub api_url: Option<S<String>>,
-    pub tailnet: Option<S<String>>,
-    pub admin_group: Option<S<String>>,
-    pub researcher_group: Option<S<String>>,
-    #[serde(default)]
-    pub groups: BTreeMap<String, Vec<S<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

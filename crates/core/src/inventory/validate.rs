@@ -4,9 +4,9 @@
 //! admin fixes the file in one pass. Each problem points at a line and column and names
 //! the offending value; a collision names both entries.
 
+use super::machines::{check_circuits, check_cooling, check_hosts, check_ssh};
 use super::raw::*;
 use super::*;
-use crate::gpu;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 
@@ -21,7 +21,7 @@ pub const DEFAULT_HOME_BASE: &str = "/home";
 
 /// The characters a value in `slurm.conf` or `/etc/exports` options may use besides
 /// letters and digits: no space, `#`, quote or control character can get through.
-const OPTION_PUNCTUATION: &str = "=,:._-/+[]@";
+pub(crate) const OPTION_PUNCTUATION: &str = "=,:._-/+[]@";
 
 /// Top-level directories of the system. No home and no home base may be one of them or
 /// lie inside one, whatever `home_bases` says (`/lib*` is matched by prefix).
@@ -64,12 +64,12 @@ pub fn shown(s: &str) -> String {
 }
 
 /// Zero-width and bidirectional formatting characters (Unicode category Cf in use).
-fn is_invisible_format(c: char) -> bool {
+pub(crate) fn is_invisible_format(c: char) -> bool {
     matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
 }
 
 /// The system directory `path` is or is inside, if any.
-fn system_dir(path: &str) -> Option<String> {
+pub(crate) fn system_dir(path: &str) -> Option<String> {
     if path == "/" {
         return Some("/".into());
     }
@@ -84,7 +84,7 @@ fn system_dir(path: &str) -> Option<String> {
 }
 
 /// Whether `inner` is strictly inside the directory `outer` (both normalized).
-fn is_inside(inner: &str, outer: &str) -> bool {
+pub(crate) fn is_inside(inner: &str, outer: &str) -> bool {
     if outer == "/" {
         return inner.len() > 1 && inner.starts_with('/');
     }
@@ -104,14 +104,14 @@ pub fn is_valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
 }
 
-struct Checker<'a> {
+pub(crate) struct Checker<'a> {
     source: &'a str,
     base_dir: PathBuf,
     problems: Vec<Problem>,
 }
 
 impl Checker<'_> {
-    fn position(&self, offset: usize) -> (usize, usize) {
+    pub(crate) fn position(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.source.len());
         let before = &self.source[..offset];
         let line = before.matches('\n').count() + 1;
@@ -123,7 +123,7 @@ impl Checker<'_> {
 
     /// Record a problem at `span`. Control characters in the message (from a quoted
     /// value) are escaped here, once for every message.
-    fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+    pub(crate) fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
         let (line, column) = self.position(span.start);
         self.problems.push(Problem {
             line,
@@ -132,12 +132,12 @@ impl Checker<'_> {
         });
     }
 
-    fn where_(&self, span: &Range<usize>) -> String {
+    pub(crate) fn where_(&self, span: &Range<usize>) -> String {
         let (line, column) = self.position(span.start);
         format!("line {line}, column {column}")
     }
 
-    fn name(&mut self, what: &str, name: &S<String>) -> String {
+    pub(crate) fn name(&mut self, what: &str, name: &S<String>) -> String {
         let value = name.get_ref();
         if !is_valid_name(value) {
             self.at(
@@ -149,7 +149,11 @@ impl Checker<'_> {
     }
 
     /// Record a problem for each value seen twice; the message names both places.
-    fn unique(&mut self, what: &str, items: impl IntoIterator<Item = (String, Range<usize>)>) {
+    pub(crate) fn unique(
+        &mut self,
+        what: &str,
+        items: impl IntoIterator<Item = (String, Range<usize>)>,
+    ) {
         let mut seen: HashMap<String, Range<usize>> = HashMap::new();
         for (value, span) in items {
             if let Some(first) = seen.get(&value) {
@@ -164,7 +168,7 @@ impl Checker<'_> {
         }
     }
 
-    fn abs_path(&mut self, what: &str, path: &S<String>) -> String {
+    pub(crate) fn abs_path(&mut self, what: &str, path: &S<String>) -> String {
         let value = path.get_ref();
         if let Err(why) = check_abs_path(value) {
             self.at(path.span(), format!("{what} `{value}` {why}"));
@@ -173,7 +177,7 @@ impl Checker<'_> {
     }
 
     /// A local file path: `~` expands to $HOME, relative paths are relative to the inventory.
-    fn local_path(&self, value: &str) -> PathBuf {
+    pub(crate) fn local_path(&self, value: &str) -> PathBuf {
         if let Some(rest) = value.strip_prefix("~/") {
             if let Some(home) = std::env::var_os("HOME") {
                 return PathBuf::from(home).join(rest);
@@ -182,7 +186,7 @@ impl Checker<'_> {
         self.base_dir.join(value)
     }
 
-    fn id(&mut self, what: &str, id: &S<u32>, min: u32) -> u32 {
+    pub(crate) fn id(&mut self, what: &str, id: &S<u32>, min: u32) -> u32 {
         let value = *id.get_ref();
         if value < min || value >= 60000 {
             self.at(
@@ -195,7 +199,7 @@ impl Checker<'_> {
 }
 
 /// A remote absolute path closetctl can write into shell scripts, fstab and exports.
-fn check_abs_path(value: &str) -> Result<(), &'static str> {
+pub(crate) fn check_abs_path(value: &str) -> Result<(), &'static str> {
     if !value.starts_with('/') {
         return Err("is not an absolute path");
     }
@@ -234,7 +238,7 @@ pub fn is_valid_cidr(s: &str) -> bool {
 
 /// An IP address, or a DNS name whose last label is not all digits (`10.0.0.300` is a
 /// mistyped address, not a name).
-fn is_valid_address(s: &str) -> bool {
+pub(crate) fn is_valid_address(s: &str) -> bool {
     if s.parse::<std::net::IpAddr>().is_ok() {
         return true;
     }
@@ -255,7 +259,7 @@ fn is_valid_address(s: &str) -> bool {
 
 /// The form two addresses are compared in: an IP address in its canonical text
 /// (`fd00:0::1` is `fd00::1`), a DNS name in lower case (names are case-insensitive).
-fn address_key(s: &str) -> String {
+pub(crate) fn address_key(s: &str) -> String {
     match s.parse::<std::net::IpAddr>() {
         Ok(ip) => ip.to_string(),
         Err(_) => s.to_ascii_lowercase(),
@@ -277,14 +281,14 @@ pub fn is_slurm_time(s: &str) -> bool {
 }
 
 /// Whether `s` matches [`SLURM_KEY_PATTERN`].
-fn is_slurm_key(s: &str) -> bool {
+pub(crate) fn is_slurm_key(s: &str) -> bool {
     s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && s.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
 /// A tailnet in the API's path: its name (`example.com`, `alice@gmail.com`), its ID, or
 /// `-` for the API key's own tailnet. Nothing that could change the URL (`/?#%`).
-fn is_valid_tailnet(s: &str) -> bool {
+pub(crate) fn is_valid_tailnet(s: &str) -> bool {
     s == "-"
         || s.len() <= 253
             && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
@@ -296,7 +300,7 @@ fn is_valid_tailnet(s: &str) -> bool {
 /// only to a loopback address literal (`127.0.0.1`, `[::1]`): a test server on this
 /// machine, where the key never crosses a network. `localhost` is a name and is not
 /// taken for loopback.
-fn check_api_url(value: &str) -> Result<String, String> {
+pub(crate) fn check_api_url(value: &str) -> Result<String, String> {
     let example = "a URL like `https://api.tailscale.com`";
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!(
@@ -324,12 +328,12 @@ fn check_api_url(value: &str) -> Result<String, String> {
     Ok(value.trim_end_matches('/').to_string())
 }
 
-fn is_valid_tag(s: &str) -> bool {
+pub(crate) fn is_valid_tag(s: &str) -> bool {
     s.strip_prefix("tag:")
         .is_some_and(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
 }
 
-fn is_valid_ssh_key(s: &str) -> bool {
+pub(crate) fn is_valid_ssh_key(s: &str) -> bool {
     let mut parts = s.split_whitespace();
     let kind = parts.next().unwrap_or("");
     let blob = parts.next().unwrap_or("");
@@ -343,13 +347,13 @@ fn is_valid_ssh_key(s: &str) -> bool {
 
 /// The first character of `s` outside the conservative set for option strings that end
 /// up in config files (letters, digits and [`OPTION_PUNCTUATION`]).
-fn unsafe_option_char(s: &str) -> Option<char> {
+pub(crate) fn unsafe_option_char(s: &str) -> Option<char> {
     s.chars()
         .find(|c| !(c.is_ascii_alphanumeric() || OPTION_PUNCTUATION.contains(*c)))
 }
 
 /// Whether `s` is a non-empty option string of the conservative set.
-fn is_safe_option_text(s: &str) -> bool {
+pub(crate) fn is_safe_option_text(s: &str) -> bool {
     !s.is_empty() && unsafe_option_char(s).is_none()
 }
 
@@ -467,12 +471,17 @@ fn check(c: &mut Checker, raw: RawInventory) -> Inventory {
     let users = check_users(c, &raw.users, &raw.groups, id_min, &home_bases);
 
     let user_names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
-    let nfs = raw.nfs.as_ref().map(|n| check_nfs(c, n, &hosts));
-    let slurm = raw
-        .slurm
+    let nfs = raw
+        .nfs
         .as_ref()
-        .map(|s| check_slurm(c, s, &hosts, &user_names, &cluster_name));
-    let tailscale = raw.tailscale.as_ref().map(|t| check_tailscale(c, t));
+        .map(|n| crate::concerns::nfs::section::check_nfs(c, n, &hosts));
+    let slurm = raw.slurm.as_ref().map(|s| {
+        crate::concerns::slurm::section::check_slurm(c, s, &hosts, &user_names, &cluster_name)
+    });
+    let tailscale = raw
+        .tailscale
+        .as_ref()
+        .map(|t| crate::concerns::tailscale::section::check_tailscale(c, t));
     let cooling = raw.cooling.as_ref().map(|k| check_cooling(c, k));
     let timeouts = check_timeouts(c, &raw.timeouts);
 
@@ -585,240 +594,6 @@ fn system_dir_phrase(value: &str, sys: &str) -> String {
     } else {
         format!("is inside the system directory `{sys}`")
     }
-}
-
-fn check_ssh(c: &mut Checker, s: &RawSsh) -> Ssh {
-    let user = s.user.as_ref().map(|u| c.name("ssh user", u));
-    let config = s.config.as_ref().map(|p| c.local_path(p.get_ref()));
-    if let (Some(cfg), Some(raw)) = (&config, &s.config) {
-        if !cfg.is_file() {
-            c.at(
-                raw.span(),
-                format!("ssh config `{}` does not exist", cfg.display()),
-            );
-        }
-    }
-    let timeout = s.connect_timeout.as_ref().map_or(10, |t| *t.get_ref());
-    if let Some(t) = &s.connect_timeout {
-        if *t.get_ref() == 0 {
-            c.at(
-                t.span(),
-                "connect_timeout `0` would wait forever; give seconds, e.g. 10",
-            );
-        }
-    }
-    Ssh {
-        user,
-        port: s.port.as_ref().map(|p| *p.get_ref()),
-        config,
-        identity_file: s.identity_file.as_ref().map(|p| c.local_path(p.get_ref())),
-        become_root: s.become_root.unwrap_or(false),
-        connect_timeout_secs: timeout,
-        strict_host_key_checking: s.strict_host_key_checking.unwrap_or(true),
-    }
-}
-
-fn check_circuits(c: &mut Checker, power: &RawPower) -> Vec<Circuit> {
-    let mut out = Vec::new();
-    for rc in &power.circuits {
-        let r = rc.get_ref();
-        let name = c.name("circuit", &r.name);
-        let volts = *r.volts.get_ref();
-        let amps = *r.amps.get_ref();
-        if !(90..=600).contains(&volts) {
-            c.at(
-                r.volts.span(),
-                format!("circuit `{name}`: volts `{volts}` is not a mains voltage (90..600)"),
-            );
-        }
-        if amps == 0 || amps > 400 {
-            c.at(
-                r.amps.span(),
-                format!("circuit `{name}`: amps `{amps}` must be between 1 and 400"),
-            );
-        }
-        if let Some(p) = &r.phase {
-            if ![1, 3].contains(p.get_ref()) {
-                c.at(
-                    p.span(),
-                    format!("circuit `{name}`: phase `{}` must be 1 or 3", p.get_ref()),
-                );
-            }
-        }
-        out.push(Circuit {
-            name,
-            volts,
-            amps,
-            phase: r.phase.as_ref().map(|p| *p.get_ref()),
-        });
-    }
-    c.unique(
-        "circuit name",
-        power
-            .circuits
-            .iter()
-            .map(|x| (x.get_ref().name.get_ref().clone(), x.get_ref().name.span())),
-    );
-    out
-}
-
-fn check_hosts(c: &mut Checker, raw: &[S<RawHost>], circuits: &[String]) -> Vec<Host> {
-    if raw.is_empty() {
-        c.at(
-            0..0,
-            "no `[[host]]` is declared; an inventory needs at least one host",
-        );
-    }
-    let mut hosts = Vec::new();
-    for rh in raw {
-        let h = rh.get_ref();
-        let name = c.name("host", &h.name);
-        let address = h.address.get_ref().clone();
-        if !is_valid_address(&address) {
-            c.at(
-                h.address.span(),
-                format!(
-                    "host `{name}`: address `{address}` is neither an IP address nor a DNS name"
-                ),
-            );
-        }
-        let mut roles = Vec::new();
-        for r in &h.roles {
-            match Role::parse(r.get_ref()) {
-                Some(role) if roles.contains(&role) => c.at(
-                    r.span(),
-                    format!("host `{name}`: role `{}` is listed twice", r.get_ref()),
-                ),
-                Some(role) => roles.push(role),
-                None => {
-                    let known: Vec<&str> = Role::ALL.iter().map(|(n, _)| *n).collect();
-                    c.at(
-                        r.span(),
-                        format!(
-                            "host `{name}`: unknown role `{}` (known: {})",
-                            r.get_ref(),
-                            known.join(", ")
-                        ),
-                    )
-                }
-            }
-        }
-        let gpus = h.gpus.as_ref().map(|g| {
-            let g = g.get_ref();
-            let model = g.model.get_ref().clone();
-            if gpu::model_by_key(&model).is_none() {
-                c.at(
-                    g.model.span(),
-                    format!(
-                        "host `{name}`: unknown GPU model `{model}` (known: {})",
-                        gpu::model_keys().join(", ")
-                    ),
-                );
-            }
-            let count = *g.count.get_ref();
-            if count == 0 || count > 16 {
-                c.at(
-                    g.count.span(),
-                    format!("host `{name}`: GPU count `{count}` must be between 1 and 16"),
-                );
-            }
-            GpuSpec { model, count }
-        });
-        if let Some(cc) = &h.circuit {
-            if !circuits.contains(cc.get_ref()) {
-                c.at(
-                    cc.span(),
-                    format!(
-                        "host `{name}`: circuit `{}` is not declared in `[[power.circuit]]`",
-                        cc.get_ref()
-                    ),
-                );
-            }
-        }
-        let tailscale = h
-            .tailscale
-            .as_ref()
-            .map_or_else(HostTailscale::default, |t| {
-                let t = t.get_ref();
-                let hostname = t.hostname.as_ref().map(|n| c.name("tailscale hostname", n));
-                let tags = t.tags.as_ref().map(|tags| check_tags(c, tags));
-                let mut routes = Vec::new();
-                for r in &t.advertise_routes {
-                    if !is_valid_cidr(r.get_ref()) {
-                        c.at(
-                            r.span(),
-                            format!(
-                                "host `{name}`: route `{}` is not a CIDR like 192.168.1.0/24",
-                                r.get_ref()
-                            ),
-                        );
-                    }
-                    routes.push(r.get_ref().clone());
-                }
-                HostTailscale {
-                    hostname,
-                    tags,
-                    advertise_routes: routes,
-                }
-            });
-        hosts.push(Host {
-            name,
-            address,
-            roles,
-            gpus,
-            circuit: h.circuit.as_ref().map(|x| x.get_ref().clone()),
-            base_watts: h.base_watts.as_ref().map(|x| *x.get_ref()),
-            psu_watts: h.psu_watts.as_ref().map(|x| *x.get_ref()),
-            tailscale,
-        });
-    }
-    c.unique(
-        "host name",
-        raw.iter()
-            .map(|h| (h.get_ref().name.get_ref().clone(), h.get_ref().name.span())),
-    );
-    // Compared as the network sees them: `Head.Lab` is `head.lab`, `fd00:0::1` is `fd00::1`.
-    let mut seen: HashMap<String, (String, Range<usize>)> = HashMap::new();
-    for h in raw {
-        let address = &h.get_ref().address;
-        let key = address_key(address.get_ref());
-        match seen.get(&key) {
-            Some((first, span)) => {
-                let at = c.where_(span);
-                let same = if first == address.get_ref() {
-                    String::new()
-                } else {
-                    format!(" as `{first}`")
-                };
-                let message = format!(
-                    "duplicate host address `{}`: already declared{same} at {at}",
-                    address.get_ref()
-                );
-                c.at(address.span(), message);
-            }
-            None => {
-                seen.insert(key, (address.get_ref().clone(), address.span()));
-            }
-        }
-    }
-    hosts
-}
-
-fn check_tags(c: &mut Checker, tags: &[S<String>]) -> Vec<String> {
-    tags.iter()
-        .map(|t| {
-            if !is_valid_tag(t.get_ref()) {
-                c.at(
-                    t.span(),
-                    format!(
-                        "tailscale tag `{}` must look like `tag:closet`",
-                        t.get_ref()
-                    ),
-                );
-            }
-            t.get_ref().clone()
-        })
-        .collect()
 }
 
 fn check_groups(c: &mut Checker, raw: &[S<RawGroup>], id_min: u32) -> Vec<Group> {
@@ -1021,7 +796,7 @@ fn check_users(
 
 /// A user's explicit `home`: a normalized absolute path strictly under a home base and
 /// not a system directory. Whether it is valid (then it is compared with the others').
-fn check_home(c: &mut Checker, user: &str, home: &S<String>, bases: &[String]) -> bool {
+pub(crate) fn check_home(c: &mut Checker, user: &str, home: &S<String>, bases: &[String]) -> bool {
     let value = home.get_ref();
     let what = format!("user `{user}`: home");
     if let Err(why) = check_abs_path(value) {
@@ -1058,436 +833,6 @@ fn check_home(c: &mut Checker, user: &str, home: &S<String>, bases: &[String]) -
     true
 }
 
-fn check_nfs(c: &mut Checker, n: &S<RawNfs>, hosts: &[Host]) -> Nfs {
-    let n = n.get_ref();
-    match hosts.iter().find(|h| &h.name == n.server.get_ref()) {
-        None => c.at(
-            n.server.span(),
-            format!("nfs server `{}` is not a declared host", n.server.get_ref()),
-        ),
-        Some(h) if !h.has_role(Role::NfsServer) => c.at(
-            n.server.span(),
-            format!(
-                "nfs server `{}` does not have the `nfs-server` role",
-                n.server.get_ref()
-            ),
-        ),
-        Some(_) => {}
-    }
-    if let Some(net) = &n.network {
-        if !is_valid_cidr(net.get_ref()) {
-            c.at(
-                net.span(),
-                format!(
-                    "nfs network `{}` is not a CIDR like 10.0.0.0/24",
-                    net.get_ref()
-                ),
-            );
-        }
-    }
-    let exports_raw: Vec<&S<RawExport>> = n.exports.iter().collect();
-    let mut exports = Vec::new();
-    for e in &exports_raw {
-        let e = e.get_ref();
-        let path = c.abs_path("nfs export path", &e.path);
-        if path == "/" {
-            c.at(
-                e.path.span(),
-                "nfs export path `/` would share the whole root file system",
-            );
-        }
-        if let Some(o) = &e.options {
-            if !is_safe_option_text(o.get_ref()) {
-                c.at(o.span(), format!("nfs export `{path}`: options `{}` contain characters not allowed in /etc/exports", o.get_ref()));
-            } else if e.read_only && o.get_ref().split(',').any(|w| w == "rw") {
-                // `read_only` wins over nothing silently: the two contradict, say so.
-                c.at(o.span(), format!("nfs export `{path}`: options `{}` contain `rw`, but the export has `read_only = true`; drop `rw` (closetctl adds `ro`)", o.get_ref()));
-            }
-        }
-        for (what, v) in [("owner", &e.owner), ("group", &e.group)] {
-            if let Some(v) = v {
-                c.name(&format!("nfs export `{path}` {what}"), v);
-            }
-        }
-        if let Some(m) = &e.mode {
-            if !is_octal_mode(m.get_ref()) {
-                c.at(
-                    m.span(),
-                    format!(
-                        "nfs export `{path}`: mode `{}` is not an octal mode like `0755`",
-                        m.get_ref()
-                    ),
-                );
-            }
-        }
-        exports.push(Export {
-            path,
-            read_only: e.read_only,
-            options: e.options.as_ref().map(|o| o.get_ref().clone()),
-            owner: e.owner.as_ref().map(|o| o.get_ref().clone()),
-            group: e.group.as_ref().map(|o| o.get_ref().clone()),
-            mode: e.mode.as_ref().map(|o| o.get_ref().clone()),
-        });
-    }
-    c.unique(
-        "nfs export path",
-        exports_raw
-            .iter()
-            .map(|e| (e.get_ref().path.get_ref().clone(), e.get_ref().path.span())),
-    );
-    if exports.is_empty() {
-        exports.push(Export {
-            path: "/home".into(),
-            read_only: false,
-            options: None,
-            owner: None,
-            group: None,
-            mode: None,
-        });
-    }
-    Nfs {
-        server: n.server.get_ref().clone(),
-        network: n.network.as_ref().map(|x| x.get_ref().clone()),
-        exports,
-    }
-}
-
 pub fn is_octal_mode(s: &str) -> bool {
     (3..=4).contains(&s.len()) && s.chars().all(|c| ('0'..='7').contains(&c))
-}
-
-fn check_slurm(
-    c: &mut Checker,
-    s: &S<RawSlurm>,
-    hosts: &[Host],
-    users: &[&str],
-    cluster: &str,
-) -> Slurm {
-    let s = s.get_ref();
-    match hosts.iter().find(|h| &h.name == s.controller.get_ref()) {
-        None => c.at(
-            s.controller.span(),
-            format!(
-                "slurm controller `{}` is not a declared host",
-                s.controller.get_ref()
-            ),
-        ),
-        Some(h) if !h.has_role(Role::Controller) => c.at(
-            s.controller.span(),
-            format!(
-                "slurm controller `{}` does not have the `controller` role",
-                s.controller.get_ref()
-            ),
-        ),
-        Some(_) => {}
-    }
-    let cluster_name = s
-        .cluster_name
-        .as_ref()
-        .map_or(cluster.to_string(), |n| c.name("slurm cluster", n));
-    let fair_share = match s.fair_share.as_ref().map(|f| f.get_ref()) {
-        None | Some(RawFairShare::Enabled(true)) => FairShare::defaults(true),
-        Some(RawFairShare::Enabled(false)) => FairShare::defaults(false),
-        Some(RawFairShare::Settings(x)) => {
-            let d = FairShare::defaults(x.enabled.unwrap_or(true));
-            FairShare {
-                enabled: d.enabled,
-                weight_fairshare: x.weight_fairshare.unwrap_or(d.weight_fairshare),
-                weight_age: x.weight_age.unwrap_or(d.weight_age),
-                weight_job_size: x.weight_job_size.unwrap_or(d.weight_job_size),
-                decay_half_life: match &x.decay_half_life {
-                    None => d.decay_half_life,
-                    Some(v) => {
-                        if !is_slurm_time(v.get_ref()) {
-                            c.at(v.span(), format!("slurm fair_share decay_half_life `{}` is not a Slurm time like `7-0` (days-hours), `7-12`, `2-00:00:00` or minutes like `30`", v.get_ref()));
-                        }
-                        v.get_ref().clone()
-                    }
-                },
-            }
-        }
-    };
-    let mut partitions = Vec::new();
-    for p in &s.partitions {
-        let p = p.get_ref();
-        let name = c.name("partition", &p.name);
-        let nodes = p.nodes.as_ref().map(|nodes| {
-            nodes
-                .iter()
-                .map(|n| {
-                    match hosts.iter().find(|h| &h.name == n.get_ref()) {
-                        None => c.at(
-                            n.span(),
-                            format!(
-                                "partition `{name}`: node `{}` is not a declared host",
-                                n.get_ref()
-                            ),
-                        ),
-                        Some(h) if !h.has_role(Role::Compute) => c.at(
-                            n.span(),
-                            format!(
-                                "partition `{name}`: host `{}` does not have the `compute` role",
-                                n.get_ref()
-                            ),
-                        ),
-                        Some(_) => {}
-                    }
-                    n.get_ref().clone()
-                })
-                .collect()
-        });
-        let options = check_options(c, &format!("partition `{name}`"), &p.options);
-        if let Some(t) = &p.max_time {
-            let v = t.get_ref();
-            if !(is_slurm_time(v)
-                || v.eq_ignore_ascii_case("UNLIMITED")
-                || v.eq_ignore_ascii_case("INFINITE"))
-            {
-                c.at(t.span(), format!("partition `{name}`: max_time `{}` is not a Slurm time like `7-00:00:00` or `UNLIMITED`", t.get_ref()));
-            }
-        }
-        partitions.push(Partition {
-            name,
-            nodes,
-            default: p.default,
-            max_time: p.max_time.as_ref().map(|t| t.get_ref().clone()),
-            options,
-        });
-    }
-    c.unique(
-        "partition name",
-        s.partitions
-            .iter()
-            .map(|p| (p.get_ref().name.get_ref().clone(), p.get_ref().name.span())),
-    );
-    let defaults: Vec<&RawPartition> = s
-        .partitions
-        .iter()
-        .map(|p| p.get_ref())
-        .filter(|p| p.default)
-        .collect();
-    if let Some((first, rest)) = defaults.split_first() {
-        let first_at = c.where_(&first.name.span());
-        for p in rest {
-            c.at(
-                p.name.span(),
-                format!(
-                    "partition `{}` has `default = true`, but partition `{}` at {first_at} is already the default",
-                    p.name.get_ref(),
-                    first.name.get_ref()
-                ),
-            );
-        }
-    }
-    let mut accounts = Vec::new();
-    for a in &s.accounts {
-        let a = a.get_ref();
-        let name = c.name("account", &a.name);
-        for u in &a.users {
-            if !users.contains(&u.get_ref().as_str()) {
-                c.at(
-                    u.span(),
-                    format!(
-                        "account `{name}`: user `{}` is not a declared user",
-                        u.get_ref()
-                    ),
-                );
-            }
-        }
-        accounts.push(Account {
-            name,
-            fairshare: a.fairshare.as_ref().map(|f| *f.get_ref()),
-            users: a.users.iter().map(|u| u.get_ref().clone()).collect(),
-        });
-    }
-    c.unique(
-        "account name",
-        s.accounts
-            .iter()
-            .map(|a| (a.get_ref().name.get_ref().clone(), a.get_ref().name.span())),
-    );
-    let options = check_options(c, "slurm", &s.options);
-    Slurm {
-        controller: s.controller.get_ref().clone(),
-        cluster_name,
-        fair_share,
-        partitions,
-        accounts,
-        options,
-    }
-}
-
-/// `Key = "Value"` pairs written into `slurm.conf` as `Key=Value`: the key a Slurm
-/// parameter name, the value of the conservative set (no space, `#`, newline or other
-/// control character: nothing that ends the line, starts a comment or a second pair).
-fn check_options(
-    c: &mut Checker,
-    what: &str,
-    options: &BTreeMap<S<String>, S<String>>,
-) -> BTreeMap<String, String> {
-    options
-        .iter()
-        .map(|(k, v)| {
-            let key = k.get_ref();
-            if key.is_empty() {
-                c.at(k.span(), format!("{what}: an option name is empty; give a Slurm parameter like `MaxNodes`"));
-            } else if !is_slurm_key(key) {
-                c.at(k.span(), format!("{what}: option name `{key}` does not match `{SLURM_KEY_PATTERN}` (a Slurm parameter like `MaxNodes`)"));
-            }
-            let value = v.get_ref();
-            if value.is_empty() {
-                c.at(v.span(), format!("{what}: option `{key}` has an empty value"));
-            } else if let Some(bad) = unsafe_option_char(value) {
-                c.at(v.span(), format!("{what}: option `{key}` value `{value}` contains `{bad}`; slurm.conf values here may use letters, digits and `{OPTION_PUNCTUATION}`"));
-            }
-            (key.clone(), value.clone())
-        })
-        .collect()
-}
-
-impl FairShare {
-    /// Defaults that favour fair share over age and size, with a one-week half-life.
-    pub fn defaults(enabled: bool) -> FairShare {
-        FairShare {
-            enabled,
-            weight_fairshare: 10000,
-            weight_age: 1000,
-            weight_job_size: 500,
-            decay_half_life: "7-0".into(),
-        }
-    }
-}
-
-fn check_tailscale(c: &mut Checker, t: &S<RawTailscale>) -> Tailscale {
-    let t = t.get_ref();
-    let tags = check_tags(c, &t.tags);
-    for (k, v) in [
-        ("auth_key_env", &t.auth_key_env),
-        ("api_key_env", &t.api_key_env),
-    ] {
-        if let Some(v) = v {
-            if !v
-                .get_ref()
-                .chars()
-                .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_')
-            {
-                c.at(
-                    v.span(),
-                    format!(
-                        "tailscale {k} `{}` is not an environment variable name",
-                        v.get_ref()
-                    ),
-                );
-            }
-        }
-    }
-    let mut groups = BTreeMap::new();
-    for (name, members) in &t.groups {
-        if !is_valid_name(name) {
-            let span = members.first().map_or(0..0, |m| m.span());
-            c.at(
-                span,
-                format!("tailscale group `{name}` does not match `{NAME_PATTERN}`"),
-            );
-        }
-        for m in members {
-            if !m.get_ref().contains('@')
-                || m.get_ref()
-                    .contains(|ch: char| ch.is_whitespace() || ch.is_control())
-            {
-                c.at(m.span(), format!("tailscale group `{name}`: member `{}` is not a login like `alice@example.edu`", m.get_ref()));
-            }
-        }
-        groups.insert(
-            name.clone(),
-            members.iter().map(|m| m.get_ref().clone()).collect(),
-        );
-    }
-    for (k, v) in [
-        ("admin_group", &t.admin_group),
-        ("researcher_group", &t.researcher_group),
-    ] {
-        if let Some(v) = v {
-            if !t.groups.contains_key(v.get_ref()) {
-                c.at(
-                    v.span(),
-                    format!(
-                        "tailscale {k} `{}` is not declared in `[tailscale.groups]`",
-                        v.get_ref()
-                    ),
-                );
-            }
-        }
-    }
-    let api_url =
-        t.api_url.as_ref().map_or(
-            "https://api.tailscale.com".to_string(),
-            |u| match check_api_url(u.get_ref()) {
-                Ok(url) => url,
-                Err(why) => {
-                    c.at(
-                        u.span(),
-                        format!("tailscale api_url `{}` {why}", u.get_ref()),
-                    );
-                    u.get_ref().trim_end_matches('/').to_string()
-                }
-            },
-        );
-    if let Some(tn) = &t.tailnet {
-        if !is_valid_tailnet(tn.get_ref()) {
-            c.at(tn.span(), format!("tailscale tailnet `{}` is not a tailnet name like `example.com` (or `-`, the API key's own tailnet)", tn.get_ref()));
-        }
-    }
-    Tailscale {
-        auth_key_file: t.auth_key_file.as_ref().map(|p| c.local_path(p.get_ref())),
-        auth_key_env: t.auth_key_env.as_ref().map(|v| v.get_ref().clone()),
-        tags,
-        ssh: t.ssh,
-        accept_routes: t.accept_routes,
-        api_key_file: t.api_key_file.as_ref().map(|p| c.local_path(p.get_ref())),
-        api_key_env: t.api_key_env.as_ref().map(|v| v.get_ref().clone()),
-        api_url,
-        tailnet: t
-            .tailnet
-            .as_ref()
-            .map_or("-".into(), |v| v.get_ref().clone()),
-        admin_group: t.admin_group.as_ref().map(|v| v.get_ref().clone()),
-        researcher_group: t.researcher_group.as_ref().map(|v| v.get_ref().clone()),
-        groups,
-    }
-}
-
-fn check_cooling(c: &mut Checker, k: &S<RawCooling>) -> Cooling {
-    let span = k.span();
-    let k = k.get_ref();
-    let btu = match (&k.capacity_btu_per_hour, &k.capacity_tons) {
-        (Some(b), None) => *b.get_ref(),
-        (None, Some(t)) => *t.get_ref() * 12000.0,
-        (Some(b), Some(_)) => {
-            c.at(b.span(), format!("give the cooling capacity once: `capacity_btu_per_hour = {}` or `capacity_tons = {}`, not both", b.get_ref(), k.capacity_tons.as_ref().map_or(0.0, |t| *t.get_ref())));
-            *b.get_ref()
-        }
-        (None, None) => {
-            c.at(
-                span,
-                "`[cooling]` needs `capacity_btu_per_hour` or `capacity_tons`",
-            );
-            0.0
-        }
-    };
-    if let Some(v) = k
-        .capacity_btu_per_hour
-        .as_ref()
-        .or(k.capacity_tons.as_ref())
-    {
-        if v.get_ref().partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-            c.at(
-                v.span(),
-                format!("cooling capacity `{}` must be positive", v.get_ref()),
-            );
-        }
-    }
-    Cooling {
-        capacity_btu_per_hour: btu,
-    }
 }

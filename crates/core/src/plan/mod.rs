@@ -274,7 +274,7 @@ pub fn plan(inputs: &Inputs, facts: &ClusterFacts, hosts: &[String]) -> Plan {
             hp.warnings = here(concerns::host_warnings(inventory, host, host_facts));
             match desired.host_steps(host) {
                 Ok(steps) => {
-                    let mut changed_so_far: Vec<Change> = Vec::new();
+                    let mut changed_so_far: Vec<Watched> = Vec::new();
                     for s in &steps {
                         let sp = plan_step(s, host_facts, &mut changed_so_far);
                         if !sp.is_empty() {
@@ -331,17 +331,28 @@ pub fn plan(inputs: &Inputs, facts: &ClusterFacts, hosts: &[String]) -> Plan {
 }
 
 /// Plan one step; handlers see changes of this step and earlier ones on the host.
+/// What a handler needs to know of a change made earlier on the host (not its diff).
+struct Watched {
+    kind: ResourceKind,
+    name: String,
+    disruption: Option<String>,
+}
+
 fn plan_step(
     step: &desired::DesiredStep,
     facts: &crate::facts::HostFacts,
-    changed_so_far: &mut Vec<Change>,
+    changed_so_far: &mut Vec<Watched>,
 ) -> StepPlan {
     let changes: Vec<Change> = step
         .resources
         .iter()
         .filter_map(|r| r.diff(facts))
         .collect();
-    changed_so_far.extend(changes.iter().cloned());
+    changed_so_far.extend(changes.iter().map(|c| Watched {
+        kind: c.kind,
+        name: c.name.clone(),
+        disruption: c.disruption.clone(),
+    }));
     let handlers = step
         .handlers
         .iter()
@@ -350,7 +361,7 @@ fn plan_step(
                 .owed
                 .iter()
                 .find(|o| o.step == step.name && o.handler == h.name);
-            let mut because: Vec<&Change> = changed_so_far
+            let mut because: Vec<&Watched> = changed_so_far
                 .iter()
                 .filter(|c| h.watch.contains(&c.name))
                 .collect();
@@ -400,7 +411,10 @@ fn plan_step(
             Some(HandlerRun {
                 name: h.name.clone(),
                 action,
-                because: because.iter().map(|c| c.resource()).collect(),
+                because: because
+                    .iter()
+                    .map(|c| format!("{} {}", c.kind.as_str(), c.name))
+                    .collect(),
                 owed: owed.is_some(),
                 op,
             })

@@ -9,6 +9,7 @@ use super::{Action, Change, ResourceKind};
 use crate::facts::HostFacts;
 use crate::ops::Op;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct UserAccount {
@@ -22,7 +23,7 @@ pub struct UserAccount {
     /// Whether useradd creates the home (false where /home is an NFS mount).
     pub create_home: bool,
     /// Every group closetctl manages, to leave other memberships alone.
-    pub managed_groups: BTreeSet<String>,
+    pub managed_groups: Arc<BTreeSet<String>>,
 }
 
 impl UserAccount {

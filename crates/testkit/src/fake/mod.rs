@@ -28,7 +28,6 @@ use crate::facts::probe::HEADER as PROBE_HEADER;
 use crate::inventory::Host;
 use closetctl_core::lock::SCRIPT_HEADER as LOCK_HEADER;
 use closetctl_exec::transport::{Cause, Connector, RemoteOutput, Transport, TransportError};
-use closetctl_exec::verify;
 use lock::lock_script;
 use probe::probe;
 use script::{apply, Stopped};
@@ -181,7 +180,7 @@ impl Transport for FakeConn {
         }
         host.runs.fetch_add(1, Ordering::SeqCst);
         host.scripts.lock().unwrap().push(script.clone());
-        if script.contains(verify::NODE_STATES) {
+        if script.contains(closetctl_core::concerns::slurm::verify::NODE_STATES) {
             return self.wait_for_nodes(&script);
         }
         let (mut out, stopped) = {
@@ -207,10 +206,10 @@ impl Transport for FakeConn {
                 }
                 return Ok(out);
             }
-            if script == verify::MAKE {
+            if script == closetctl_core::concerns::munge::verify::MAKE {
                 return Ok(munge::munge_n(&mut state));
             }
-            if script.starts_with(verify::DECODE) {
+            if script.starts_with(closetctl_core::concerns::munge::verify::DECODE) {
                 return Ok(munge::decode_script(&mut state, &script));
             }
             if let Some(rest) = script.strip_prefix(LOCK_HEADER) {

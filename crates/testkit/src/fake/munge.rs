@@ -5,7 +5,7 @@
 //! lines and exit codes (`EMUNGE_SOCKET` 6, `EMUNGE_CRED_INVALID` 14, `..._EXPIRED` 15,
 //! `..._REWOUND` 16, `..._REPLAYED` 17).
 //!
-//! Verification's decode script ([`closetctl_exec::verify::DECODE`] and its
+//! Verification's decode script ([`closetctl_core::concerns::munge::verify::DECODE`] and its
 //! `cc_unmunge MAKER CREDENTIAL` calls) is carried out line by line with that `unmunge`.
 
 use super::state::{FakeState, MUNGE_KEY, MUNGE_UNIT};
@@ -96,12 +96,12 @@ pub(crate) fn unmunge(s: &mut FakeState, credential: &str) -> Result<(), (i32, S
     Ok(())
 }
 
-/// Verification's decode script: [`closetctl_exec::verify::DECODE`] then one
+/// Verification's decode script: [`closetctl_core::concerns::munge::verify::DECODE`] then one
 /// `cc_unmunge MAKER CREDENTIAL` line per credential, each answered as the function
 /// answers: `@@ok MAKER` or `@@fail MAKER <unmunge's first error line>`.
 pub(crate) fn decode_script(s: &mut FakeState, script: &str) -> RemoteOutput {
     let mut out = RemoteOutput::default();
-    let calls = &script[closetctl_exec::verify::DECODE.len()..];
+    let calls = &script[closetctl_core::concerns::munge::verify::DECODE.len()..];
     for line in calls.lines().filter(|l| !l.trim().is_empty()) {
         let words = shlex::split(line).unwrap_or_default();
         match words.as_slice() {

@@ -121,12 +121,15 @@ impl Concern for Motd {
     fn condition(&self, _name: &str, inventory: &Inventory) -> bool {
         banner(inventory).is_some()
     }
-    fn template_values(
+    fn template_values<'a>(
         &self,
-        inventory: &Inventory,
-        _facts: &ClusterFacts,
-    ) -> Vec<(&'static str, minijinja::Value)> {
-        vec![("motd", minijinja::Value::from_serialize(banner(inventory)))]
+        inventory: &'a Inventory,
+        _facts: &'a ClusterFacts,
+    ) -> Vec<super::TemplateValue<'a>> {
+        vec![(
+            "motd",
+            Box::new(|| minijinja::Value::from_serialize(banner(inventory))),
+        )]
     }
 }
 

@@ -7,6 +7,8 @@
 //! even when the server is late, and a mount that is busy is never forced off: option
 //! changes are labelled `remount` and take effect at the next mount.
 
+pub mod section;
+
 use crate::diagnostic::{Code, Diagnostic};
 use crate::facts::{FileKind, HostFacts};
 use crate::inventory::{Export, Host, Inventory};
@@ -46,24 +48,29 @@ impl super::Concern for Nfs {
         }
         req
     }
-    fn template_values(
+    fn template_values<'a>(
         &self,
-        inventory: &Inventory,
-        _facts: &crate::facts::ClusterFacts,
-    ) -> Vec<(&'static str, minijinja::Value)> {
+        inventory: &'a Inventory,
+        _facts: &'a crate::facts::ClusterFacts,
+    ) -> Vec<super::TemplateValue<'a>> {
         vec![
-            ("nfs", minijinja::Value::from_serialize(&inventory.nfs)),
-            ("nfs_exports", exports_file(inventory).into()),
+            (
+                "nfs",
+                Box::new(|| minijinja::Value::from_serialize(&inventory.nfs)),
+            ),
+            ("nfs_exports", Box::new(|| exports_file(inventory).into())),
             (
                 "nfs_automounts",
-                crate::shell::join(
-                    inventory
-                        .nfs
-                        .iter()
-                        .flat_map(|n| &n.exports)
-                        .map(|e| automount_unit(&e.path)),
-                )
-                .into(),
+                Box::new(|| {
+                    crate::shell::join(
+                        inventory
+                            .nfs
+                            .iter()
+                            .flat_map(|n| &n.exports)
+                            .map(|e| automount_unit(&e.path)),
+                    )
+                    .into()
+                }),
             ),
         ]
     }

@@ -8,6 +8,9 @@
 //! out (with a warning) rather than guessed. [`classify`] labels a change to
 //! `slurm.conf` as `reconfigure` or `restart`, so apply does the least disruptive thing.
 
+pub mod section;
+pub mod verify;
+
 use crate::diagnostic::{Code, Diagnostic};
 use crate::facts::{ClusterFacts, Gpu, HostFacts};
 use crate::gpu;
@@ -45,16 +48,19 @@ impl super::Concern for Slurm {
             ..Default::default()
         }
     }
-    fn template_values(
+    fn template_values<'a>(
         &self,
-        inventory: &Inventory,
-        facts: &ClusterFacts,
-    ) -> Vec<(&'static str, minijinja::Value)> {
+        inventory: &'a Inventory,
+        facts: &'a ClusterFacts,
+    ) -> Vec<super::TemplateValue<'a>> {
         vec![
-            ("slurm", minijinja::Value::from_serialize(&inventory.slurm)),
+            (
+                "slurm",
+                Box::new(|| minijinja::Value::from_serialize(&inventory.slurm)),
+            ),
             (
                 "slurm_conf",
-                minijinja::Value::from_serialize(context(inventory, facts)),
+                Box::new(|| minijinja::Value::from_serialize(context(inventory, facts))),
             ),
         ]
     }
@@ -69,6 +75,32 @@ impl super::Concern for Slurm {
         } else {
             Vec::new()
         }
+    }
+    /// Every compute node in scope idle with its GRES (when the controller is in scope).
+    fn verifications(
+        &self,
+        scope: &crate::verification::Scope,
+    ) -> Vec<Box<dyn crate::verification::Verification>> {
+        let Some(ctx) = context(scope.inventory, scope.facts).filter(|c| scope.includes(&c.controller))
+        else {
+            return Vec::new();
+        };
+        let expected: Vec<String> = scope
+            .inventory
+            .hosts
+            .iter()
+            .filter(|h| h.has_role(Role::Compute) && scope.includes(&h.name))
+            .map(|h| h.name.clone())
+            .collect();
+        if expected.is_empty() {
+            return Vec::new();
+        }
+        vec![Box::new(verify::NodeWait {
+            controller: ctx.controller.clone(),
+            expected,
+            gres: ctx.nodes.iter().map(|n| (n.name.clone(), n.gres.clone())).collect(),
+            seconds: scope.wait_seconds,
+        })]
     }
     fn classifiers(&self) -> &'static [(&'static str, crate::resource::Classifier)] {
         &[("slurm.conf", |old, new| {

@@ -14,6 +14,8 @@
 //! what the cluster itself needs between its hosts (SSH, Slurm, srun, NFS).
 //! Everything here is pure.
 
+pub mod section;
+
 pub mod enrollment;
 
 use crate::diagnostic::{Code, Diagnostic};
