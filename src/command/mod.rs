@@ -13,8 +13,7 @@ pub mod render;
 pub mod tailscale;
 pub mod unlock;
 
-pub use closetctl_core::loaded::{LoadError, Loaded};
-pub use closetctl_exec::orchestrate::{apply_with, plan_with, ApplyOptions, ApplyOutcome};
+pub(crate) use closetctl_core::loaded::{LoadError, Loaded};
 
 use crate::desired::DesiredError;
 use crate::diagnostic::Diagnostic;

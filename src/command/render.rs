@@ -22,7 +22,9 @@ pub struct RenderArgs {
 pub async fn run(args: RenderArgs) -> Result<i32, CliError> {
     let loaded = Loaded::load(&args.inventory.inventory)?;
     let connector = super::ssh_connector(&loaded.inventory)?;
-    let (_, facts, _) = super::plan_with(connector, &loaded, &args.hosts.hosts, None, None).await?;
+    let (_, facts, _) =
+        closetctl_exec::orchestrate::plan_with(connector, &loaded, &args.hosts.hosts, None, None)
+            .await?;
     let mut written = 0;
     for host in loaded.select(&args.hosts.hosts)? {
         for step in host_steps(&loaded.inputs(), &host, &facts)? {

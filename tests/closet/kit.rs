@@ -4,7 +4,7 @@
 
 use assert_cmd::Command;
 use closetctl::report::Reporter;
-// What the modules take from the CLI crate's orchestration, in one place.
+// Loading and orchestration, as the commands use them: the modules take them from here.
 use closetctl_core::facts::{ClusterFacts, CpuTopology, FileKind, Gpu, HostFacts};
 use closetctl_core::inventory::Inventory;
 pub use closetctl_core::loaded::Loaded;
