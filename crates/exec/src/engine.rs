@@ -27,13 +27,13 @@ use crate::inventory::{Host, Timeouts};
 use crate::journal;
 use crate::lock;
 use crate::ops;
-use crate::plan::{HostStatus, Plan, StepPlan};
+use crate::plan::{HostPlan, HostStatus, Plan, StepPlan};
 use crate::resource::ResourceKind;
 use crate::shell::quote;
 use crate::transport::{chain, Connector, RemoteOutput, Transport, TransportError};
 use serde::Serialize;
 use sha2::Digest;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
@@ -733,6 +733,7 @@ pub async fn apply<T: Transport>(
     // and the files a host rejected ((path, SHA-256) -> (host, step)).
     let mut written: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut refused: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
+    let installed = install_first(plan, step_order, &report, connections, control).await;
     for step in step_order {
         let mut set = JoinSet::new();
         for hp in &plan.hosts {
@@ -744,6 +745,13 @@ pub async fn apply<T: Transport>(
             }
             let Some(sp) = hp.steps.iter().find(|s| &s.name == step) else {
                 continue;
+            };
+            let without_installs;
+            let sp = if installed.contains(&hp.host) {
+                without_installs = without_package_ops(sp);
+                &without_installs
+            } else {
+                sp
             };
             let Some(conn) = connections.hosts.get(&hp.host).cloned() else {
                 continue;
@@ -913,6 +921,111 @@ pub async fn apply<T: Transport>(
     }
     report
 }
+
+/// The packages a host's steps install, in step order, each once.
+fn packages_of(hp: &HostPlan, step_order: &[String]) -> Vec<String> {
+    let mut packages: Vec<String> = Vec::new();
+    for step in step_order {
+        let Some(sp) = hp.steps.iter().find(|s| &s.name == step) else {
+            continue;
+        };
+        for op in sp.ops() {
+            if let ops::Op::InstallPackages(p) = op {
+                for name in p {
+                    if !packages.contains(&name) {
+                        packages.push(name);
+                    }
+                }
+            }
+        }
+    }
+    packages
+}
+
+/// A step whose packages are already installed: its changes without their installs.
+fn without_package_ops(sp: &StepPlan) -> StepPlan {
+    let mut sp = sp.clone();
+    for c in &mut sp.changes {
+        c.ops
+            .retain(|op| !matches!(op, ops::Op::InstallPackages(_)));
+    }
+    sp
+}
+
+/// Before the first step: on every host at once, one `apt-get install` for the
+/// packages of all its steps (apt resolves, unpacks and runs triggers once, and a
+/// host's installs no longer wait, step by step, for the other hosts' steps). The
+/// hosts where it worked run their steps without their installs. Where it did not
+/// (a package apt cannot find, a stop), the steps install as before, so a failure is
+/// reported in the step that needs the package. Services a package starts before its
+/// step writes their configuration are started or restarted by that step, as when the
+/// step installed them itself a moment before writing it.
+async fn install_first<T: Transport>(
+    plan: &Plan,
+    step_order: &[String],
+    report: &ApplyReport,
+    connections: &Connections<T>,
+    control: &ApplyControl,
+) -> BTreeSet<String> {
+    let mut set = JoinSet::new();
+    for hp in &plan.hosts {
+        if !matches!(
+            report.hosts.get(&hp.host),
+            Some(HostOutcome::Converged { .. })
+        ) || control.stop.requested()
+        {
+            continue;
+        }
+        let packages = packages_of(hp, step_order);
+        let Some(conn) = connections.hosts.get(&hp.host).cloned() else {
+            continue;
+        };
+        if packages.is_empty() {
+            continue;
+        }
+        let ops = vec![ops::Op::InstallPackages(packages)];
+        let title = format!("packages on {}", hp.host);
+        let begin = format!(
+            "cc_begin {} {INSTALL_FIRST}\ncc_dpkg_heal || {{ printf '@@closetctl failed 0\\n'; exit 1; }}\n",
+            quote(&control.run)
+        );
+        let script = ops::framed_script(
+            &title,
+            lock::STEP_PRELUDE,
+            &begin,
+            &ops,
+            |_| String::new(),
+            "cc_end\n",
+        );
+        log_script(&hp.host, "the package install", &script);
+        let limit = control.timeouts.step(INSTALL_FIRST, true);
+        let grace = Duration::from_secs(control.timeouts.grace_secs.into());
+        let host = hp.host.clone();
+        let (stop, run) = (control.stop.clone(), control.run.clone());
+        set.spawn(async move {
+            info!(host = %host, packages = %ops[0].describe(), "installing every step's packages");
+            let started = Instant::now();
+            let (result, _) = run_step(&*conn, &host, script, &ops, limit, &stop, grace, &run).await;
+            let millis = started.elapsed().as_millis();
+            match &result {
+                Ok(()) => info!(host = %host, step = INSTALL_FIRST, millis, "step finished"),
+                Err(e) => info!(host = %host, step = INSTALL_FIRST, millis, "installing every step's packages at once failed, the steps install their own: {e}"),
+            }
+            (host, result.is_ok())
+        });
+    }
+    let mut done = BTreeSet::new();
+    while let Some(joined) = set.join_next().await {
+        let (host, ok) = joined.expect("install task panicked");
+        if ok {
+            done.insert(host);
+        }
+    }
+    done
+}
+
+/// The name the package phase runs under (lock record, time limit, log lines).
+pub const INSTALL_FIRST: &str = "packages";
 
 /// SHA-256 of each file the ops wrote, by path.
 fn written_files(ops: &[ops::Op]) -> Vec<(String, String)> {
