@@ -27,13 +27,13 @@ use crate::inventory::{Host, Timeouts};
 use crate::journal;
 use crate::lock;
 use crate::ops;
-use crate::plan::{HostStatus, Plan, StepPlan};
+use crate::plan::{HostPlan, HostStatus, Plan, StepPlan};
 use crate::resource::ResourceKind;
 use crate::shell::quote;
 use crate::transport::{chain, Connector, RemoteOutput, Transport, TransportError};
 use serde::Serialize;
 use sha2::Digest;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
@@ -733,6 +733,24 @@ pub async fn apply<T: Transport>(
     // and the files a host rejected ((path, SHA-256) -> (host, step)).
     let mut written: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut refused: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
+    let (installed, failed) = install_first(plan, step_order, &report, connections, control).await;
+    for (host, error) in failed {
+        emit(
+            &events,
+            Event::HostFailed {
+                host: host.clone(),
+                step: INSTALL_FIRST.into(),
+                error: error.clone(),
+            },
+        );
+        report.hosts.insert(
+            host,
+            HostOutcome::Failed {
+                step: INSTALL_FIRST.into(),
+                error,
+            },
+        );
+    }
     for step in step_order {
         let mut set = JoinSet::new();
         for hp in &plan.hosts {
@@ -744,6 +762,13 @@ pub async fn apply<T: Transport>(
             }
             let Some(sp) = hp.steps.iter().find(|s| &s.name == step) else {
                 continue;
+            };
+            let without_installs;
+            let sp = if installed.contains(&hp.host) {
+                without_installs = without_package_ops(sp);
+                &without_installs
+            } else {
+                sp
             };
             let Some(conn) = connections.hosts.get(&hp.host).cloned() else {
                 continue;
@@ -913,6 +938,190 @@ pub async fn apply<T: Transport>(
     }
     report
 }
+
+/// The steps of `hp` in apply order.
+fn steps_in_order<'a>(
+    hp: &'a HostPlan,
+    step_order: &'a [String],
+) -> impl Iterator<Item = &'a StepPlan> {
+    step_order
+        .iter()
+        .filter_map(|step| hp.steps.iter().find(|s| &s.name == step))
+}
+
+/// The packages a host's steps install, in step order, each once.
+fn packages_of(hp: &HostPlan, step_order: &[String]) -> Vec<String> {
+    let mut packages: Vec<String> = Vec::new();
+    for sp in steps_in_order(hp, step_order) {
+        for op in sp.ops() {
+            if let ops::Op::InstallPackages(p) = op {
+                for name in p {
+                    if !packages.contains(&name) {
+                        packages.push(name);
+                    }
+                }
+            }
+        }
+    }
+    packages
+}
+
+/// The handlers that the package changes of `hp` fire (in any step), as the journal
+/// records them: the install phase owes them before it installs anything, so that an
+/// apply stopped after the install and before those steps leaves them owed (the next
+/// plan sees the packages installed, so no change would fire them any more).
+fn package_owes(hp: &HostPlan, step_order: &[String], run: &str) -> Vec<journal::Owed> {
+    let packages: Vec<String> = hp
+        .steps
+        .iter()
+        .flat_map(|s| &s.changes)
+        .filter(|c| c.kind == ResourceKind::Package)
+        .map(|c| c.resource())
+        .collect();
+    let mut owes: Vec<journal::Owed> = Vec::new();
+    for sp in steps_in_order(hp, step_order) {
+        for o in &sp.owes {
+            if o.because.iter().any(|b| packages.contains(b))
+                && !owes.iter().any(|x| x.id() == o.id())
+            {
+                owes.push(journal::Owed {
+                    run: run.to_string(),
+                    recorded_by: INSTALL_FIRST.to_string(),
+                    ..o.clone()
+                });
+            }
+        }
+    }
+    owes
+}
+
+/// A step whose packages are already installed: its changes without their installs.
+fn without_package_ops(sp: &StepPlan) -> StepPlan {
+    let mut sp = sp.clone();
+    for c in &mut sp.changes {
+        c.ops
+            .retain(|op| !matches!(op, ops::Op::InstallPackages(_)));
+    }
+    sp
+}
+
+/// Every op `apply` runs on `hp`, in order, with the step it runs in, when the install
+/// phase succeeds: one [`INSTALL_FIRST`] install of every step's packages, then each
+/// step's ops without its installs (its handlers last, as in [`step_script`]). The op
+/// counts of the interruption tests come from here.
+pub fn apply_order(hp: &HostPlan, step_order: &[String]) -> Vec<(String, ops::Op)> {
+    let packages = packages_of(hp, step_order);
+    let mut order: Vec<(String, ops::Op)> = Vec::new();
+    if !packages.is_empty() {
+        order.push((
+            INSTALL_FIRST.to_string(),
+            ops::Op::InstallPackages(packages),
+        ));
+    }
+    for sp in steps_in_order(hp, step_order) {
+        let sp = without_package_ops(sp);
+        order.extend(sp.ops().into_iter().map(|op| (sp.name.clone(), op)));
+    }
+    order
+}
+
+/// The install phase's script for `hp`: under this run's lock (as a step named
+/// [`INSTALL_FIRST`]), the owed handlers of [`package_owes`] recorded, an install an
+/// interrupted apply left half-done finished, then one install of `packages`.
+fn install_script(hp: &HostPlan, step_order: &[String], run: &str, ops: &[ops::Op]) -> String {
+    let begin = format!(
+        "cc_begin {} {INSTALL_FIRST}\n{}cc_dpkg_heal || {{ printf '@@closetctl failed 0\\n'; exit 1; }}\n",
+        quote(run),
+        journal::owe_lines(&package_owes(hp, step_order, run)),
+    );
+    ops::framed_script(
+        &format!("packages on {}", hp.host),
+        &format!("{}{}", lock::STEP_PRELUDE, journal::PRELUDE),
+        &begin,
+        ops,
+        |_| String::new(),
+        "cc_end\n",
+    )
+}
+
+/// Before the first step: on every host at once, one `apt-get install` for the
+/// packages of all its steps (apt resolves, unpacks and runs triggers once, and a
+/// host's installs no longer wait, step by step, for the other hosts' steps). The
+/// hosts where it worked run their steps without their installs. Where it did not
+/// (a package apt cannot find, a stop), the steps install as before, so a failure is
+/// reported in the step that needs the package. A host where the phase timed out, was
+/// stopped past the grace period, lost its link or its lock fails here, in
+/// [`INSTALL_FIRST`] (returned with the error): its steps do not run. Services a
+/// package starts before its step writes their configuration are started or restarted
+/// by that step, as when the step installed them itself a moment before writing it;
+/// the handlers a package change fires are recorded as owed first (see
+/// [`package_owes`]).
+async fn install_first<T: Transport>(
+    plan: &Plan,
+    step_order: &[String],
+    report: &ApplyReport,
+    connections: &Connections<T>,
+    control: &ApplyControl,
+) -> (BTreeSet<String>, BTreeMap<String, String>) {
+    let mut set = JoinSet::new();
+    for hp in &plan.hosts {
+        if !matches!(
+            report.hosts.get(&hp.host),
+            Some(HostOutcome::Converged { .. })
+        ) || control.stop.requested()
+        {
+            continue;
+        }
+        let packages = packages_of(hp, step_order);
+        let Some(conn) = connections.hosts.get(&hp.host).cloned() else {
+            continue;
+        };
+        if packages.is_empty() {
+            continue;
+        }
+        let ops = vec![ops::Op::InstallPackages(packages)];
+        let script = install_script(hp, step_order, &control.run, &ops);
+        log_script(&hp.host, "the package install", &script);
+        let limit = control.timeouts.step(INSTALL_FIRST, true);
+        let grace = Duration::from_secs(control.timeouts.grace_secs.into());
+        let host = hp.host.clone();
+        let (stop, run) = (control.stop.clone(), control.run.clone());
+        set.spawn(async move {
+            info!(host = %host, packages = %ops[0].describe(), "installing every step's packages");
+            let started = Instant::now();
+            let (result, _) = run_step(&*conn, &host, script, &ops, limit, &stop, grace, &run).await;
+            let millis = started.elapsed().as_millis();
+            match &result {
+                Ok(()) => info!(host = %host, step = INSTALL_FIRST, millis, "step finished"),
+                Err(e) => info!(host = %host, step = INSTALL_FIRST, millis, "installing every step's packages at once failed, the steps install their own: {e}"),
+            }
+            let outcome = match result {
+                Ok(()) => Ok(()),
+                // apt's own failure: the steps install their packages and report it.
+                Err(StepError::OpFailed { .. }) => Err(None),
+                Err(e) => Err(Some(e.to_string())),
+            };
+            (host, outcome)
+        });
+    }
+    let mut done = BTreeSet::new();
+    let mut failed = BTreeMap::new();
+    while let Some(joined) = set.join_next().await {
+        match joined.expect("install task panicked") {
+            (host, Ok(())) => {
+                done.insert(host);
+            }
+            (host, Err(Some(error))) => {
+                failed.insert(host, error);
+            }
+            (_, Err(None)) => {}
+        }
+    }
+    (done, failed)
+}
+
+/// The name the package phase runs under (lock record, time limit, log lines).
+pub const INSTALL_FIRST: &str = "packages";
 
 /// SHA-256 of each file the ops wrote, by path.
 fn written_files(ops: &[ops::Op]) -> Vec<(String, String)> {
