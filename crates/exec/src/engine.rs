@@ -751,6 +751,26 @@ pub async fn apply<T: Transport>(
             },
         );
     }
+    // Step barriers. Every step is still a barrier: all hosts finish step N (and the
+    // cross-host rollback below runs) before any host starts step N+1. The install
+    // phase above took the packages, most of a fresh converge's time, out of the
+    // steps, so what a barrier makes a host wait for now is the other hosts' config
+    // writes and handlers. The barriers a closet needs (they must stay when hosts
+    // move on independently):
+    // - `nfs-server` on the server before `nfs-client` anywhere: a client mounts the
+    //   export, which must exist (and homes live there before users log in);
+    // - the controller's `accounting-database` (MariaDB, slurmdbd) before its
+    //   slurmctld starts with accounting, and slurmctld before `accounting-associations`
+    //   (same host: the step order alone keeps these);
+    // - `munge` on every host before Slurm on any: slurmd and slurmctld authenticate
+    //   each other with the one key;
+    // - `slurm-node-config`, `slurm-controller`, `slurm-compute` on all hosts
+    //   together: a slurm.conf the controller or a node rejects is put back on every
+    //   host that wrote it in this run (`refused`, `roll_back`), which needs every
+    //   host to have run that step; and nodes register with slurmctld once it runs on
+    //   the controller.
+    // The others (users, motd, tailscale, the per-host checks) have no host depending
+    // on another's; letting hosts pass them without waiting is issue 17's open part.
     for step in step_order {
         let mut set = JoinSet::new();
         for hp in &plan.hosts {
@@ -1410,4 +1430,143 @@ pub async fn unlock<T: Transport>(
         }
     }
     failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::Owed;
+    use crate::plan::HandlerRun;
+    use crate::resource::{Action, Change};
+
+    fn package(name: &str) -> Change {
+        let mut c = Change::new(ResourceKind::Package, name, Action::Create);
+        c.ops.push(ops::Op::InstallPackages(vec![name.into()]));
+        c
+    }
+
+    fn group(name: &str, gid: u32) -> Change {
+        let mut c = Change::new(ResourceKind::Group, name, Action::Create);
+        c.ops.push(ops::Op::GroupAdd {
+            name: name.into(),
+            gid,
+        });
+        c
+    }
+
+    fn owed(step: &str, handler: &str, because: &str, by: &str) -> Owed {
+        Owed {
+            step: step.into(),
+            handler: handler.into(),
+            action: format!("run `{handler}`"),
+            because: vec![because.into()],
+            restore: Vec::new(),
+            run: String::new(),
+            recorded_by: by.into(),
+        }
+    }
+
+    fn step(
+        name: &str,
+        changes: Vec<Change>,
+        handlers: &[(&str, &str)],
+        owes: Vec<Owed>,
+    ) -> StepPlan {
+        StepPlan {
+            name: name.into(),
+            changes,
+            handlers: handlers
+                .iter()
+                .map(|(h, because)| HandlerRun {
+                    name: (*h).into(),
+                    action: format!("run `{h}`"),
+                    because: vec![(*because).into()],
+                    owed: false,
+                    op: ops::Op::Command((*h).into()),
+                })
+                .collect(),
+            owes,
+            checks: Vec::new(),
+        }
+    }
+
+    /// Two steps with packages: `base` (munge, and a group whose change fires
+    /// `refresh-groups` in `late`) and `late` (munge again, slurmd, and a handler that
+    /// watches the slurmd package).
+    fn host_plan() -> HostPlan {
+        HostPlan {
+            host: "node1".into(),
+            status: HostStatus::Ready,
+            error: None,
+            conflicts: Vec::new(),
+            unmanaged: Vec::new(),
+            warnings: Vec::new(),
+            unlock: None,
+            steps: vec![
+                step(
+                    "base",
+                    vec![package("munge"), group("lab", 2001)],
+                    &[],
+                    vec![owed("late", "refresh-groups", "group lab", "base")],
+                ),
+                step(
+                    "late",
+                    vec![package("munge"), package("slurmd")],
+                    &[
+                        ("refresh-groups", "group lab"),
+                        ("start-slurmd", "package slurmd"),
+                    ],
+                    vec![owed("late", "start-slurmd", "package slurmd", "late")],
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn apply_order_installs_every_package_once_first_then_the_steps_without_installs() {
+        let order = ["base".to_string(), "late".to_string()];
+        let got: Vec<(String, String)> = apply_order(&host_plan(), &order)
+            .into_iter()
+            .map(|(s, op)| (s, op.describe()))
+            .collect();
+        let want: Vec<(String, String)> = [
+            (INSTALL_FIRST, "install munge slurmd"),
+            ("base", "groupadd lab (2001)"),
+            ("late", "run `refresh-groups`"),
+            ("late", "run `start-slurmd`"),
+        ]
+        .iter()
+        .map(|(s, d)| (s.to_string(), d.to_string()))
+        .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_install_owes_the_handlers_a_package_fires_before_installing() {
+        let order = ["base".to_string(), "late".to_string()];
+        let hp = host_plan();
+        let ops = vec![ops::Op::InstallPackages(packages_of(&hp, &order))];
+        let script = install_script(&hp, &order, "run-1", &ops);
+        let owes: Vec<&str> = script
+            .lines()
+            .filter(|l| l.starts_with("cc_owe "))
+            .collect();
+        // Only the handler a package fires; the group's handler is owed by its own step.
+        assert_eq!(owes.len(), 1, "{script}");
+        assert!(
+            owes[0].starts_with(&format!("cc_owe {} ", journal::id("late", "start-slurmd"))),
+            "{script}"
+        );
+        assert!(
+            owes[0].contains("\"recorded_by\":\"packages\""),
+            "{}",
+            owes[0]
+        );
+        assert!(owes[0].contains("\"run\":\"run-1\""), "{}", owes[0]);
+        let begin = script.find("cc_begin ").unwrap();
+        let owe = script.find("cc_owe ").unwrap();
+        let heal = script.find("cc_dpkg_heal ||").unwrap();
+        let install = script.rfind("cc_install").unwrap();
+        assert!(begin < owe && owe < heal && heal < install, "{script}");
+    }
 }
