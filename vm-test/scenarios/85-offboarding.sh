@@ -170,7 +170,17 @@ rc=0; out=$("$CLOSETCTL" apply -i "$VM_INVENTORY" --yes 2>&1) || rc=$?
 timer_stop reenable
 echo "$out"
 assert_eq 0 "$rc" "apply of the closet inventory"
-assert_ok ssh_as alice "$KEYS/alice_ed25519" node1 true
+# On head (the NFS server) her restored key works at once. node1 mounts /home and
+# looked up her authorized_keys while it was gone: its NFS client keeps that negative
+# lookup until it revalidates the directory (acdirmax, 60 s by default), so her first
+# login there may wait up to a minute.
+assert_ok ssh_as alice "$KEYS/alice_ed25519" head true
+waited=0
+until ssh_as alice "$KEYS/alice_ed25519" node1 true 2>/dev/null; do
+    [ "$waited" -lt 120 ] || fail "alice cannot log in on node1 ${waited}s after re-enabling"
+    sleep 5; waited=$((waited + 5))
+done
+echo "alice logs in on node1 again after ${waited}s (NFS client's lookup cache)"
 assert_match "$(vm_ssh head sacctmgr -nP show assoc user=alice format=account,user)" '^vision-lab\|alice$' "alice's association back"
 assert_match "$(vm_ssh head chage -l alice)" "Account expires[[:space:]]*: never" "alice's account open again"
 rc=0; "$CLOSETCTL" plan -i "$VM_INVENTORY" --detailed-exitcode >/dev/null || rc=$?
