@@ -11,7 +11,8 @@
 
 // The other crates' modules under their own names, so `crate::plan` reads the same here.
 pub(crate) use closetctl_core::{
-    check, concerns, desired, diagnostic, facts, inventory, lock, plan, playbook, resource, secrets,
+    check, concerns, desired, diagnostic, facts, inventory, lock, plan, playbook, resource,
+    secrets, status,
 };
 pub(crate) use closetctl_exec::{engine, interrupt, transport};
 

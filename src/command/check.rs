@@ -53,6 +53,8 @@ pub enum Which {
     Clock,
     /// Inventory users and groups on every host (contacts the hosts).
     Uids,
+    /// Accounts whose `expires` day is within 30 days (or past).
+    Users,
     /// All of them.
     All,
 }
@@ -67,6 +69,7 @@ impl Which {
             Which::Network => vec![CheckKind::Network],
             Which::Clock => vec![CheckKind::Clock],
             Which::Uids => vec![CheckKind::Uids],
+            Which::Users => vec![CheckKind::Users],
             Which::All if offline => all.into_iter().filter(|k| !k.needs_facts()).collect(),
             Which::All => all,
         }
@@ -74,7 +77,8 @@ impl Which {
 }
 
 pub async fn run(args: CheckArgs) -> Result<i32, CliError> {
-    let inventory = Inventory::load(&args.inventory.inventory)?;
+    let mut inventory = Inventory::load(&args.inventory.inventory)?;
+    inventory.run.today = Some(closetctl_core::loaded::today());
     let checks = args.which.checks(args.offline);
     if args.offline {
         if let Some(k) = checks.iter().find(|k| k.needs_facts()) {

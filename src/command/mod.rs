@@ -6,10 +6,12 @@ pub mod adduser;
 pub mod apply;
 mod check;
 pub mod completions;
+pub mod deluser;
 mod export;
 pub mod facts;
 pub mod plan;
 pub mod render;
+pub mod status;
 pub mod tailscale;
 pub mod unlock;
 
@@ -49,12 +51,16 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Add a user to the inventory (keeping its comments and layout).
     Adduser(adduser::AdduserArgs),
+    /// Someone leaves: disable her in the inventory (kept, never deleted) and show what apply will do.
+    Deluser(deluser::DeluserArgs),
     /// Print the facts one probe gathers from each host.
     Facts(facts::FactsArgs),
     /// Render every managed file for each host into a directory.
     Render(render::RenderArgs),
     /// Preflight checks: power, cooling, network, clock, uids
     Check(check::CheckArgs),
+    /// The GPU pool at a glance: nodes, GPUs allocated/free, jobs, live GPU figures (read only, any user).
+    Status(status::StatusArgs),
     /// Tailscale: the tailnet policy rendered from the inventory (print or push).
     Tailscale(tailscale::TailscaleArgs),
     /// Export the cluster for other tools (a SkyPilot SSH node pool).
@@ -86,6 +92,27 @@ pub struct HostArgs {
     /// Only these hosts (repeatable); default all.
     #[arg(long = "host", value_name = "NAME")]
     pub hosts: Vec<String>,
+}
+
+/// What apply may do to someone whose access ended, beyond locking her out.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LeavingArgs {
+    /// Cancel the active jobs of users whose access ended, so their Slurm associations
+    /// can be removed (without it, apply refuses the controller and names the jobs).
+    #[arg(long)]
+    pub cancel_jobs: bool,
+    /// End the processes and login sessions of users whose access ended.
+    #[arg(long)]
+    pub end_sessions: bool,
+}
+
+/// `alice: access removed on 3 hosts, 2 associations, 1 tailnet group`, one line per
+/// user whose access the plan removes.
+pub fn access_lines(plan: &crate::plan::Plan) -> String {
+    plan.summary
+        .iter()
+        .map(|d| format!("{}: {}\n", d.subject, d.message))
+        .collect()
 }
 
 #[derive(Debug, Error)]
@@ -185,9 +212,11 @@ pub async fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Plan(a) => plan::run(a).await,
         Command::Apply(a) => apply::run(a).await,
         Command::Adduser(a) => adduser::run(a).await,
+        Command::Deluser(a) => deluser::run(a).await,
         Command::Facts(a) => facts::run(a).await,
         Command::Render(a) => render::run(a).await,
         Command::Check(a) => check::run(a).await,
+        Command::Status(a) => status::run(a).await,
         Command::Tailscale(a) => tailscale::run(a).await,
         Command::Export(a) => export::run(a).await,
         Command::Unlock(a) => unlock::run(a).await,

@@ -19,10 +19,14 @@ pub struct PlanArgs {
     /// Exit 0 when nothing would change, 2 when something would, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Plan as `apply` with these flags would.
+    #[command(flatten)]
+    pub leaving: super::LeavingArgs,
 }
 
 pub async fn run(args: PlanArgs) -> Result<i32, CliError> {
-    let loaded = Loaded::load(&args.inventory.inventory)?;
+    let mut loaded = Loaded::load(&args.inventory.inventory)?;
+    loaded.allow(args.leaving.cancel_jobs, args.leaving.end_sessions);
     let connector = super::ssh_connector(&loaded.inventory)?;
     let (plan, _, _) = plan_with(connector, &loaded, &args.hosts.hosts, None, None).await?;
     if args.json {
@@ -37,6 +41,7 @@ pub async fn run(args: PlanArgs) -> Result<i32, CliError> {
                 }
             )
         );
+        print!("{}", super::access_lines(&plan));
     }
     Ok(exit_code(&plan, args.detailed_exitcode))
 }

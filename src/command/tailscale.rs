@@ -74,8 +74,11 @@ pub enum PushError {
 pub enum Pushed {
     /// The tailnet already had exactly this policy.
     Unchanged,
-    /// Replaced; the new ETag.
-    Replaced { etag: Option<String> },
+    /// Replaced; the policy it had before and the new ETag.
+    Replaced {
+        previous: String,
+        etag: Option<String>,
+    },
 }
 
 /// The API key's name in errors (it is a secret like the others).
@@ -231,6 +234,7 @@ impl PolicyApi {
         let req = self.agent.post(&self.base).set("If-Match", &quoted);
         let r = self.call("POST", &self.base, req, Some(policy))?;
         Ok(Pushed::Replaced {
+            previous: current,
             etag: r.header("ETag").map(str::to_string),
         })
     }
@@ -247,7 +251,8 @@ pub async fn run(args: TailscaleArgs) -> Result<i32, CliError> {
 }
 
 fn policy(args: PolicyArgs) -> Result<i32, CliError> {
-    let inventory = Inventory::load(&args.inventory.inventory)?;
+    let mut inventory = Inventory::load(&args.inventory.inventory)?;
+    inventory.run.today = Some(closetctl_core::loaded::today());
     let Some(ts) = &inventory.tailscale else {
         return Err(CliError::refused(
             "the inventory has no [tailscale] section: there is no tailnet policy to render",
@@ -272,7 +277,13 @@ fn policy(args: PolicyArgs) -> Result<i32, CliError> {
             );
             Ok(0)
         }
-        Ok(Pushed::Replaced { .. }) => {
+        Ok(Pushed::Replaced { previous, .. }) => {
+            // The policy holds no secret (emails, tags, hosts): the diff is what changed
+            // for people, e.g. a leaver's email gone from her groups.
+            print!(
+                "{}",
+                closetctl_core::resource::unified(&previous, &text, "tailnet policy")
+            );
             println!(
                 "Validated and pushed the tailnet policy to `{}` at {}.",
                 ts.tailnet, ts.api_url

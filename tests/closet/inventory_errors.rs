@@ -697,6 +697,39 @@ fn decay_half_life_cannot_inject_a_slurm_conf_line() {
 }
 
 #[test]
+fn billing_weights_are_numbers_from_zero_to_the_limit() {
+    let text = with(
+        "\n[slurm]\ncontroller = \"head\"\n\n[slurm.fair_share]\ngpu_weight = -1\ncpu_weight = 1e9\n",
+    );
+    assert_eq!(
+        error(&text),
+        expect(&[
+            "13:14: slurm fair_share gpu_weight `-1` is not a billing weight from 0 to 100000 (what one allocated unit counts for per hour, e.g. `1.0`)",
+            "14:14: slurm fair_share cpu_weight `1000000000` is not a billing weight from 0 to 100000 (what one allocated unit counts for per hour, e.g. `1.0`)",
+        ])
+    );
+    let text = with("\n[slurm]\ncontroller = \"head\"\nfair_share = { gpu_weight = \"lots\" }\n");
+    assert!(error(&text).contains("11:"), "{}", error(&text));
+    let text = with(
+        "\n[slurm]\ncontroller = \"head\"\nfair_share = { gpu_weight = 40, cpu_weight = 0.25 }\n",
+    );
+    let inv = Inventory::parse(Path::new("inv.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
+    let fs = inv.slurm.unwrap().fair_share;
+    assert_eq!((fs.gpu_weight, fs.cpu_weight), (40.0, 0.25));
+    let text = with("\n[slurm]\ncontroller = \"head\"\n");
+    let fs = Inventory::parse(Path::new("inv.toml"), &text)
+        .unwrap()
+        .slurm
+        .unwrap()
+        .fair_share;
+    assert_eq!(
+        (fs.gpu_weight, fs.cpu_weight),
+        (10.0, 1.0),
+        "a GPU hour weighs 10 CPU hours by default"
+    );
+}
+
+#[test]
 fn slurm_times() {
     use closetctl_core::inventory::is_slurm_time;
     for ok in [

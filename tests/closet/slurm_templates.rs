@@ -138,3 +138,49 @@ fn partition_edits_are_labelled_reconfigure_and_hardware_edits_restart() {
     let after = rendered(&inventory, &more_memory, "head", "/etc/slurm/slurm.conf");
     assert_eq!(slurm::classify(Some(&before), &after), "restart");
 }
+
+/// Fair share charges GPU time: `AccountingStorageTRES` names `gres/gpu` and every GPU
+/// type in the closet, every partition carries `TRESBillingWeights` from
+/// `[slurm.fair_share]`; a weight edit only reconfigures, a new GPU type restarts
+/// slurmctld (new TRES are registered when it starts); without fair share neither line.
+#[test]
+fn gpu_accounting_lines_follow_the_fair_share_weights() {
+    let (inventory, facts) = example_with_facts();
+    let before = rendered(&inventory, &facts, "head", "/etc/slurm/slurm.conf");
+    assert!(before.contains("\nAccountingStorageTRES=gres/gpu,gres/gpu:a100,gres/gpu:rtx4090\n"));
+    assert!(before.contains(" TRESBillingWeights=CPU=1,GRES/gpu=10 State=UP\n"));
+
+    let text = std::fs::read_to_string(example_path()).unwrap().replace(
+        "fair_share = true ",
+        "fair_share = { gpu_weight = 25, cpu_weight = 0.5 }",
+    );
+    let weighted = Inventory::parse(&example_path(), &text).unwrap();
+    let after = rendered(&weighted, &facts, "head", "/etc/slurm/slurm.conf");
+    assert!(
+        after.contains(" TRESBillingWeights=CPU=0.5,GRES/gpu=25 State=UP\n"),
+        "{after}"
+    );
+    assert_eq!(slurm::classify(Some(&before), &after), "reconfigure");
+
+    // node2's RTX 4090s replaced by A100s: one GPU type fewer in the TRES list.
+    let mut one_type = facts.clone();
+    one_type.hosts.get_mut("gpu2").unwrap().gpus =
+        crate::kit::gpus("NVIDIA A100-SXM4-80GB", 2, 81920, 400.0);
+    let after = rendered(&inventory, &one_type, "head", "/etc/slurm/slurm.conf");
+    assert!(after.contains("\nAccountingStorageTRES=gres/gpu,gres/gpu:a100\n"));
+    assert_eq!(
+        slurm::classify(
+            Some("AccountingStorageTRES=gres/gpu\n"),
+            "AccountingStorageTRES=gres/gpu,gres/gpu:a100\n"
+        ),
+        "restart"
+    );
+
+    let text = std::fs::read_to_string(example_path())
+        .unwrap()
+        .replace("fair_share = true ", "fair_share = false");
+    let off = Inventory::parse(&example_path(), &text).unwrap();
+    let conf = rendered(&off, &facts, "head", "/etc/slurm/slurm.conf");
+    assert!(!conf.contains("AccountingStorageTRES"));
+    assert!(!conf.contains("TRESBillingWeights"));
+}

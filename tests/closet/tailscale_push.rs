@@ -253,6 +253,18 @@ fn push_validates_reads_the_etag_and_replaces_with_if_match() {
     let (code, stdout, stderr) = closetctl(&dir, &["tailscale", "policy", "--push"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("Validated and pushed"), "{stdout}");
+    // The push shows what it changed: the tailnet's old policy against the new one.
+    assert!(stdout.contains("--- tailnet policy"), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l == "-// the tailnet's default"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with('+') && l.contains("\"group:students\"")),
+        "{stdout}"
+    );
     let posted = api.state.lock().unwrap().requests.last().cloned().unwrap();
     assert_eq!(posted.header("If-Match"), Some("\"v7\""));
     assert_eq!(

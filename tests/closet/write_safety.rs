@@ -671,3 +671,133 @@ fn a_failing_activation_puts_the_files_back_and_runs_again() {
         "run again on the previous files"
     );
 }
+
+#[test]
+fn a_leaving_users_keys_are_moved_by_her_into_the_root_only_backup_and_a_link_yields_nothing() {
+    let Some(s) = Scratch::new("stash") else {
+        return;
+    };
+    let keys = s.p("home/nobody/.ssh/authorized_keys");
+    let stash = Op::Stash {
+        path: keys.clone(),
+        owner: "nobody".into(),
+        group: "nogroup".into(),
+    };
+    let r = s.apply(
+        &[
+            keys_dir(&s, Actor::Owner),
+            keys_file(&s, Actor::Owner),
+            stash.clone(),
+        ],
+        None,
+    );
+    assert!(
+        r.ok && !r.stdout.contains("skipped"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        fs::symlink_metadata(&keys).is_err(),
+        "her keys are still in her home"
+    );
+    let kept = s.path(&format!("backup/tree{keys}"));
+    let m = fs::symlink_metadata(&kept).unwrap();
+    assert!(m.is_file());
+    assert_eq!((m.uid(), m.mode() & 0o777), (0, 0o600));
+    assert_eq!(
+        fs::read_to_string(&kept).unwrap(),
+        "ssh-ed25519 AAAAC3Nza nobody@laptop\n"
+    );
+    // She plants a link to a root-only file where her keys were: read as her, it
+    // gives nothing, so nothing of it reaches the backup; the earlier copy is kept.
+    as_nobody(&format!("ln -s {} {keys}", s.p("etc/shadow")));
+    let r = s.apply(std::slice::from_ref(&stash), None);
+    assert!(
+        r.stdout.contains("@@closetctl skipped 0"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(r.stderr.contains("Permission denied"), "{}", r.stderr);
+    s.assert_victim_untouched();
+    s.assert_no_backup_of_victim();
+    assert_eq!(
+        fs::read_to_string(&kept).unwrap(),
+        "ssh-ed25519 AAAAC3Nza nobody@laptop\n"
+    );
+    let out = Command::new("find")
+        .arg(s.path("backup/tree"))
+        .args(["-perm", "/077"])
+        .output()
+        .unwrap();
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// `archive_home`: `tar` runs as her, so a link she plants to a root-only file is
+/// archived as a link and a hard link to it cannot be read; what she can read is in
+/// the root-only archive, her home is untouched, and a second run replaces nothing
+/// half-written (no partial file left).
+#[test]
+fn case_archive_home_is_read_as_her_and_lands_root_only() {
+    let Some(s) = Scratch::new("case_archive_home_is_read_as_her_and_lands_root_only") else {
+        return;
+    };
+    as_nobody(&format!(
+        "echo thesis > {home}/thesis.tex && ln -s {victim} {home}/shadow-link",
+        home = s.p("home/nobody"),
+        victim = s.p("etc/shadow")
+    ));
+    // A hard link to the root-only file (same file system): hers by name, not to read.
+    let _ = fs::hard_link(s.path("etc/shadow"), s.path("home/nobody/shadow-hard"));
+    let archive = s.p("backup/archive/nobody.tar.gz");
+    let op = Op::ArchiveHome {
+        home: s.p("home/nobody"),
+        archive: archive.clone(),
+        owner: "nobody".into(),
+        group: "nogroup".into(),
+    };
+    let r = s.apply(std::slice::from_ref(&op), None);
+    assert!(r.ok, "{}{}", r.stdout, r.stderr);
+    let m = fs::metadata(&archive).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o777), (0, 0o600));
+    let dir = fs::metadata(s.path("backup/archive")).unwrap();
+    assert_eq!(dir.mode() & 0o777, 0o700);
+    let listing = Command::new("tar")
+        .arg("-tvzf")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout).to_string();
+    assert!(listing.contains("nobody/thesis.tex"), "{listing}");
+    assert!(
+        listing.contains(&format!("nobody/shadow-link -> {}", s.p("etc/shadow"))),
+        "the link is archived as a link: {listing}"
+    );
+    let content = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar -xzOf {archive} 2>/dev/null | grep -c SECRET-HASH"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&content.stdout).trim(),
+        "0",
+        "the root-only file's content reached the archive"
+    );
+    s.assert_victim_untouched();
+    assert_eq!(
+        fs::read_to_string(s.path("home/nobody/thesis.tex")).unwrap(),
+        "thesis\n"
+    );
+    let left: Vec<_> = fs::read_dir(s.path("backup/archive"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(left, ["nobody.tar.gz"], "no partial file left");
+}

@@ -108,6 +108,10 @@ pub enum Code {
     OwedRecordUnreadable,
     /// A person's account the inventory lacks (left as is).
     UnmanagedUser,
+    /// A user whose access ended still has processes on the host (no `--end-sessions`).
+    SessionsLeft,
+    /// What the plan takes away from a user whose access ended (the summary line).
+    AccessRemoved,
     // -- cluster warnings
     /// A compute host did not answer: its Slurm node line is kept as it is.
     NodeLineKept,
@@ -125,11 +129,14 @@ pub enum Code {
     SlurmNode,
     /// `sinfo` could not be asked on the controller.
     SlurmController,
+    // -- check users
+    /// A user's account expires within 30 days (or has expired but is not disabled).
+    AccountExpiring,
 }
 
 impl Code {
     /// Every code, in documentation order.
-    pub const ALL: [Code; 37] = [
+    pub const ALL: [Code; 40] = [
         Code::CircuitLoad,
         Code::NoCircuit,
         Code::PowerFigure,
@@ -160,6 +167,8 @@ impl Code {
         Code::OwedHandlerForgotten,
         Code::OwedRecordUnreadable,
         Code::UnmanagedUser,
+        Code::SessionsLeft,
+        Code::AccessRemoved,
         Code::NodeLineKept,
         Code::NodeLeftOut,
         Code::TailnetBlocked,
@@ -167,6 +176,7 @@ impl Code {
         Code::MungeDecode,
         Code::SlurmNode,
         Code::SlurmController,
+        Code::AccountExpiring,
     ];
 
     /// The code as it appears in JSON: `uid-conflict`.
@@ -202,6 +212,8 @@ impl Code {
             Code::OwedHandlerForgotten => "owed-handler-forgotten",
             Code::OwedRecordUnreadable => "owed-record-unreadable",
             Code::UnmanagedUser => "unmanaged-user",
+            Code::SessionsLeft => "sessions-left",
+            Code::AccessRemoved => "access-removed",
             Code::NodeLineKept => "node-line-kept",
             Code::NodeLeftOut => "node-left-out",
             Code::TailnetBlocked => "tailnet-blocked",
@@ -209,6 +221,7 @@ impl Code {
             Code::MungeDecode => "munge-decode",
             Code::SlurmNode => "slurm-node",
             Code::SlurmController => "slurm-controller",
+            Code::AccountExpiring => "account-expiring",
         }
     }
 }

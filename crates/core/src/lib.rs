@@ -14,6 +14,7 @@
 //! - [`diagnostic`]: the one typed finding (severity, code, host, subject, message,
 //!   hint) that warnings, conflicts, preflight and verification report, and its text.
 //! - [`lock`] and [`journal`]: the per-host apply lock and the handlers a host is owed.
+//! - [`status`]: the pool at a glance (`closetctl status`): its scripts, parsers, table and JSON.
 
 #![cfg_attr(test, allow(clippy::disallowed_methods, clippy::disallowed_types))]
 
@@ -34,4 +35,5 @@ pub mod playbook;
 pub mod resource;
 pub mod secrets;
 pub mod shell;
+pub mod status;
 pub mod verification;

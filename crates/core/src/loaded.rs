@@ -36,7 +36,8 @@ pub struct Loaded {
 
 impl Loaded {
     pub fn load(path: &std::path::Path) -> Result<Loaded, LoadError> {
-        let inventory = Inventory::load(path)?;
+        let mut inventory = Inventory::load(path)?;
+        inventory.run.today = Some(today());
         let extra = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -63,6 +64,12 @@ impl Loaded {
             playbooks,
             secrets,
         })
+    }
+
+    /// Set the run's flags for a leaving user's jobs and sessions.
+    pub fn allow(&mut self, cancel_jobs: bool, end_sessions: bool) {
+        self.inventory.run.cancel_jobs = cancel_jobs;
+        self.inventory.run.end_sessions = end_sessions;
     }
 
     pub fn inputs(&self) -> Inputs<'_> {
@@ -97,4 +104,12 @@ impl Loaded {
             .map(|s| s.name.clone())
             .collect()
     }
+}
+
+/// Today on this machine's clock, in days since 1970-01-01 (UTC): the day account
+/// expiries are judged against.
+pub fn today() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| (d.as_secs() / 86_400) as i64)
 }

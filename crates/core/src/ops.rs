@@ -12,6 +12,8 @@ use std::fmt;
 
 /// Where previous versions of written files are kept on each host (a root-only tree).
 pub const BACKUP_DIR: &str = "/var/lib/closetctl/backup";
+/// Where homes of people who left are archived (root-only).
+pub const ARCHIVE_DIR: &str = "/var/lib/closetctl/archive";
 
 /// How many versions of each file [`BACKUP_DIR`] keeps: the newest as `PATH`, older
 /// ones as `PATH.1` … `PATH.4`.
@@ -77,6 +79,23 @@ pub enum Op {
         content: Vec<u8>,
         actor: Actor,
     },
+    /// Move a file out of a home into [`BACKUP_DIR`] (root-only, the last
+    /// [`BACKUP_VERSIONS`] kept): read and removed by its owner, stored by root, so
+    /// root never opens anything inside the home.
+    Stash {
+        path: String,
+        owner: String,
+        group: String,
+    },
+    /// Tar a home into [`ARCHIVE_DIR`] (root-only): `tar` runs as the owner, so the
+    /// archive holds what she can read and root never opens anything inside the home;
+    /// root writes the stream into a temp file it renames when complete.
+    ArchiveHome {
+        home: String,
+        archive: String,
+        owner: String,
+        group: String,
+    },
     /// Owner and mode only.
     SetAttributes {
         path: String,
@@ -140,6 +159,15 @@ impl Op {
             Op::SetAttributes { path, actor, .. } => {
                 format!("chmod/chown {path}{}", actor.note(self))
             }
+            Op::Stash { path, owner, .. } => {
+                format!("move {path} into the backup (read as {owner})")
+            }
+            Op::ArchiveHome {
+                home,
+                archive,
+                owner,
+                ..
+            } => format!("archive {home} into {archive} (read as {owner})"),
             Op::Enable(u) => format!("enable {u}"),
             Op::Disable(u) => format!("disable {u}"),
             Op::Start(u) => format!("start {u}"),
@@ -253,6 +281,24 @@ impl Op {
                     mode(m)
                 )
             }
+            Op::Stash { path, owner, group } => format!(
+                "cc_owner_stash {} {} {}",
+                quote(path),
+                quote(owner),
+                quote(group)
+            ),
+            Op::ArchiveHome {
+                home,
+                archive,
+                owner,
+                group,
+            } => format!(
+                "cc_owner_archive {} {} {} {}",
+                quote(home),
+                quote(archive),
+                quote(owner),
+                quote(group)
+            ),
             Op::Enable(u) => format!("cc_systemctl enable {}", quote(u)),
             Op::Disable(u) => format!("cc_systemctl disable {}", quote(u)),
             Op::Start(u) => format!("cc_systemctl start {}", quote(u)),
@@ -396,6 +442,7 @@ dir) if [ -L "$f" ]; then refuse "$f: it is a symbolic link"; fi
   chgrp -- "$g" "$f" && chmod -- "$m" "$f" ;;
 attr) if [ -L "$f" ]; then refuse "$f: it is a symbolic link"; fi
   chgrp -- "$g" "$f" && chmod -- "$m" "$f" ;;
+remove) rm -f -- "$f" ;;
 write) if [ -L "$d" ]; then refuse "to write $f: $d is a symbolic link"; fi
   t=$(mktemp "$d/.closetctl.XXXXXXXX") || exit 1
   if cat > "$t" && chgrp -- "$g" "$t" && chmod -- "$m" "$t" && sync -- "$t" && mv -f -T -- "$t" "$f"; then sync -- "$d"; exit 0; fi
@@ -412,6 +459,37 @@ cc_as_owner() (
 cc_owner_dir() { cc_as_owner dir "$1" "$2" "$3" "$4" </dev/null; }
 cc_owner_attr() { cc_as_owner attr "$1" "$2" "$3" "$4" </dev/null; }
 cc_owner_write() { printf '%s' "$5" | base64 -d | cc_as_owner write "$1" "$2" "$3" "$4"; }
+cc_owner_stash() (
+  umask 077; b=$B$1
+  mkdir -p -- "${b%/*}" && chmod 0700 -- "$B" || exit 1
+  t=$(mktemp "${b%/*}/.closetctl.XXXXXXXX") || exit 1
+  e=$(mktemp) || { rm -f -- "$t"; exit 1; }
+  (ulimit -f 2048; timeout -s KILL 60 setpriv --reuid="$2" --regid="$3" --init-groups --no-new-privs --reset-env -- sh -c '[ ! -e "$1" ] || cat -- "$1"' closetctl "$1") <"/dev/null" >"$t" 2>"$e" && sync -- "$t" || {
+    tr -cd '[:print:]\n' <"$e" | head -c 2000 >&2; rm -f -- "$t" "$e"; exit 1; }
+  rm -f -- "$e"
+  i=$((K - 2))
+  while [ "$i" -ge 1 ]; do
+    if [ -e "$b.$i" ] || [ -L "$b.$i" ]; then mv -f -T -- "$b.$i" "$b.$((i + 1))" || exit 1; fi
+    i=$((i - 1))
+  done
+  if [ -e "$b" ] || [ -L "$b" ]; then mv -f -T -- "$b" "$b.1" || exit 1; fi
+  mv -f -T -- "$t" "$b" && rm -f -- "$b.absent" && sync -- "${b%/*}" || exit 1
+  cc_as_owner remove "$1" "$2" "$3" 0600 </dev/null
+)
+cc_owner_archive() (
+  umask 077; h=$1 a=$2; d=${a%/*}
+  mkdir -p -- "$d" && chmod 0700 -- "$d" || exit 1
+  rm -f -- "$a".partial.*
+  t=$(mktemp "$a.partial.XXXXXXXX") || exit 1
+  e=$(mktemp) || { rm -f -- "$t"; exit 1; }
+  timeout -s KILL 3600 setpriv --reuid="$3" --regid="$4" --init-groups --no-new-privs --reset-env -- tar -C "${h%/*}" -czf - -- "${h##*/}" <"/dev/null" >"$t" 2>"$e"
+  rc=$?
+  tr -cd '[:print:]\n' <"$e" | head -c 2000 >&2; rm -f -- "$e"
+  # tar: 1 = a file changed while read, 2 = some could not be read (not hers to read);
+  # the archive holds the rest. Anything else (killed, no space) leaves no archive.
+  if [ "$rc" -le 2 ] && [ -s "$t" ] && sync -- "$t" && mv -f -T -- "$t" "$a"; then sync -- "$d"; exit 0; fi
+  rm -f -- "$t"; exit 1
+)
 cc_systemctl() { systemctl "$1" "$2"; }
 cc_restart() {
   u=$1; shift

@@ -72,6 +72,17 @@ pub fn text(report: &Report, style: Style) -> String {
             uids_text(u, style),
         );
     }
+    if let Some(u) = &report.users {
+        let body = if u.expiring.is_empty() {
+            format!(
+                "no account expires in the next {} days\n",
+                check::users::WINDOW_DAYS
+            )
+        } else {
+            String::new()
+        };
+        section(&mut out, CheckKind::Users, String::new(), body);
+    }
     let count = |s: Severity| report.findings.iter().filter(|f| f.severity == s).count();
     let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
     let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });

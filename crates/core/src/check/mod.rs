@@ -12,6 +12,7 @@ pub mod cooling;
 pub mod network;
 pub mod power;
 pub mod uids;
+pub mod users;
 
 use crate::diagnostic::Diagnostic;
 use crate::facts::ClusterFacts;
@@ -29,6 +30,8 @@ pub enum CheckKind {
     Network,
     Clock,
     Uids,
+    /// Accounts expiring soon (run by name only: `check users`).
+    Users,
 }
 
 impl CheckKind {
@@ -47,6 +50,7 @@ impl CheckKind {
             CheckKind::Network => "network",
             CheckKind::Clock => "clock",
             CheckKind::Uids => "uids",
+            CheckKind::Users => "users",
         }
     }
 
@@ -88,6 +92,8 @@ pub struct Report {
     pub clock: Option<clock::ClockReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uids: Option<uids::UidsReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<users::UsersReport>,
     /// Every finding of every selected check, in check order.
     pub findings: Vec<Diagnostic>,
 }
@@ -121,6 +127,7 @@ pub fn run(
     let network = wants(CheckKind::Network).then(|| network::check(inventory, facts));
     let clock = wants(CheckKind::Clock).then(|| clock::check(inventory, facts));
     let uids = wants(CheckKind::Uids).then(|| uids::check(inventory, facts));
+    let users = wants(CheckKind::Users).then(|| users::check(inventory));
     let mut findings = Vec::new();
     if let Some(r) = &power {
         findings.extend(r.findings());
@@ -137,6 +144,9 @@ pub fn run(
     if let Some(r) = &uids {
         findings.extend(r.findings());
     }
+    if let Some(r) = &users {
+        findings.extend(r.findings());
+    }
     Report {
         schema_version: REPORT_VERSION,
         severity: worst(&findings),
@@ -145,6 +155,7 @@ pub fn run(
         network,
         clock,
         uids,
+        users,
         findings,
     }
 }

@@ -136,6 +136,11 @@ pub trait Concern: Sync {
         Vec::new()
     }
 
+    /// Lines that sum up what the finished plan does (shown after it and in its JSON).
+    fn plan_summary(&self, _inventory: &Inventory, _plan: &crate::plan::Plan) -> Vec<Diagnostic> {
+        Vec::new()
+    }
+
     /// Findings about one host shown with its plan (they do not block apply).
     fn host_warnings(
         &self,
@@ -275,6 +280,14 @@ pub fn warnings(inventory: &Inventory, facts: &ClusterFacts) -> Vec<Diagnostic> 
     REGISTRY
         .iter()
         .flat_map(|c| c.warnings(inventory, facts))
+        .collect()
+}
+
+/// What every concern sums up about a finished plan.
+pub fn plan_summary(inventory: &Inventory, plan: &crate::plan::Plan) -> Vec<Diagnostic> {
+    REGISTRY
+        .iter()
+        .flat_map(|c| c.plan_summary(inventory, plan))
         .collect()
 }
 

@@ -50,16 +50,30 @@ pub fn add_user(path: &Path, source: &str, user: &NewUser) -> Result<String, Edi
         message,
     };
     let current = Inventory::parse(path, source)?;
+    // A disabled user's name and UID stay hers: her files on the shared /home are
+    // owned by that UID, and a new account with it would own them.
+    let disabled = |u: &super::User| {
+        if u.disabled {
+            " (disabled: a disabled user's name and uid stay reserved, her files still carry them)"
+        } else {
+            ""
+        }
+    };
     if let Some(u) = current.user(&user.name) {
         return Err(refused(format!(
-            "user `{}` already exists (uid {})",
-            u.name, u.uid
+            "user `{}` already exists (uid {}){}",
+            u.name,
+            u.uid,
+            disabled(u)
         )));
     }
     if let Some(u) = current.users.iter().find(|u| u.uid == user.uid) {
+        let who = if u.disabled { "disabled user" } else { "user" };
         return Err(refused(format!(
-            "uid {} is already taken by user `{}`",
-            user.uid, u.name
+            "uid {} is already taken by {who} `{}`{}",
+            user.uid,
+            u.name,
+            disabled(u)
         )));
     }
     let mut doc: DocumentMut = source
@@ -104,6 +118,68 @@ pub fn add_user(path: &Path, source: &str, user: &NewUser) -> Result<String, Edi
             Err(refused(format!(
                 "cannot add user `{}`: {}",
                 user.name,
+                problems.join("; ")
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The inventory text with user `name` marked `disabled = true` (and
+/// `disabled_reason`, when given), in place: the entry is never removed, so her name
+/// and UID stay reserved. Refused for an unknown user or one already disabled.
+pub fn disable_user(
+    path: &Path,
+    source: &str,
+    name: &str,
+    reason: Option<&str>,
+) -> Result<String, EditError> {
+    let refused = |message: String| EditError::Refused {
+        path: path.display().to_string(),
+        message,
+    };
+    let current = Inventory::parse(path, source)?;
+    match current.user(name) {
+        None => return Err(refused(format!("there is no user `{name}` to disable"))),
+        Some(u) if u.disabled => {
+            return Err(refused(format!(
+                "user `{name}` is already disabled{}",
+                u.disabled_reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            )))
+        }
+        Some(_) => {}
+    }
+    let mut doc: DocumentMut = source
+        .parse()
+        .map_err(|e: toml_edit::TomlError| refused(e.to_string()))?;
+    let table = doc
+        .get_mut("user")
+        .and_then(Item::as_array_of_tables_mut)
+        .and_then(|users| {
+            users
+                .iter_mut()
+                .find(|t| t.get("name").and_then(Item::as_str) == Some(name))
+        })
+        .ok_or_else(|| refused(format!("user `{name}` is not a `[[user]]` table")))?;
+    table.insert("disabled", value(true));
+    match reason {
+        Some(r) => {
+            table.insert("disabled_reason", value(r));
+        }
+        None => {
+            table.remove("disabled_reason");
+        }
+    }
+    let text = doc.to_string();
+    match Inventory::parse(path, &text) {
+        Ok(_) => Ok(text),
+        Err(InventoryError::Invalid { problems, .. }) => {
+            let problems: Vec<String> = problems.into_iter().map(|p| p.message).collect();
+            Err(refused(format!(
+                "cannot disable user `{name}`: {}",
                 problems.join("; ")
             )))
         }

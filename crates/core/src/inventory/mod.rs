@@ -124,6 +124,9 @@ pub struct Inventory {
     /// Sections a concern reads itself (`[motd]`), by table name.
     #[serde(skip)]
     pub sections: sections::Sections,
+    /// The day and the flags of this run (see [`RunContext`]).
+    #[serde(skip)]
+    pub run: RunContext,
 }
 
 /// How long apply waits before it gives up on a host (`[timeouts]`, seconds).
@@ -243,6 +246,133 @@ pub struct User {
     pub home: String,
     pub comment: Option<String>,
     pub ssh_keys: Vec<String>,
+    /// She left (`disabled = true`): the account is kept, locked and expired; her keys,
+    /// associations and tailnet groups go. Her name and UID stay reserved.
+    pub disabled: bool,
+    pub disabled_reason: Option<String>,
+    /// The day her account expires on every host, `YYYY-MM-DD`.
+    pub expires: Option<Expiry>,
+    /// Her tailnet identity.
+    pub email: Option<String>,
+    /// When her access ends, her home is archived (tar, read as her) into
+    /// `ARCHIVE_DIR` on the host that stores it, before her keys are moved.
+    pub archive_home: bool,
+}
+
+/// An account expiry date: as written and as days since 1970-01-01 (what `chage`
+/// and `/etc/shadow` count in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Expiry {
+    pub day: i64,
+}
+
+impl Expiry {
+    /// `YYYY-MM-DD` for a valid calendar date.
+    pub fn parse(text: &str) -> Option<Expiry> {
+        let b = text.as_bytes();
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> Option<i64> {
+            text.get(r)
+                .filter(|t| t.bytes().all(|c| c.is_ascii_digit()))?
+                .parse()
+                .ok()
+        };
+        let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let days_in = [
+            31,
+            if leap { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ];
+        if !(1970..=9999).contains(&y)
+            || !(1..=12).contains(&m)
+            || d < 1
+            || d > days_in[m as usize - 1]
+        {
+            return None;
+        }
+        Some(Expiry {
+            day: days_from_civil(y, m, d),
+        })
+    }
+
+    /// `YYYY-MM-DD`.
+    pub fn date(self) -> String {
+        date_of(self.day)
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `YYYY-MM-DD` of a day counted from 1970-01-01.
+pub fn date_of(day: i64) -> String {
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+impl User {
+    /// Whether her access has ended: disabled, or her account expired by `today`
+    /// (days since 1970-01-01; an account expires at the start of its day).
+    pub fn access_ended(&self, today: Option<i64>) -> bool {
+        self.disabled || self.expired(today)
+    }
+
+    /// Whether `expires` is today or earlier.
+    pub fn expired(&self, today: Option<i64>) -> bool {
+        matches!((self.expires, today), (Some(e), Some(t)) if e.day <= t)
+    }
+
+    /// Why her access ended, for plan lines: `disabled: left the lab`,
+    /// `expired on 2025-01-31`.
+    pub fn ended_because(&self) -> String {
+        match (&self.disabled, &self.disabled_reason, &self.expires) {
+            (true, Some(r), _) => format!("disabled: {r}"),
+            (true, None, _) => "disabled".into(),
+            (false, _, Some(e)) => format!("expired on {}", e.date()),
+            _ => "active".into(),
+        }
+    }
+}
+
+/// What this run was asked to allow, and the day it runs on: not written in the
+/// inventory file but given by the command (flags and this machine's clock).
+#[derive(Debug, Clone, Default)]
+pub struct RunContext {
+    /// Days since 1970-01-01; `None`: no account counts as expired.
+    pub today: Option<i64>,
+    /// `apply --cancel-jobs`: a leaving user's active jobs are cancelled so her
+    /// associations can be removed.
+    pub cancel_jobs: bool,
+    /// `apply --end-sessions`: a leaving user's processes and sessions are ended.
+    pub end_sessions: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -290,6 +420,18 @@ impl Inventory {
 
     pub fn user(&self, name: &str) -> Option<&User> {
         self.users.iter().find(|u| u.name == name)
+    }
+
+    /// Users whose access continues (not disabled, not expired today).
+    pub fn active_users(&self) -> impl Iterator<Item = &User> {
+        self.users
+            .iter()
+            .filter(|u| !u.access_ended(self.run.today))
+    }
+
+    /// Users whose access has ended: disabled, or expired by today.
+    pub fn ended_users(&self) -> impl Iterator<Item = &User> {
+        self.users.iter().filter(|u| u.access_ended(self.run.today))
     }
 
     /// Every group closetctl manages on every host: declared groups and users' private groups.

@@ -141,6 +141,15 @@ pub struct RawUser {
     pub comment: Option<S<String>>,
     #[serde(default)]
     pub ssh_keys: Vec<S<String>>,
+    /// She left: the account stays (her UID is never reused), her access goes.
+    pub disabled: Option<S<bool>>,
+    pub disabled_reason: Option<S<String>>,
+    /// `YYYY-MM-DD`: the account expires on that day on every host (`chage -E`).
+    pub expires: Option<S<String>>,
+    /// Her tailnet identity (the tailnet policy's groups list it).
+    pub email: Option<S<String>>,
+    /// When her access ends, tar her home into the root-only archive first.
+    pub archive_home: Option<S<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

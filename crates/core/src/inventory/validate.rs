@@ -333,6 +333,13 @@ pub(crate) fn is_valid_tag(s: &str) -> bool {
         .is_some_and(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
 }
 
+/// A tailnet login: `name@domain`, one `@`, no space, quote or control character.
+fn is_valid_login(s: &str) -> bool {
+    s.split_once('@').is_some_and(|(user, domain)| {
+        !user.is_empty() && !domain.is_empty() && !domain.contains('@')
+    }) && !s.contains(|ch: char| ch.is_whitespace() || ch.is_control() || "'\"\\".contains(ch))
+}
+
 pub(crate) fn is_valid_ssh_key(s: &str) -> bool {
     let mut parts = s.split_whitespace();
     let kind = parts.next().unwrap_or("");
@@ -504,6 +511,7 @@ fn check(c: &mut Checker, raw: RawInventory) -> Inventory {
         cooling,
         timeouts,
         sections: Default::default(),
+        run: Default::default(),
     }
 }
 
@@ -734,6 +742,49 @@ fn check_users(
             }
             ssh_keys.push(k.get_ref().clone());
         }
+        let disabled = u.disabled.as_ref().is_some_and(|d| *d.get_ref());
+        let disabled_reason = u.disabled_reason.as_ref().map(|r| {
+            if !disabled {
+                c.at(
+                    r.span(),
+                    format!("user `{name}`: `disabled_reason` without `disabled = true`"),
+                );
+            } else if r.get_ref().chars().any(char::is_control) {
+                c.at(
+                    r.span(),
+                    format!(
+                        "user `{name}`: disabled_reason `{}` may not contain control characters",
+                        shown(r.get_ref())
+                    ),
+                );
+            }
+            r.get_ref().clone()
+        });
+        let expires = u.expires.as_ref().and_then(|e| {
+            let parsed = crate::inventory::Expiry::parse(e.get_ref());
+            if parsed.is_none() {
+                c.at(
+                    e.span(),
+                    format!(
+                        "user `{name}`: expires `{}` is not a date `YYYY-MM-DD` (from 1970-01-01)",
+                        shown(e.get_ref())
+                    ),
+                );
+            }
+            parsed
+        });
+        let email = u.email.as_ref().map(|m| {
+            if !is_valid_login(m.get_ref()) {
+                c.at(
+                    m.span(),
+                    format!(
+                        "user `{name}`: email `{}` is not a login like `alice@example.edu`",
+                        shown(m.get_ref())
+                    ),
+                );
+            }
+            m.get_ref().clone()
+        });
         users.push(User {
             name,
             uid,
@@ -745,6 +796,11 @@ fn check_users(
             home,
             comment,
             ssh_keys,
+            disabled,
+            disabled_reason,
+            expires,
+            email,
+            archive_home: u.archive_home.as_ref().is_some_and(|a| *a.get_ref()),
         });
     }
     // No home is another's or inside another's: its owner could reach into the other.

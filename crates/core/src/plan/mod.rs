@@ -30,6 +30,10 @@ pub struct Plan {
     /// (an error among them makes apply refuse), hosts left out of slurm.conf, flows
     /// the tailnet policy blocks.
     pub warnings: Vec<Diagnostic>,
+    /// One line per person the plan takes access from (`access-removed`: `alice`,
+    /// "access removed on 3 hosts, 2 associations, 1 tailnet group"); absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub summary: Vec<Diagnostic>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -322,12 +326,15 @@ pub fn plan(inputs: &Inputs, facts: &ClusterFacts, hosts: &[String]) -> Plan {
         .filter(|f| f.severity != crate::check::Severity::Ok)
         .collect();
     warnings.extend(concerns::warnings(inventory, facts));
-    Plan {
+    let mut plan = Plan {
         schema_version: SCHEMA_VERSION,
         cluster: inventory.cluster.name.clone(),
         hosts: host_plans,
         warnings,
-    }
+        summary: Vec::new(),
+    };
+    plan.summary = concerns::plan_summary(inventory, &plan);
+    plan
 }
 
 /// Plan one step; handlers see changes of this step and earlier ones on the host.

@@ -318,6 +318,7 @@ mod tests {
             cluster: "c".into(),
             hosts,
             warnings: Vec::new(),
+            summary: Vec::new(),
         }
     }
 

@@ -8,6 +8,7 @@
 mod directory;
 mod file;
 mod group;
+pub mod login;
 mod package;
 mod service;
 mod user;
@@ -15,7 +16,9 @@ mod user;
 pub use crate::concerns::accounting::association::{Accounting, Association, SlurmdbFacts};
 pub use crate::concerns::tailscale::enrollment::{Tailscale, TailscaleNode};
 pub use directory::Directory;
+pub use file::unified;
 pub use file::{disruption_rank, fingerprint, Classifier, Disruption, File, DISRUPTIONS};
+pub use login::Login;
 pub use service::Service;
 pub use user::UserAccount;
 
@@ -33,6 +36,8 @@ pub enum Resource {
         gid: u32,
     },
     User(UserAccount),
+    /// Whether a person can still get in: lock, expiry, keys, sessions.
+    Login(Login),
     Directory(Directory),
     File(File),
     Service(Service),
@@ -56,6 +61,11 @@ pub enum ResourceKind {
     SlurmCluster,
     SlurmAccount,
     Association,
+    Login,
+    Expiry,
+    AuthorizedKeys,
+    Sessions,
+    HomeArchive,
 }
 
 impl ResourceKind {
@@ -72,6 +82,11 @@ impl ResourceKind {
             ResourceKind::SlurmCluster => "slurm-cluster",
             ResourceKind::SlurmAccount => "slurm-account",
             ResourceKind::Association => "association",
+            ResourceKind::Login => "login",
+            ResourceKind::Expiry => "expiry",
+            ResourceKind::AuthorizedKeys => "authorized-keys",
+            ResourceKind::Sessions => "sessions",
+            ResourceKind::HomeArchive => "home-archive",
         }
     }
 }
@@ -173,6 +188,7 @@ impl Resource {
             Resource::Package(_) => ResourceKind::Package,
             Resource::Group { .. } => ResourceKind::Group,
             Resource::User(_) => ResourceKind::User,
+            Resource::Login(l) => l.kind(),
             Resource::Directory(_) => ResourceKind::Directory,
             Resource::File(_) => ResourceKind::File,
             Resource::Service(_) => ResourceKind::Service,
@@ -188,6 +204,9 @@ impl Resource {
             Resource::Package(_) => 0,
             Resource::Group { .. } => 1,
             Resource::User(_) => 2,
+            // After her account (made in the same step); her keys with the files.
+            Resource::Login(Login::Keys { .. }) => 4,
+            Resource::Login(_) => 2,
             Resource::Directory(_) => 3,
             Resource::File(_) => 4,
             Resource::Service(_) => 5,
@@ -204,6 +223,7 @@ impl Resource {
                 req.packages.insert(p.clone());
             }
             Resource::Group { .. } | Resource::User(_) => {}
+            Resource::Login(l) => l.probe(req),
             // What an owner manages in her home, she is also the one to look at.
             Resource::Directory(d) if d.actor == Actor::Owner => {
                 req.owned_files
@@ -239,6 +259,7 @@ impl Resource {
             Resource::Package(name) => package::diff(name, facts),
             Resource::Group { name, gid } => group::diff(name, *gid, facts),
             Resource::User(u) => u.diff(facts),
+            Resource::Login(l) => l.diff(facts),
             Resource::Directory(d) => d.diff(facts),
             Resource::File(f) => f.diff(facts),
             Resource::Service(s) => s.diff(facts),

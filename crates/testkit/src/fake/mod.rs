@@ -10,9 +10,13 @@
 //! - [`state`]: a host's state and what a test may inject;
 //! - [`probe`]: the fact probe's answer; [`lock`]: the apply lock's scripts;
 //! - [`script`]: the step scripts' interpreter;
+//! - [`accounts`]: `/etc/shadow`, `usermod -L -e`/`-U`, `chage -E`, processes
+//!   (`ps`, `pkill`, `loginctl`) and `scancel`;
 //! - [`slurmdb`]: MariaDB, slurmdbd and `sacctmgr`; [`munge`]: `munge -n` and
-//!   `unmunge`; [`slurm`]: slurmctld's node states and `sinfo`.
+//!   `unmunge`; [`slurm`]: slurmctld's node states and `sinfo`; [`status`]: the
+//!   status script's `scontrol -d -o show node|job` and `nvidia-smi`.
 
+mod accounts;
 mod lock;
 mod munge;
 mod probe;
@@ -20,9 +24,13 @@ mod script;
 mod slurm;
 mod slurmdb;
 mod state;
+mod status;
 
+pub use accounts::Shadow;
 pub use slurmdb::FakeSlurmdb;
-pub use state::{preinstall, FakeFile, FakeHook, FakeState, PackageEffect, MUNGE_KEY, MUNGE_UNIT};
+pub use state::{
+    preinstall, FakeFile, FakeHook, FakeJob, FakeState, PackageEffect, MUNGE_KEY, MUNGE_UNIT,
+};
 
 use crate::facts::probe::HEADER as PROBE_HEADER;
 use crate::inventory::Host;
@@ -183,6 +191,11 @@ impl Transport for FakeConn {
         if script.contains(closetctl_core::concerns::slurm::verify::NODE_STATES) {
             return self.wait_for_nodes(&script);
         }
+        if script.starts_with(closetctl_core::status::HEADER) {
+            let views = self.views();
+            let state = host.state.lock().unwrap();
+            return Ok(status::answer(&state, &views, &script));
+        }
         let (mut out, stopped) = {
             let mut state = host.state.lock().unwrap();
             if !state.reachable {
@@ -256,11 +269,7 @@ impl FakeConn {
     /// Verification's `sinfo` wait loop: slurmctld's view of every host, each host's
     /// state read on its own (this one's too), never two locks at once.
     fn wait_for_nodes(&self, script: &str) -> Result<RemoteOutput, TransportError> {
-        let views: BTreeMap<String, slurm::NodeView> = self
-            .cluster
-            .iter()
-            .map(|(n, h)| (n.clone(), h.with(|s| slurm::NodeView::of(s))))
-            .collect();
+        let views = self.views();
         let state = self.host.state.lock().unwrap();
         if !state.reachable {
             return Err(TransportError::Run {
@@ -269,6 +278,14 @@ impl FakeConn {
             });
         }
         Ok(slurm::wait_script(&state, &views, script))
+    }
+
+    /// slurmctld's view of every host, each host's state read on its own.
+    fn views(&self) -> BTreeMap<String, slurm::NodeView> {
+        self.cluster
+            .iter()
+            .map(|(n, h)| (n.clone(), h.with(|s| slurm::NodeView::of(s))))
+            .collect()
     }
 
     /// What the step script that hangs here printed so far.

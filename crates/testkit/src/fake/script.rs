@@ -235,6 +235,11 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
                     shell: rest[2].clone(),
                 },
             );
+            if add {
+                // Debian's useradd: no password (`!`), no expiry.
+                s.shadow
+                    .insert(name.clone(), super::accounts::Shadow::default());
+            }
             if add && rest.get(5).map(String::as_str) == Some("1") {
                 let group = s
                     .groups
@@ -358,7 +363,18 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
             owner_exists(s, &a[1], &a[2])?;
             owner_works_on(s, func, a)?;
         }
-        "cc_command" => run_command(s, &a[0])?,
+        "cc_command" => {
+            if !super::accounts::run_command(s, &a[0])? {
+                run_command(s, &a[0])?
+            }
+        }
+        "cc_owner_archive" => {
+            super::accounts::archive(s, &a[0], &a[1], &a[2])?;
+        }
+        "cc_owner_stash" => {
+            owner_exists(s, &a[1], &a[2])?;
+            super::accounts::stash(s, &a[0], &a[1])?;
+        }
         "cc_activate" => {
             let cmd = &a[0];
             if let Err(e) = check_command(s, cmd).and_then(|()| run_command(s, cmd)) {

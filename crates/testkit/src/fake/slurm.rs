@@ -39,15 +39,18 @@ impl NodeView {
 }
 
 /// One node as slurmctld sees it.
-struct Node {
-    name: String,
-    state: String,
-    gres: String,
-    reason: String,
+pub(crate) struct Node {
+    pub name: String,
+    pub state: String,
+    pub gres: String,
+    pub reason: String,
+    /// The `NodeName=` line's `CPUs=` and `RealMemory=`.
+    pub cpus: u32,
+    pub real_memory: u64,
 }
 
 /// slurmctld's nodes on the controller `s`, given the other hosts by name.
-fn nodes(s: &FakeState, hosts: &BTreeMap<String, NodeView>) -> Vec<Node> {
+pub(crate) fn nodes(s: &FakeState, hosts: &BTreeMap<String, NodeView>) -> Vec<Node> {
     let own_key = munged_key(s);
     let conf = s.text(SLURM_CONF);
     let mut out = Vec::new();
@@ -89,6 +92,8 @@ fn nodes(s: &FakeState, hosts: &BTreeMap<String, NodeView>) -> Vec<Node> {
             }
         };
         out.push(Node {
+            cpus: field("CPUs").parse().unwrap_or(1),
+            real_memory: field("RealMemory").parse().unwrap_or(1),
             name,
             gres: if gres.is_empty() {
                 "(null)".into()

@@ -104,7 +104,50 @@ pub struct FakeState {
     /// slurmctld's node states an admin set (`scontrol update nodename=N state=drain
     /// reason=...`): node -> (state as sinfo prints it, reason). Read on the controller.
     pub slurm_held: BTreeMap<String, (String, String)>,
+    /// `/etc/shadow` as the probe's `awk` prints it and `usermod`/`chage` change it.
+    pub shadow: BTreeMap<String, super::accounts::Shadow>,
+    /// Running processes `(uid, pid)`, as `ps -e -o uid= -o pid=` lists them.
+    pub processes: Vec<(u32, u32)>,
+    /// Jobs slurmctld runs or queues (read on the controller): `scontrol show job`,
+    /// and the nodes' allocated CPUs, memory and GPUs in `scontrol show node`.
+    pub slurm_jobs: Vec<FakeJob>,
+    /// What `nvidia-smi --version` reports here.
+    pub nvidia_driver: String,
+    pub cuda_version: String,
+    /// GPU utilisation (%) by GPU index, as `nvidia-smi` reports it (default 0).
+    pub gpu_utilization: BTreeMap<u32, u32>,
+    /// `/proc/sys/kernel/random/boot_id`: a reboot changes it.
+    pub boot_id: String,
+    /// The probe's GPU cache file ([`closetctl_core::facts::probe::GPU_CACHE`]): the
+    /// key it was written under and `nvidia-smi`'s answer.
+    pub gpu_cache: Option<(String, String)>,
+    /// Times the probe ran `nvidia-smi` here.
+    pub nvidia_smi_runs: u64,
     pub(crate) next_pid: u32,
+}
+
+/// A job in the fake slurmctld.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeJob {
+    pub id: u32,
+    pub name: String,
+    pub user: String,
+    pub uid: u32,
+    pub account: String,
+    /// `RUNNING` or `PENDING`.
+    pub state: String,
+    pub partition: String,
+    /// Where it runs (empty while pending).
+    pub node: String,
+    pub cpus: u32,
+    pub memory_mib: u64,
+    /// `--gres=gpu:TYPE:N` as (type, N); `None` for a CPU job.
+    pub gres: Option<(Option<String>, u32)>,
+    pub run_seconds: u64,
+    /// `None`: UNLIMITED.
+    pub limit_seconds: Option<u64>,
+    /// Why it pends.
+    pub reason: String,
 }
 
 /// A callback from inside the fake host (a test's Ctrl-C at a chosen op).
@@ -157,10 +200,19 @@ impl FakeState {
             hung: false,
             handlers_paid: Vec::new(),
             slurmdb: FakeSlurmdb::default(),
+            shadow: BTreeMap::new(),
+            processes: Vec::new(),
             munged_key: None,
             decoded: BTreeSet::new(),
             credentials_made: 0,
             slurm_held: BTreeMap::new(),
+            slurm_jobs: Vec::new(),
+            nvidia_driver: "535.183.01".into(),
+            cuda_version: "12.2".into(),
+            gpu_utilization: BTreeMap::new(),
+            boot_id: "boot-1".into(),
+            gpu_cache: None,
+            nvidia_smi_runs: 0,
             next_pid: 1000,
         };
         for (name, id) in [("root", 0), ("daemon", 1), ("sshd", 100), ("nobody", 65534)] {

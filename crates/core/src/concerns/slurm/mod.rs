@@ -154,6 +154,47 @@ pub struct AccountingConf {
     pub weight_age: u32,
     pub weight_job_size: u32,
     pub decay_half_life: String,
+    /// `AccountingStorageTRES`: `gres/gpu` and each GPU type in the closet
+    /// (`gres/gpu:a100`), so sacct/sreport show GPU hours; empty without GPUs.
+    pub tres: String,
+    /// `TRESBillingWeights` on every partition: fair share charges GPU time.
+    pub billing_weights: String,
+}
+
+/// `gres/gpu,gres/gpu:a100,gres/gpu:rtx4090` for the types in the nodes' `Gres=`
+/// (`gpu:a100:4,gpu:h100:2`), empty when no node has a GPU.
+pub fn accounting_tres(nodes: &[Node]) -> String {
+    let types: std::collections::BTreeSet<&str> = nodes
+        .iter()
+        .flat_map(|n| n.gres.split(',').filter(|g| !g.is_empty()))
+        .filter_map(|g| {
+            let mut parts = g.split(':');
+            let name = parts.next()?;
+            let rest: Vec<&str> = parts.collect();
+            (name == "gpu" && rest.len() == 2).then(|| rest[0])
+        })
+        .collect();
+    if !nodes.iter().any(|n| n.gres.starts_with("gpu:")) {
+        return String::new();
+    }
+    let mut tres = vec!["gres/gpu".to_string()];
+    tres.extend(types.iter().map(|t| format!("gres/gpu:{t}")));
+    tres.join(",")
+}
+
+/// A billing weight as slurm.conf takes it: `1`, `0.5`, `10`.
+fn weight(w: f64) -> String {
+    format!("{w}")
+}
+
+/// `CPU=1,GRES/gpu=10`: what fair share charges per allocated CPU and GPU. Only the
+/// untyped `GRES/gpu` is weighted, so a typed GPU is not charged twice.
+pub fn billing_weights(fair_share: &crate::inventory::FairShare) -> String {
+    format!(
+        "CPU={},GRES/gpu={}",
+        weight(fair_share.cpu_weight),
+        weight(fair_share.gpu_weight)
+    )
 }
 
 /// RealMemory a little below the live figure: 97 %, rounded down to 64 MiB, so a
@@ -327,6 +368,12 @@ pub fn context(inventory: &Inventory, facts: &ClusterFacts) -> Option<SlurmConte
         for (k, v) in &p.options {
             line.push_str(&format!(" {k}={v}"));
         }
+        if slurm.fair_share.enabled && !p.options.contains_key("TRESBillingWeights") {
+            line.push_str(&format!(
+                " TRESBillingWeights={}",
+                billing_weights(&slurm.fair_share)
+            ));
+        }
         line.push_str(" State=UP");
         partitions.push(PartitionLine { line });
     }
@@ -336,6 +383,7 @@ pub fn context(inventory: &Inventory, facts: &ClusterFacts) -> Option<SlurmConte
         .min()
         .unwrap_or(1024)
         .max(1);
+    let tres = accounting_tres(&nodes);
     Some(SlurmContext {
         cluster_name: slurm.cluster_name.clone(),
         controller: controller.name.clone(),
@@ -354,6 +402,8 @@ pub fn context(inventory: &Inventory, facts: &ClusterFacts) -> Option<SlurmConte
             weight_age: slurm.fair_share.weight_age,
             weight_job_size: slurm.fair_share.weight_job_size,
             decay_half_life: slurm.fair_share.decay_half_life.clone(),
+            tres,
+            billing_weights: billing_weights(&slurm.fair_share),
         }),
         warnings,
     })
@@ -429,6 +479,8 @@ const RESTART_KEYS: &[&str] = &[
     "ClusterName",
     "SlurmUser",
     "AccountingStorageType",
+    // New TRES are registered in the database when slurmctld starts (Slurm's tres.html).
+    "AccountingStorageTRES",
     "PriorityType",
     "JobAcctGatherType",
     "SwitchType",

@@ -25,7 +25,17 @@ pub struct FairShare {
     pub weight_age: u32,
     pub weight_job_size: u32,
     pub decay_half_life: String,
+    /// What one allocated CPU counts for in the billing TRES (fair-share usage).
+    pub cpu_weight: f64,
+    /// What one allocated GPU counts for: by default a GPU hour is charged like
+    /// [`DEFAULT_GPU_WEIGHT`] CPU hours.
+    pub gpu_weight: f64,
 }
+
+/// The default `gpu_weight`: a GPU hour costs as much fair share as 10 CPU hours.
+pub const DEFAULT_GPU_WEIGHT: f64 = 10.0;
+/// The largest billing weight accepted (Slurm keeps billing in a 64-bit count).
+pub const MAX_BILLING_WEIGHT: f64 = 100_000.0;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Partition {
@@ -100,6 +110,8 @@ pub struct RawFairShareSettings {
     pub weight_age: Option<u32>,
     pub weight_job_size: Option<u32>,
     pub decay_half_life: Option<S<String>>,
+    pub cpu_weight: Option<S<f64>>,
+    pub gpu_weight: Option<S<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,6 +183,8 @@ pub(crate) fn check_slurm(
                         v.get_ref().clone()
                     }
                 },
+                cpu_weight: billing_weight(c, "cpu_weight", x.cpu_weight.as_ref(), d.cpu_weight),
+                gpu_weight: billing_weight(c, "gpu_weight", x.gpu_weight.as_ref(), d.gpu_weight),
             }
         }
     };
@@ -284,6 +298,20 @@ pub(crate) fn check_slurm(
     }
 }
 
+/// A billing weight of `[slurm.fair_share]`: a number from 0 to [`MAX_BILLING_WEIGHT`].
+fn billing_weight(c: &mut Checker, key: &str, v: Option<&S<f64>>, default: f64) -> f64 {
+    let Some(v) = v else { return default };
+    let w = *v.get_ref();
+    if !(w.is_finite() && (0.0..=MAX_BILLING_WEIGHT).contains(&w)) {
+        c.at(
+            v.span(),
+            format!("slurm fair_share {key} `{w}` is not a billing weight from 0 to {MAX_BILLING_WEIGHT} (what one allocated unit counts for per hour, e.g. `1.0`)"),
+        );
+        return default;
+    }
+    w
+}
+
 /// `Key = "Value"` pairs written into `slurm.conf` as `Key=Value`: the key a Slurm
 /// parameter name, the value of the conservative set (no space, `#`, newline or other
 /// control character: nothing that ends the line, starts a comment or a second pair).
@@ -321,6 +349,8 @@ impl FairShare {
             weight_age: 1000,
             weight_job_size: 500,
             decay_half_life: "7-0".into(),
+            cpu_weight: 1.0,
+            gpu_weight: DEFAULT_GPU_WEIGHT,
         }
     }
 }

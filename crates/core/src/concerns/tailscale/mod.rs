@@ -299,6 +299,20 @@ pub fn policy(inventory: &Inventory) -> (Policy, Vec<String>) {
             .collect(),
         ..Policy::default()
     };
+    // Someone whose access ended is in no group, whatever `[tailscale.groups]` says.
+    for u in inventory.ended_users() {
+        let Some(email) = &u.email else { continue };
+        for (g, members) in p.groups.iter_mut() {
+            if members.contains(email) {
+                members.retain(|m| m != email);
+                notes.push(format!(
+                    "{email} (user `{}`, {}) left out of {g}",
+                    u.name,
+                    u.ended_because()
+                ));
+            }
+        }
+    }
     let tags = cluster_tags(inventory);
     for h in inventory
         .hosts
