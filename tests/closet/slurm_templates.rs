@@ -147,7 +147,7 @@ fn partition_edits_are_labelled_reconfigure_and_hardware_edits_restart() {
 fn gpu_accounting_lines_follow_the_fair_share_weights() {
     let (inventory, facts) = example_with_facts();
     let before = rendered(&inventory, &facts, "head", "/etc/slurm/slurm.conf");
-    assert!(before.contains("\nAccountingStorageTRES=gres/gpu,gres/gpu:a100,gres/gpu:rtx4090\n"));
+    assert!(before.contains("\nAccountingStorageTRES=gres/gpu,gres/gpu:a100-80gb,gres/gpu:rtx4090\n"));
     assert!(before.contains(" TRESBillingWeights=CPU=1,GRES/gpu=10 State=UP\n"));
 
     let text = std::fs::read_to_string(example_path()).unwrap().replace(
@@ -167,7 +167,7 @@ fn gpu_accounting_lines_follow_the_fair_share_weights() {
     one_type.hosts.get_mut("gpu2").unwrap().gpus =
         crate::kit::gpus("NVIDIA A100-SXM4-80GB", 2, 81920, 400.0);
     let after = rendered(&inventory, &one_type, "head", "/etc/slurm/slurm.conf");
-    assert!(after.contains("\nAccountingStorageTRES=gres/gpu,gres/gpu:a100\n"));
+    assert!(after.contains("\nAccountingStorageTRES=gres/gpu,gres/gpu:a100-80gb\n"));
     assert_eq!(
         slurm::classify(
             Some("AccountingStorageTRES=gres/gpu\n"),

@@ -80,7 +80,7 @@ fn job(id: u32, user: &str, uid: u32, state: &str, node: &str) -> FakeJob {
 }
 
 /// A converged closet (node1 4 × A100, node2 2 × RTX 4090) where alice runs
-/// `--gres=gpu:a100:2` on node1, bob a CPU job on node2, and alice's second GPU job
+/// `--gres=gpu:a100-80gb:2` on node1, bob a CPU job on node2, and alice's second GPU job
 /// waits for resources.
 async fn busy_closet(closet: &Closet) -> Arc<FakeCluster> {
     let loaded = closet.load();
@@ -98,7 +98,7 @@ async fn busy_closet(closet: &Closet) -> Arc<FakeCluster> {
     fake.host("head").with(|s| {
         s.slurm_jobs = vec![
             FakeJob {
-                gres: Some((Some("a100".into()), 2)),
+                gres: Some((Some("a100-80gb".into()), 2)),
                 run_seconds: 125,
                 limit_seconds: Some(3600),
                 ..job(12, "alice", 1001, "RUNNING", "node1")
@@ -142,7 +142,7 @@ async fn two_users_jobs_show_as_allocated_and_free_gpus() {
             node1.gpus[0].allocated,
             node1.gpus[0].free
         ),
-        (Some("a100"), 4, 2, 2)
+        (Some("a100-80gb"), 4, 2, 2)
     );
     assert_eq!(node1.short_state, "mix");
     let node2 = s.nodes.iter().find(|n| n.name == "node2").unwrap();
@@ -165,7 +165,7 @@ async fn two_users_jobs_show_as_allocated_and_free_gpus() {
             alice.gpu_type.as_deref(),
             alice.time_left_seconds
         ),
-        ("alice", 2, Some("a100"), Some(3600 - 125))
+        ("alice", 2, Some("a100-80gb"), Some(3600 - 125))
     );
     assert_eq!(s.jobs[2].reason.as_deref(), Some("Resources"));
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
@@ -287,7 +287,7 @@ fn the_binary_on_the_controller_asks_it_locally() {
         .iter()
         .find(|n| n["name"] == "node1")
         .unwrap();
-    assert_eq!(node1["gpus"][0]["type"], "a100");
+    assert_eq!(node1["gpus"][0]["type"], "a100-80gb");
     assert_eq!(node1["gpus"][0]["allocated"], 2);
     assert_eq!(node1["gpus"][0]["free"], 2);
     assert_eq!(node1["live"]["gpus"].as_array().unwrap().len(), 4);
