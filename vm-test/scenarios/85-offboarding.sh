@@ -138,7 +138,7 @@ BEFORE=$VM_STATE/offboarding-tailnet-before.toml
 sed -i '/^name = "alice"$/a email = "alice@example.edu"' "$BEFORE"
 "$CLOSETCTL" tailscale policy -i "$BEFORE" >"$API/policy.hujson" 2>/dev/null
 assert_contains "$(cat "$API/policy.hujson")" "alice@example.edu" "the policy before she left"
-"$VM_DIR/tailscale-api" "$API" & api_pid=$!
+"$VM_DIR/standins/tailscale-api" "$API" & api_pid=$!
 for _ in $(seq 1 50); do [ -s "$API/port" ] && break; sleep 0.1; done
 [ -s "$API/port" ] || fail "the Tailscale API stand-in did not start"
 TS_INV=$VM_STATE/offboarding-tailnet.toml

@@ -118,8 +118,10 @@ check_status "$json" "$table" alice
 assert_eq "[]" "$(jq -c '.warnings' <<<"$json")" "no warnings for alice"
 
 step "sshare: alice's GPU hours weigh more than bob's CPU hours"
+# slurmctld adds running jobs' usage every PriorityCalcPeriod (5 min by default): wait
+# past one whole period (the jobs run 15 min).
 usage=
-for _ in $(seq 1 40); do
+for _ in $(seq 1 80); do
     usage=$(vm_ssh head sshare -a -n -P -o user,rawusage)
     a=$(awk -F'|' '$1 == "alice" { s += $2 } END { print s + 0 }' <<<"$usage")
     b=$(awk -F'|' '$1 == "bob" { s += $2 } END { print s + 0 }' <<<"$usage")

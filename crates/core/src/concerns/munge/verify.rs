@@ -97,6 +97,11 @@ impl Verification for Crosswise {
                 )),
             }
         }
+        if !made.contains_key(&self.controller) {
+            // Not asked: this apply skipped the controller (a conflict, unreachable), and
+            // its summary says why; there is nothing to decode against.
+            return findings;
+        }
         if !Self::credentials(made).contains_key(&self.controller) {
             findings.push(finding(
                 false,
@@ -141,6 +146,28 @@ impl Verification for Crosswise {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_controller_the_apply_skipped_is_not_reported_as_making_no_credential() {
+        let check = Crosswise {
+            controller: "head".into(),
+            hosts: vec!["head".into(), "node1".into()],
+        };
+        let only_node1: Answers = [("node1".to_string(), Ok("MUNGE:abc:".to_string()))].into();
+        assert!(check.round(std::slice::from_ref(&only_node1)).is_none());
+        assert!(check.findings(&[only_node1]).is_empty());
+        // Asked and silent is still a failure.
+        let silent: Answers = [
+            ("head".to_string(), Ok(String::new())),
+            ("node1".to_string(), Ok("MUNGE:abc:".to_string())),
+        ]
+        .into();
+        let found = check.findings(&[silent]);
+        assert!(
+            found.iter().any(|d| d.message == "the controller made no credential"),
+            "{found:?}"
+        );
+    }
 
     /// The decode function with a stand-in `unmunge` on PATH that accepts `good` and
     /// refuses anything else as MUNGE does (its error on stderr, exit 14).
