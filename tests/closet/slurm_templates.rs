@@ -147,7 +147,9 @@ fn partition_edits_are_labelled_reconfigure_and_hardware_edits_restart() {
 fn gpu_accounting_lines_follow_the_fair_share_weights() {
     let (inventory, facts) = example_with_facts();
     let before = rendered(&inventory, &facts, "head", "/etc/slurm/slurm.conf");
-    assert!(before.contains("\nAccountingStorageTRES=gres/gpu,gres/gpu:a100-80gb,gres/gpu:rtx4090\n"));
+    assert!(
+        before.contains("\nAccountingStorageTRES=gres/gpu,gres/gpu:a100-80gb,gres/gpu:rtx4090\n")
+    );
     assert!(before.contains(" TRESBillingWeights=CPU=1,GRES/gpu=10 State=UP\n"));
 
     let text = std::fs::read_to_string(example_path()).unwrap().replace(
@@ -171,7 +173,7 @@ fn gpu_accounting_lines_follow_the_fair_share_weights() {
     assert_eq!(
         slurm::classify(
             Some("AccountingStorageTRES=gres/gpu\n"),
-            "AccountingStorageTRES=gres/gpu,gres/gpu:a100\n"
+            "AccountingStorageTRES=gres/gpu,gres/gpu:a100-80gb\n"
         ),
         "restart"
     );

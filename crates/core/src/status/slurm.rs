@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 /// GPUs of one type on a node: how many, how many allocated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GpuPool {
-    /// The GRES type (`a100`); `None` for untyped `gpu:N`.
+    /// The GRES type (`a100-80gb`); `None` for untyped `gpu:N`.
     #[serde(rename = "type")]
     pub gpu_type: Option<String>,
     pub total: u32,
@@ -55,7 +55,7 @@ pub struct Job {
     pub cpus: u32,
     /// GPUs allocated (running) or requested (pending).
     pub gpus: u32,
-    /// The GPU type asked for (`a100`), when one was.
+    /// The GPU type asked for (`a100-80gb`), when one was.
     pub gpu_type: Option<String>,
     pub elapsed_seconds: u64,
     /// `None` when the job has no time limit.
@@ -429,7 +429,7 @@ mod tests {
     }
 
     /// Slurm 22.05 output captured on the VM closet (testdata/README.md): node1 with
-    /// alice's `--gres=gpu:a100:2` job, node2 with bob's CPU job, one CPU each.
+    /// alice's `--gres=gpu:a100-80gb:2` job, node2 with bob's CPU job, one CPU each.
     #[test]
     fn scontrol_show_node_of_slurm_22_05() {
         let nodes = parse_nodes(include_str!("testdata/scontrol-show-node.txt")).unwrap();
@@ -442,7 +442,7 @@ mod tests {
         assert_eq!(
             n1.gpus,
             [GpuPool {
-                gpu_type: Some("a100".into()),
+                gpu_type: Some("a100-80gb".into()),
                 total: 4,
                 allocated: 2
             }]
@@ -502,7 +502,7 @@ mod tests {
         );
         assert_eq!(
             (a.gpus, a.gpu_type.as_deref(), a.cpus),
-            (2, Some("a100"), 1)
+            (2, Some("a100-80gb"), 1)
         );
         assert_eq!((a.elapsed_seconds, a.time_limit_seconds), (3, None));
         let b = &jobs[1];

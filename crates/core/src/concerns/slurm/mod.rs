@@ -155,14 +155,14 @@ pub struct AccountingConf {
     pub weight_job_size: u32,
     pub decay_half_life: String,
     /// `AccountingStorageTRES`: `gres/gpu` and each GPU type in the closet
-    /// (`gres/gpu:a100`), so sacct/sreport show GPU hours; empty without GPUs.
+    /// (`gres/gpu:a100-80gb`), so sacct/sreport show GPU hours; empty without GPUs.
     pub tres: String,
     /// `TRESBillingWeights` on every partition: fair share charges GPU time.
     pub billing_weights: String,
 }
 
-/// `gres/gpu,gres/gpu:a100,gres/gpu:rtx4090` for the types in the nodes' `Gres=`
-/// (`gpu:a100:4,gpu:h100:2`), empty when no node has a GPU.
+/// `gres/gpu,gres/gpu:a100-80gb,gres/gpu:rtx4090` for the types in the nodes' `Gres=`
+/// (`gpu:a100-80gb:4,gpu:h100:2`), empty when no node has a GPU.
 pub fn accounting_tres(nodes: &[Node]) -> String {
     let types: std::collections::BTreeSet<&str> = nodes
         .iter()
