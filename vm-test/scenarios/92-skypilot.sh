@@ -100,11 +100,11 @@ step "sky launch --gpus A100-80GB:1 (offline: as far as it gets)"
 # A launch canonicalizes the GPU name against SkyPilot's hosted catalogue
 # (common/accelerators.csv and common/metadata.csv, fetched from the internet into
 # ~/.sky/catalogs/v8 on first use); this machine has no internet, so the scratch HOME
-# gets a STAND-IN of those two files in their format, with the two GPUs of the closet.
-catalog=$scratch/.sky/catalogs/v8/common
-mkdir -p "$catalog"
-printf 'AcceleratorName,Clouds\nA100-80GB,Slurm\nRTX4090,Slurm\n' >"$catalog/accelerators.csv"
-printf 'GPU,MemoryGB,Manufacturer\nA100-80GB,80,NVIDIA\nRTX4090,24,NVIDIA\n' >"$catalog/metadata.csv"
+# gets the STAND-IN vm-test/standins/skypilot-catalog writes: the real files' format
+# and rows, cut to the closet's GPUs. Real here: the SkyPilot client and API server,
+# the exported ~/.slurm/config and ~/.sky/config.yaml, ssh to head, sinfo/sbatch/squeue
+# and the job on node1 (only its GPUs are nvidia-smi stand-ins, vm-test/guest).
+"$VM_DIR/standins/skypilot-catalog" "$scratch/.sky/catalogs/v8/common"
 # Watch Slurm while SkyPilot launches: the job it submits as alice, with its GRES.
 seen=$scratch/squeue.log
 ( for _ in $(seq 1 300); do
