@@ -24,6 +24,7 @@ mod offboarding;
 mod plan_fake;
 mod plan_json_example;
 mod preflight_gate;
+mod skypilot_fake;
 mod slurm_templates;
 mod status;
 mod tailscale_plan;

@@ -8,8 +8,8 @@
 # counts, and a `sky launch --gpus A100-80GB:1` must reach Slurm as alice with the
 # typed GRES (gpu:a100-80gb:1): the nodes have no internet, so the launch cannot fetch
 # SkyPilot's runtime and stops after that; the log says where. Before that: what apply
-# makes true for SkyPilot (sshd on the compute nodes, rsync and getent on the login
-# host, typed GRES). Then `closetctl export transformerlab`: its storage path is shared (a job
+# makes true for SkyPilot (sshd and rsync on the compute nodes, rsync and getent on the
+# login host, typed GRES). Then `closetctl export transformerlab`: its storage path is shared (a job
 # with its --gres flag writes there on a node, head reads it).
 set -euo pipefail
 . "$VM_DIR/lib.sh"
@@ -33,7 +33,9 @@ timer_stop apply
 echo "$out" | tail -n 20
 assert_eq 0 "$rc" "apply exit code"
 for n in node1 node2; do
-    assert_eq "install ok installed" "$(vm_ssh "$n" dpkg-query -W -f="'\${Status}'" openssh-server)" "openssh-server on $n"
+    for p in openssh-server rsync; do
+        assert_eq "install ok installed" "$(vm_ssh "$n" dpkg-query -W -f="'\${Status}'" "$p")" "$p on $n"
+    done
     assert_ok vm_ssh "$n" test -x /usr/sbin/sshd
 done
 assert_ok vm_ssh head command -v rsync sinfo sbatch

@@ -1,0 +1,70 @@
+//! What `apply` makes true for SkyPilot on Slurm, on a fake closet: sshd and rsync on
+//! every compute node (SkyPilot reaches a job's node with `srun ... sshd -i` and copies
+//! its runtime there with rsync over srun), slurm-client and rsync on the login host
+//! (it rsyncs its sbatch script there and runs sinfo/sbatch as the researcher), and
+//! GRES types SkyPilot's GPU names match. The VM scenario 92-skypilot runs the real
+//! client against real guests.
+
+use crate::kit::{apply, cluster, gpus, plan, Closet};
+
+const INVENTORY: &str = r#"[cluster]
+name = "testcloset"
+
+[[host]]
+name = "head"
+address = "10.0.0.1"
+roles = ["controller", "login"]
+
+[[host]]
+name = "node1"
+address = "10.0.0.2"
+roles = ["compute"]
+gpus = { model = "a100-sxm4-80gb", count = 4 }
+
+[[host]]
+name = "node2"
+address = "10.0.0.3"
+roles = ["compute"]
+gpus = { model = "rtx-4090", count = 2 }
+
+[slurm]
+controller = "head"
+"#;
+
+#[tokio::test]
+async fn apply_installs_what_skypilot_runs_on_the_nodes_and_the_login_host() {
+    let closet = Closet::new(INVENTORY);
+    let loaded = closet.load();
+    let fake = cluster(&["head", "node1", "node2"]);
+    fake.host("node1")
+        .with(|s| s.gpus = gpus("NVIDIA A100-SXM4-80GB", 4, 81920, 400.0));
+    fake.host("node2")
+        .with(|s| s.gpus = gpus("NVIDIA GeForce RTX 4090", 2, 24564, 450.0));
+    for h in ["head", "node1", "node2"] {
+        fake.host(h).with(|s| {
+            assert!(
+                !s.installed.contains_key("rsync"),
+                "{h} starts without rsync"
+            );
+            assert!(!s.installed.contains_key("openssh-server"));
+        });
+    }
+    assert!(apply(&fake, &loaded).await.success());
+    assert!(!plan(&fake, &loaded).await.has_changes());
+
+    for node in ["node1", "node2"] {
+        fake.host(node).with(|s| {
+            for p in ["openssh-server", "rsync", "slurmd"] {
+                assert!(s.installed.contains_key(p), "{p} on {node}");
+            }
+        });
+    }
+    fake.host("head").with(|s| {
+        for p in ["slurm-client", "rsync"] {
+            assert!(s.installed.contains_key(p), "{p} on the login host");
+        }
+        let conf = s.text("/etc/slurm/slurm.conf");
+        assert!(conf.contains(" Gres=gpu:a100-80gb:4 "), "{conf}");
+        assert!(conf.contains(" Gres=gpu:rtx4090:2 "), "{conf}");
+    });
+}
