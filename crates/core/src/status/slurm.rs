@@ -504,7 +504,7 @@ mod tests {
             (a.gpus, a.gpu_type.as_deref(), a.cpus),
             (2, Some("a100-80gb"), 1)
         );
-        assert_eq!((a.elapsed_seconds, a.time_limit_seconds), (3, None));
+        assert_eq!((a.elapsed_seconds, a.time_limit_seconds), (1, None));
         let b = &jobs[1];
         assert_eq!(
             (
@@ -517,7 +517,7 @@ mod tests {
         );
         assert_eq!(
             (b.time_limit_seconds, b.time_left_seconds),
-            (Some(3600), Some(3597))
+            (Some(3600), Some(3599))
         );
         assert!(parse_jobs("No jobs in the system\n").unwrap().is_empty());
     }
