@@ -6,8 +6,10 @@
 # the inventory's ssh_config says). `sky check slurm` must report the cluster enabled,
 # `sky show-gpus --infra slurm` must list the A100-80GB and RTX4090 pools with their
 # counts, and a `sky launch --gpus A100-80GB:1` must reach Slurm as alice with the
-# typed GRES (gpu:a100-80gb:1): the nodes have no internet, so the launch cannot fetch
-# SkyPilot's runtime and stops after that; the log says where. Before that: what apply
+# typed GRES (gpu:a100-80gb:1) and run on node1: the nodes have no internet, so the
+# launch cannot fetch SkyPilot's runtime and stops after that; the log says where (on
+# 2026-11-30: the job RUNNING, "Instance is up", its runtime files rsynced to the node,
+# then "Failed to set up SkyPilot runtime": curl: command not found, no uv). Before that: what apply
 # makes true for SkyPilot (sshd and rsync on the compute nodes, rsync and getent on the
 # login host, typed GRES). Then `closetctl export transformerlab`: its storage path is shared (a job
 # with its --gres flag writes there on a node, head reads it).
