@@ -802,3 +802,64 @@ async fn a_slurm_conf_that_fails_its_check_on_a_node_is_written_nowhere() {
         "the controller never activated it"
     );
 }
+
+#[tokio::test]
+async fn a_stop_during_the_install_names_the_first_step_that_still_had_work() {
+    // As vm-test 80's case A: a step that only installs a package, then one that writes a
+    // file. Ctrl-C during the install of every step's packages: the install finishes,
+    // the package-only step has nothing left (it is not run, not even empty), and the
+    // hosts stop before the step with work.
+    let closet = Closet::with_files(
+        INVENTORY,
+        &[
+            (
+                "playbooks/50-lab.toml",
+                "[[step]]\nname = \"lab-tools\"\nroles = [\"all\"]\npackages = [\"munge\"]\n\n[[step]]\nname = \"lab-config\"\nroles = [\"all\"]\n\n[[step.file]]\npath = \"/etc/lab.conf\"\ntemplate = \"lab.conf.j2\"\n",
+            ),
+            ("templates/lab.conf.j2", "x = {{ host.name }}\n"),
+        ],
+    );
+    let loaded = closet.load();
+    let fake = cluster();
+    apply(&fake, &Closet::new(INVENTORY).load()).await;
+    let stop = Stop::default();
+    for h in ["head", "node1"] {
+        let pull = stop.clone();
+        fake.host(h).with(|s| {
+            s.installed.remove("munge");
+            s.hook_after_ops = Some((
+                0,
+                FakeHook(Arc::new(move || {
+                    pull.request();
+                })),
+            ));
+        });
+    }
+    let options = ApplyOptions {
+        stop: stop.clone(),
+        ..ApplyOptions::default()
+    };
+    let outcome = apply_opts(&fake, &loaded, &options).await;
+    assert!(outcome.interrupted, "{:?}", outcome.report);
+    for h in ["head", "node1"] {
+        assert_eq!(
+            outcome.report.hosts[h],
+            HostOutcome::Interrupted {
+                before_step: "lab-config".into()
+            },
+            "{h}"
+        );
+        assert!(
+            fake.host(h).with(|s| s.installed.contains_key("munge")),
+            "{h}"
+        );
+        assert!(
+            !fake.host(h).with(|s| s.files.contains_key("/etc/lab.conf")),
+            "{h}"
+        );
+        assert!(!locked(&fake, h), "{h} still locked");
+    }
+    let next = apply(&fake, &loaded).await;
+    assert!(next.success(), "{:?}", next.report);
+    assert!(!plan(&fake, &loaded).await.has_changes());
+}

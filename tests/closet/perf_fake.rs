@@ -3,7 +3,7 @@
 //! GPU inventory is asked from `nvidia-smi` once per boot and device nodes, while
 //! `check --live` and `facts` (which ask everything, fresh) always ask.
 
-use crate::kit::{apply_opts, gpus, plan, plan_with, ApplyOptions, Closet, Loaded};
+use crate::kit::{apply_opts, apply_with, gpus, plan, plan_with, ApplyOptions, Closet, Loaded};
 use closetctl_core::facts::probe::ProbeRequest;
 use closetctl_exec::engine;
 use closetctl_testkit::fake::FakeCluster;
@@ -39,12 +39,18 @@ fair_share = false
 
 const HOSTS: [&str; 3] = ["head", "node1", "node2"];
 
-/// A closet one apply converged, node1 with its two A100s.
-async fn closet() -> (Loaded, Arc<FakeCluster>) {
+/// Fresh hosts, node1 with its two A100s.
+fn fresh() -> (Loaded, Arc<FakeCluster>) {
     let loaded = Closet::new(INVENTORY).load();
     let fake = Arc::new(FakeCluster::debian(&HOSTS));
     fake.host("node1")
         .with(|s| s.gpus = gpus("NVIDIA A100-SXM4-80GB", 2, 81920, 400.0));
+    (loaded, fake)
+}
+
+/// A closet one apply converged.
+async fn closet() -> (Loaded, Arc<FakeCluster>) {
+    let (loaded, fake) = fresh();
     let outcome = apply_opts(&fake, &loaded, &ApplyOptions::default()).await;
     assert!(outcome.success(), "{:?}", outcome.report);
     assert!(!plan(&fake, &loaded).await.has_changes());
@@ -158,4 +164,79 @@ async fn nvidia_smi_runs_once_per_boot_and_device_nodes_but_always_for_check_liv
         "the cache holds the new answer"
     );
     assert_eq!(asked(), first + 2);
+}
+
+/// Apply on fresh hosts, collecting the engine's events as the reporter would get them.
+async fn apply_collecting(fake: &Arc<FakeCluster>, loaded: &Loaded) -> Vec<engine::Event> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    apply_with(
+        fake.clone(),
+        loaded,
+        &ApplyOptions::default(),
+        Some(tx),
+        |_| true,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    events
+}
+
+/// The progress lines one host got, as `closetctl apply` prints them without a terminal.
+fn lines_of(events: &[engine::Event], host: &str) -> Vec<String> {
+    events
+        .iter()
+        .map(closetctl::report::line)
+        .filter(|l| l.starts_with(&format!("{host}: step ")))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_install_of_every_steps_packages_is_announced_before_the_steps() {
+    let (loaded, fake) = fresh();
+    let events = apply_collecting(&fake, &loaded).await;
+    for host in HOSTS {
+        let lines = lines_of(&events, host);
+        assert!(lines.len() > 2, "{host}: {lines:#?}");
+        assert_eq!(
+            lines[..2],
+            [
+                format!("{host}: step packages: running 1 operations"),
+                format!("{host}: step packages: done"),
+            ],
+            "{lines:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_install_apt_refuses_is_announced_and_each_step_installs_its_own() {
+    let (loaded, fake) = fresh();
+    fake.host("node2").with(|s| s.available.remove("slurmd"));
+    let events = apply_collecting(&fake, &loaded).await;
+    let lines = lines_of(&events, "node2");
+    assert_eq!(
+        lines[1],
+        "node2: step packages: apt could not install them at once (install munge slurmd slurm-client dbus failed: E: Unable to locate package slurmd); each step installs its own",
+        "{lines:#?}"
+    );
+    // The step that needs it fails with apt's word; the one before it installed its own.
+    assert!(
+        lines.iter().any(
+            |l| l.starts_with("node2: step slurm-node-config: FAILED:") && l.contains("slurmd")
+        ),
+        "{lines:#?}"
+    );
+    assert!(fake
+        .host("node2")
+        .with(|s| s.installed.contains_key("munge")));
+    for host in ["head", "node1"] {
+        assert_eq!(
+            lines_of(&events, host)[1],
+            format!("{host}: step packages: done")
+        );
+    }
 }

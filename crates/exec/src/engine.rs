@@ -232,6 +232,12 @@ pub enum Event {
         host: String,
         step: String,
     },
+    /// The install phase ([`INSTALL_FIRST`]) failed in apt itself (a package it cannot
+    /// find, a broken dependency): each step installs its own packages instead.
+    InstallDeferred {
+        host: String,
+        error: String,
+    },
     /// Operations done as a home's owner that failed and were passed over.
     PassedOver {
         host: String,
@@ -733,7 +739,8 @@ pub async fn apply<T: Transport>(
     // and the files a host rejected ((path, SHA-256) -> (host, step)).
     let mut written: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut refused: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
-    let (installed, failed) = install_first(plan, step_order, &report, connections, control).await;
+    let (installed, failed) =
+        install_first(plan, step_order, &report, connections, control, &events).await;
     for (host, error) in failed {
         emit(
             &events,
@@ -790,6 +797,11 @@ pub async fn apply<T: Transport>(
             } else {
                 sp
             };
+            // A step whose only work was its packages, installed above: nothing is left
+            // to run (and a stop names the first step that still had work).
+            if sp.ops().is_empty() {
+                continue;
+            }
             let Some(conn) = connections.hosts.get(&hp.host).cloned() else {
                 continue;
             };
@@ -1082,6 +1094,7 @@ async fn install_first<T: Transport>(
     report: &ApplyReport,
     connections: &Connections<T>,
     control: &ApplyControl,
+    events: &Option<Events>,
 ) -> (BTreeSet<String>, BTreeMap<String, String>) {
     let mut set = JoinSet::new();
     for hp in &plan.hosts {
@@ -1106,8 +1119,17 @@ async fn install_first<T: Transport>(
         let grace = Duration::from_secs(control.timeouts.grace_secs.into());
         let host = hp.host.clone();
         let (stop, run) = (control.stop.clone(), control.run.clone());
+        let events = events.clone();
         set.spawn(async move {
             info!(host = %host, packages = %ops[0].describe(), "installing every step's packages");
+            emit(
+                &events,
+                Event::StepStarted {
+                    host: host.clone(),
+                    step: INSTALL_FIRST.into(),
+                    operations: ops.len(),
+                },
+            );
             let started = Instant::now();
             let (result, _) = run_step(&*conn, &host, script, &ops, limit, &stop, grace, &run).await;
             let millis = started.elapsed().as_millis();
@@ -1116,9 +1138,27 @@ async fn install_first<T: Transport>(
                 Err(e) => info!(host = %host, step = INSTALL_FIRST, millis, "installing every step's packages at once failed, the steps install their own: {e}"),
             }
             let outcome = match result {
-                Ok(()) => Ok(()),
+                Ok(()) => {
+                    emit(
+                        &events,
+                        Event::StepFinished {
+                            host: host.clone(),
+                            step: INSTALL_FIRST.into(),
+                        },
+                    );
+                    Ok(())
+                }
                 // apt's own failure: the steps install their packages and report it.
-                Err(StepError::OpFailed { .. }) => Err(None),
+                Err(e @ StepError::OpFailed { .. }) => {
+                    emit(
+                        &events,
+                        Event::InstallDeferred {
+                            host: host.clone(),
+                            error: e.to_string(),
+                        },
+                    );
+                    Err(None)
+                }
                 Err(e) => Err(Some(e.to_string())),
             };
             (host, outcome)
