@@ -350,6 +350,60 @@ where
     (connections, facts)
 }
 
+/// A second, small round trip to the hosts whose first answer showed that the plan
+/// needs more ([`closetctl_core::desired::followup_commands`]): their commands alone,
+/// over the probe's connections, all hosts at once, within `limit`. The outputs join
+/// the host's facts; a command whose host did not answer reads as failed (exit -1),
+/// as a command that failed in the probe does.
+pub async fn ask_more<T: Transport>(
+    connections: &Connections<T>,
+    commands: BTreeMap<String, BTreeMap<String, String>>,
+    facts: &mut ClusterFacts,
+    limit: Duration,
+) {
+    let mut set = JoinSet::new();
+    for (host, commands) in commands {
+        let Some(conn) = connections.hosts.get(&host).cloned() else {
+            continue;
+        };
+        set.spawn(async move {
+            let script = probe::commands_script(&commands);
+            log_script(&host, "the follow-up probe", &script);
+            let started = Instant::now();
+            let answer = tokio::time::timeout(limit, conn.run(script)).await;
+            let millis = started.elapsed().as_millis();
+            let mut outputs = match answer {
+                Ok(Ok(out)) => {
+                    log_output(&host, "the follow-up probe", &out);
+                    probe::parse_commands(&out.stdout)
+                }
+                Ok(Err(e)) => {
+                    info!(host = %host, millis, "the follow-up probe failed: {e}");
+                    BTreeMap::new()
+                }
+                Err(_) => {
+                    info!(host = %host, millis, "the follow-up probe did not answer in time");
+                    BTreeMap::new()
+                }
+            };
+            info!(host = %host, millis, commands = commands.len(), "follow-up probe");
+            for name in commands.into_keys() {
+                outputs.entry(name).or_insert(crate::facts::CommandOutput {
+                    exit_code: -1,
+                    stdout: String::new(),
+                });
+            }
+            (host, outputs)
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        let (host, outputs) = joined.expect("follow-up probe task panicked");
+        if let Some(f) = facts.hosts.get_mut(&host) {
+            f.commands.extend(outputs);
+        }
+    }
+}
+
 /// Connect and probe one host within `limit`.
 async fn probe_host<C: Connector>(
     connector: &C,

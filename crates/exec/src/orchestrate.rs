@@ -1,5 +1,6 @@
 //! Plan and apply as the commands run them: probe every host at once (taking the
-//! selected hosts' locks in the same round trip), plan, ask, carry the plan out step by
+//! selected hosts' locks in the same round trip; a second, small one only where the
+//! answer showed the plan needs more, see [`engine::ask_more`]), plan, ask, carry the plan out step by
 //! step while the locks are kept fresh, release them, plan again and verify with the
 //! cluster's own tools. When the plan has no changes, apply stops after the probe (it
 //! releases the locks; it verifies only when asked). The command line only adds flags,
@@ -10,7 +11,7 @@ use crate::engine::{self, ApplyReport, Connections, Events, HostOutcome};
 use crate::interrupt::Stop;
 use crate::transport::Connector;
 use crate::verify;
-use closetctl_core::desired::probe_request;
+use closetctl_core::desired::{followup_commands, probe_request};
 use closetctl_core::facts::probe::ProbeRequest;
 use closetctl_core::facts::ClusterFacts;
 use closetctl_core::loaded::{LoadError, Loaded};
@@ -54,8 +55,25 @@ pub async fn plan_with<C: Connector + 'static>(
 ) -> Result<(Plan, ClusterFacts, Connections<C::Conn>), LoadError> {
     let requests = probe_requests(loaded, hosts, lock)?;
     let limit = std::time::Duration::from_secs(loaded.inventory.timeouts.probe_secs.into());
-    let (connections, facts) =
+    let (connections, mut facts) =
         engine::gather_with(connector, &loaded.inventory.hosts, requests, events, limit).await;
+    let more: BTreeMap<String, BTreeMap<String, String>> = loaded
+        .inventory
+        .hosts
+        .iter()
+        .filter_map(|h| {
+            let commands = followup_commands(
+                &loaded.inventory,
+                &loaded.playbooks,
+                h,
+                facts.hosts.get(&h.name)?,
+            );
+            (!commands.is_empty()).then(|| (h.name.clone(), commands))
+        })
+        .collect();
+    if !more.is_empty() {
+        engine::ask_more(&connections, more, &mut facts, limit).await;
+    }
     let plan = plan::plan(&loaded.inputs(), &facts, hosts);
     Ok((plan, facts, connections))
 }

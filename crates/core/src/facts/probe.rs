@@ -213,10 +213,7 @@ pub fn script(req: &ProbeRequest) -> String {
     s.push_str(crate::journal::SECTION);
     s.push_str(BODY);
     for (name, command) in &req.commands {
-        // Commands come from closetctl's own code and playbooks, never from the inventory.
-        s.push_str(&format!(
-            "sec command {name}\n( {command} ) 2>/dev/null; rc=$?; echo; sec command-exit {name} $rc\n"
-        ));
+        s.push_str(&command_section(name, command));
     }
     if !req.owned_files.is_empty() {
         s.push_str(OWNED);
@@ -233,6 +230,50 @@ pub fn script(req: &ProbeRequest) -> String {
     }
     s.push_str(TIMINGS_END);
     s
+}
+
+/// One command's part of a probe: its output between `command NAME` and
+/// `command-exit NAME STATUS` marks. Commands come from closetctl's own code and
+/// playbooks, never from the inventory.
+fn command_section(name: &str, command: &str) -> String {
+    format!(
+        "sec command {name}\n( {command} ) 2>/dev/null; rc=$?; echo; sec command-exit {name} $rc\n"
+    )
+}
+
+/// A second, small probe for commands whose need only the first answer showed (an
+/// association to remove needs the controller's active jobs): the commands alone, no
+/// lock, no other fact, answered as in the probe. Read with [`parse_commands`].
+pub fn commands_script(commands: &BTreeMap<String, String>) -> String {
+    let mut s = format!(
+        "{HEADER} (commands)\nset -u\nexport LC_ALL=C\nS={MARKER}\nsec() {{ printf '%s %s\\n' \"$S\" \"$*\"; }}\n"
+    );
+    for (name, command) in commands {
+        s.push_str(&command_section(name, command));
+    }
+    s
+}
+
+/// The commands' outputs in a probe's answer (or a [`commands_script`]'s), by name.
+pub fn parse_commands(out: &str) -> BTreeMap<String, CommandOutput> {
+    commands_of(&sections(out))
+}
+
+fn commands_of(secs: &[Section<'_>]) -> BTreeMap<String, CommandOutput> {
+    let mut commands = BTreeMap::new();
+    for (header, body) in secs {
+        if header.first() == Some(&"command") {
+            let name = header.get(1).copied().unwrap_or_default();
+            let exit_code = secs
+                .iter()
+                .find(|(h, _)| h.first() == Some(&"command-exit") && h.get(1) == Some(&name))
+                .and_then(|(h, _)| h.get(2)?.parse().ok())
+                .unwrap_or(-1);
+            let stdout = body.strip_suffix('\n').unwrap_or(body).to_string();
+            commands.insert(name.to_string(), CommandOutput { exit_code, stdout });
+        }
+    }
+    commands
 }
 
 /// Split the answer into `(header words, body)` sections.
@@ -337,19 +378,7 @@ pub fn parse(out: &str, req: &ProbeRequest) -> Result<HostFacts, ProbeError> {
     if let Some((_, body)) = secs.iter().find(|(h, _)| h.first() == Some(&"owed")) {
         (f.owed, f.owed_unreadable) = crate::journal::parse_section(body);
     }
-    for (header, body) in &secs {
-        if header.first() == Some(&"command") {
-            let name = header.get(1).copied().unwrap_or_default();
-            let exit_code = secs
-                .iter()
-                .find(|(h, _)| h.first() == Some(&"command-exit") && h.get(1) == Some(&name))
-                .and_then(|(h, _)| h.get(2)?.parse().ok())
-                .unwrap_or(-1);
-            let stdout = body.strip_suffix('\n').unwrap_or(body).to_string();
-            f.commands
-                .insert(name.to_string(), CommandOutput { exit_code, stdout });
-        }
-    }
+    f.commands = commands_of(&secs);
     Ok(f)
 }
 
@@ -818,6 +847,48 @@ mod tests {
         assert!(facts.time.epoch > 1.0e9);
         assert_eq!(facts.commands["echo"].stdout, "hello\n");
         assert_eq!(facts.commands["echo"].exit_code, 0);
+    }
+
+    #[test]
+    fn the_follow_up_probe_runs_its_commands_alone_under_real_sh() {
+        let commands: BTreeMap<String, String> = [
+            ("jobs".to_string(), "printf '41 alice lab\\n'".to_string()),
+            ("gone".to_string(), "echo partial; exit 3".to_string()),
+        ]
+        .into();
+        let text = commands_script(&commands);
+        assert!(
+            text.starts_with(HEADER),
+            "the fake and logs know it as a probe"
+        );
+        assert!(!text.contains("LOCK="), "no lock, no other fact: {text}");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&text)
+            .output()
+            .expect("sh runs");
+        assert!(out.status.success());
+        let got = parse_commands(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(
+            got,
+            [
+                (
+                    "gone".to_string(),
+                    CommandOutput {
+                        exit_code: 3,
+                        stdout: "partial\n".into()
+                    }
+                ),
+                (
+                    "jobs".to_string(),
+                    CommandOutput {
+                        exit_code: 0,
+                        stdout: "41 alice lab\n".into()
+                    }
+                ),
+            ]
+            .into()
+        );
     }
 
     /// The probe script run by `sh` with `nvidia-smi` a stand-in that counts its runs

@@ -4,7 +4,8 @@
 //!
 //! Facts come from two read-only probe commands on the controller: one `mysql` query
 //! for the database and everything `sacctmgr -nP show cluster|assoc|user` would print
-//! (read from slurmdbd's tables), and `squeue` for active jobs. A command that failed
+//! (read from slurmdbd's tables), and `squeue` for active jobs when an association is
+//! to be removed (a follow-up probe, see [`Accounting::probe`]). A command that failed
 //! (no MariaDB yet, slurmdbd never started on a fresh host) reads as "nothing exists",
 //! so a fresh controller gets a plan that adds everything. Changes run `sacctmgr -i`
 //! commands, each guarded so that something already there (slurmctld registers its
@@ -242,7 +243,10 @@ impl Accounting {
         }
     }
 
-    /// The probe commands this resource needs: every accounting resource shares one.
+    /// The probe commands this resource needs: every accounting resource shares one, and
+    /// an association to remove needs the active jobs. Removals come from the facts, so
+    /// `squeue` runs only in the follow-up probe of the rare plan that removes one
+    /// ([`crate::desired::followup_commands`]), not in every plan's probe.
     pub fn probe(&self, req: &mut ProbeRequest) {
         let cluster = match self {
             Accounting::Database { cluster }
@@ -252,7 +256,7 @@ impl Accounting {
         };
         req.commands
             .insert(ACCOUNTING_FACTS.into(), accounting_command(cluster));
-        if !matches!(self, Accounting::Database { .. }) {
+        if matches!(self, Accounting::Association(Association { remove: true, .. })) {
             req.commands.insert(JOBS_FACTS.into(), JOBS_COMMAND.into());
         }
     }

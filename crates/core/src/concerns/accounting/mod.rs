@@ -486,19 +486,26 @@ fairshare = 30
     }
 
     #[test]
-    fn one_command_for_every_accounting_fact_naming_the_cluster() {
+    fn one_command_for_every_accounting_fact_naming_the_cluster_and_squeue_only_for_a_removal() {
         let inv = inventory(INVENTORY);
         let head = inv.host("head").unwrap();
-        let mut req = crate::facts::probe::ProbeRequest::default();
-        for module in [DATABASE_MODULE, ASSOCIATIONS_MODULE] {
-            for r in resources(module, &inv, head, None) {
-                if let Resource::Accounting(a) = r {
-                    a.probe(&mut req);
+        let asked = |facts: Option<&HostFacts>| {
+            let mut req = crate::facts::probe::ProbeRequest::default();
+            for module in [DATABASE_MODULE, ASSOCIATIONS_MODULE] {
+                for r in resources(module, &inv, head, facts) {
+                    if let Resource::Accounting(a) = r {
+                        a.probe(&mut req);
+                    }
                 }
             }
-        }
+            req
+        };
+        // Every plan's probe: the one query, no squeue.
+        let req = asked(None);
+        assert_eq!(req.commands.keys().collect::<Vec<_>>(), vec![ACCOUNTING_FACTS]);
+        // Facts with an association the inventory no longer wants (carol's): its jobs.
         assert_eq!(
-            req.commands.keys().collect::<Vec<_>>(),
+            asked(Some(&live())).commands.keys().collect::<Vec<_>>(),
             vec![ACCOUNTING_FACTS, JOBS_FACTS]
         );
         let command = &req.commands[ACCOUNTING_FACTS];
