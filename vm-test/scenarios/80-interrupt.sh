@@ -162,7 +162,7 @@ converge "B"
 timer_stop sigkill
 for g in $GUESTS; do assert_eq 1 "$(reloads "$g" 2)" "B: the handler ran exactly once for version 2 on $g"; done
 
-step "C. node1 paused during apt-get install (40 s install limit)"
+step "C. node1 paused during the install of every step's packages (40 s install limit)"
 vm_ssh node1 'DEBIAN_FRONTEND=noninteractive apt-get remove -y -q rsync >/dev/null'
 INV_C=$DIR/inventory-c.toml
 # A patient ssh (keepalive 30 x 5 s) so that the step's time limit, not ssh, fires.
