@@ -218,9 +218,11 @@ async fn an_install_apt_refuses_is_announced_and_each_step_installs_its_own() {
     fake.host("node2").with(|s| s.available.remove("slurmd"));
     let events = apply_collecting(&fake, &loaded).await;
     let lines = lines_of(&events, "node2");
-    assert_eq!(
-        lines[1],
-        "node2: step packages: apt could not install them at once (install munge slurmd slurm-client dbus failed: E: Unable to locate package slurmd); each step installs its own",
+    assert!(
+        lines[1].starts_with(
+            "node2: step packages: apt could not install them at once (install munge slurmd "
+        ) && lines[1]
+            .ends_with(" failed: E: Unable to locate package slurmd); each step installs its own"),
         "{lines:#?}"
     );
     // The step that needs it fails with apt's word; the one before it installed its own.
