@@ -1,7 +1,7 @@
 //! The reporter: turns engine events into output. On a terminal, one progress line per
 //! host (indicatif, on stderr); otherwise plain lines on stdout that read well in logs.
 
-use crate::engine::Event;
+use crate::engine::{Event, INSTALL_FIRST};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -27,6 +27,7 @@ impl Reporter {
                     let host = match &event {
                         Event::StepStarted { host, .. }
                         | Event::StepFinished { host, .. }
+                        | Event::InstallDeferred { host, .. }
                         | Event::PassedOver { host, .. }
                         | Event::HostFailed { host, .. } => host.clone(),
                         Event::FactsGathered { host, .. } | Event::HostUnreachable { host, .. } => {
@@ -82,6 +83,10 @@ pub fn line(event: &Event) -> String {
             operations,
         } => format!("{host}: step {step}: running {operations} operations"),
         Event::StepFinished { host, step } => format!("{host}: step {step}: done"),
+        Event::InstallDeferred { host, error } => format!(
+            "{host}: step {INSTALL_FIRST}: apt could not install them at once ({}); each step installs its own",
+            error.lines().next().unwrap_or("")
+        ),
         Event::PassedOver {
             host,
             step,

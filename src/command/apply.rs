@@ -1,6 +1,7 @@
 //! `closetctl apply`: plan (taking each host's apply lock in the same probe), show the
 //! plan, ask, carry it out step by step, release the locks, verify with a fresh plan,
-//! and summarise per host. Exit 0 only when every selected host converged.
+//! and summarise per host. Exit 0 only when every selected host converged. With nothing
+//! to apply it stops after the plan (`--verify` still checks MUNGE and Slurm).
 
 use super::{CliError, HostArgs, InventoryArgs, Loaded, Refusal};
 use crate::diagnostic::{self, Diagnostic, Form};
@@ -29,6 +30,10 @@ pub struct ApplyArgs {
     pub force: bool,
     #[command(flatten)]
     pub leaving: super::LeavingArgs,
+    /// Verify with the cluster's own tools (MUNGE across hosts, Slurm's nodes) even when
+    /// nothing changed; after a change they always run.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 pub async fn run(args: ApplyArgs) -> Result<i32, CliError> {
@@ -66,6 +71,7 @@ pub async fn run(args: ApplyArgs) -> Result<i32, CliError> {
     let options = ApplyOptions {
         hosts: args.hosts.hosts,
         verify: true,
+        verify_unchanged: args.verify,
         owner: None,
         stop,
     };
@@ -96,7 +102,12 @@ pub async fn run(args: ApplyArgs) -> Result<i32, CliError> {
     if !outcome.plan.has_changes() {
         print!("{}", render::text(&outcome.plan, style));
         println!("Nothing to apply.");
-        return Ok(if outcome.plan.has_blockers() { 1 } else { 0 });
+        let failed = print_verification(&outcome.verification);
+        return Ok(if outcome.plan.has_blockers() || failed {
+            1
+        } else {
+            0
+        });
     }
     if !outcome.confirmed {
         println!("Nothing was changed.");
@@ -111,6 +122,23 @@ pub async fn run(args: ApplyArgs) -> Result<i32, CliError> {
     } else {
         1
     })
+}
+
+/// `apply --verify` with nothing to apply: the checks' lines; whether one failed.
+fn print_verification(verification: &[Diagnostic]) -> bool {
+    if verification.is_empty() {
+        return false;
+    }
+    println!("Verification:");
+    for f in verification {
+        println!(
+            "  {}",
+            diagnostic::line(f, Form::Verify, render::Style::plain())
+        );
+    }
+    verification
+        .iter()
+        .any(|f| f.severity == crate::diagnostic::Severity::Error)
 }
 
 /// `the locks were released.` or which may remain.

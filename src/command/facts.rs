@@ -1,4 +1,5 @@
-//! `closetctl facts`: run the probe on each host and print what it found.
+//! `closetctl facts`: run the probe on each host and print what it found (`--timings`:
+//! and where each probe's time went).
 
 use super::{CliError, HostArgs, InventoryArgs, Loaded};
 use crate::facts::probe::ProbeRequest;
@@ -14,6 +15,10 @@ pub struct FactsArgs {
     /// Print the facts as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also print, on stderr, where each host's probe spent its time: connect, round
+    /// trip, each section's share on the host, and the processes it started.
+    #[arg(long)]
+    pub timings: bool,
 }
 
 pub async fn run(args: FactsArgs) -> Result<i32, CliError> {
@@ -43,6 +48,11 @@ pub async fn run(args: FactsArgs) -> Result<i32, CliError> {
         }
         for (name, why) in &facts.unreachable {
             println!("host {name}\n  unreachable: {why}");
+        }
+    }
+    if args.timings {
+        for (name, f) in &facts.hosts {
+            eprintln!("{name}: {}", crate::facts::probe::timings_line(&f.probe));
         }
     }
     Ok(if facts.unreachable.is_empty() { 0 } else { 1 })

@@ -303,8 +303,9 @@ async fn a_hung_step_times_out_names_what_ran_and_is_ended_on_its_host() {
     let closet = lab_closet("\n[timeouts]\nstep = 60\n");
     let loaded = closet.load();
     let fake = cluster();
-    // node1 stops answering before op 2 of the users step.
-    fake.host("node1").with(|s| s.hang_after_ops = Some(1));
+    // node1 stops answering before op 2 of the users step (after the install of every
+    // step's packages and op 1).
+    fake.host("node1").with(|s| s.hang_after_ops = Some(2));
     let started = tokio::time::Instant::now();
     let outcome = apply(&fake, &loaded).await;
     assert_eq!(
@@ -329,8 +330,11 @@ async fn a_hung_step_times_out_names_what_ran_and_is_ended_on_its_host() {
         assert!(refreshes >= 2, "{h}: {refreshes} refreshes in 60 s");
     }
     assert!(
-        !journal(&fake, "node1").iter().any(|l| l.contains("munge")),
-        "no later step on node1"
+        !journal(&fake, "node1")
+            .iter()
+            .any(|l| l.contains("lab") && !l.contains("vision-lab")),
+        "no later step on node1: {:?}",
+        journal(&fake, "node1")
     );
     assert!(matches!(
         outcome.report.hosts["head"],
@@ -347,19 +351,34 @@ async fn a_package_install_gets_the_longer_limit() {
     let closet = lab_closet("\n[timeouts]\nstep = 60\ninstall = 900\n");
     let loaded = closet.load();
     let fake = cluster();
-    // Hang in the lab step (it installs munge): users has 4 ops on node1.
-    fake.host("node1").with(|s| s.hang_after_ops = Some(4));
+    // Hang in the install of every step's packages (the lab step's munge), node1's
+    // first op: it gets the install limit, and node1 runs no step after it.
+    fake.host("node1").with(|s| s.hang_after_ops = Some(0));
     let outcome = apply(&fake, &loaded).await;
     match &outcome.report.hosts["node1"] {
         HostOutcome::Failed { step, error } => {
-            assert_eq!(step, "lab");
+            assert_eq!(step, closetctl_exec::engine::INSTALL_FIRST);
             assert!(
-                error.starts_with("timed out after 900 s while running `install munge` (op 1 of "),
+                error
+                    .starts_with("timed out after 900 s while running `install munge` (op 1 of 1)"),
                 "{error}"
             );
         }
         other => panic!("{other:?}"),
     }
+    assert!(
+        !journal(&fake, "node1")
+            .iter()
+            .any(|l| l.starts_with("cc_groupadd")),
+        "no step after a hung install: {:?}",
+        journal(&fake, "node1")
+    );
+    assert!(matches!(
+        outcome.report.hosts["head"],
+        HostOutcome::Converged { .. }
+    ));
+    let next = apply(&fake, &loaded).await;
+    assert!(next.success(), "{:?}", next.report);
 }
 
 #[tokio::test]
@@ -369,10 +388,11 @@ async fn a_stop_during_a_step_lets_it_finish_starts_no_new_step_and_releases_eve
     let fake = cluster();
     let stop = Stop::default();
     let pull = stop.clone();
-    // Ctrl-C while node1 is between op 1 and op 2 of the users step.
+    // Ctrl-C while node1 is between op 1 and op 2 of the users step (op 0 is the
+    // install of every step's packages).
     fake.host("node1").with(|s| {
         s.hook_after_ops = Some((
-            1,
+            2,
             FakeHook(Arc::new(move || {
                 pull.request();
             })),
@@ -393,12 +413,20 @@ async fn a_stop_during_a_step_lets_it_finish_starts_no_new_step_and_releases_eve
             },
             "{h}"
         );
-        // The running users step finished; the lab step never started.
+        // The running users step finished; the lab step never started (its package
+        // came with the install before the steps).
         assert!(fake.host(h).with(|s| s.users.contains_key("alice")), "{h}");
         assert!(
-            !journal(&fake, h).iter().any(|l| l.contains("munge")),
+            !journal(&fake, h)
+                .iter()
+                .any(|l| l.contains("lab") && !l.contains("vision-lab")),
             "{h}: {:?}",
             journal(&fake, h)
+        );
+        assert!(
+            fake.host(h)
+                .with(|s| !s.files.contains_key("/etc/lab.conf")),
+            "{h}"
         );
         assert!(!locked(&fake, h), "{h} still locked");
     }
@@ -423,7 +451,8 @@ async fn a_step_still_running_after_the_grace_period_is_ended_on_its_host() {
     let closet = lab_closet("\n[timeouts]\ngrace = 30\n");
     let loaded = closet.load();
     let fake = cluster();
-    fake.host("node1").with(|s| s.hang_after_ops = Some(1));
+    // Before op 2 of the users step (op 0 is the install of every step's packages).
+    fake.host("node1").with(|s| s.hang_after_ops = Some(2));
     let stop = Stop::default();
     let pull = stop.clone();
     tokio::spawn(async move {
@@ -772,4 +801,65 @@ async fn a_slurm_conf_that_fails_its_check_on_a_node_is_written_nowhere() {
             .any(|l| l.contains("scontrol reconfigure")),
         "the controller never activated it"
     );
+}
+
+#[tokio::test]
+async fn a_stop_during_the_install_names_the_first_step_that_still_had_work() {
+    // As vm-test 80's case A: a step that only installs a package, then one that writes a
+    // file. Ctrl-C during the install of every step's packages: the install finishes,
+    // the package-only step has nothing left (it is not run, not even empty), and the
+    // hosts stop before the step with work.
+    let closet = Closet::with_files(
+        INVENTORY,
+        &[
+            (
+                "playbooks/50-lab.toml",
+                "[[step]]\nname = \"lab-tools\"\nroles = [\"all\"]\npackages = [\"munge\"]\n\n[[step]]\nname = \"lab-config\"\nroles = [\"all\"]\n\n[[step.file]]\npath = \"/etc/lab.conf\"\ntemplate = \"lab.conf.j2\"\n",
+            ),
+            ("templates/lab.conf.j2", "x = {{ host.name }}\n"),
+        ],
+    );
+    let loaded = closet.load();
+    let fake = cluster();
+    apply(&fake, &Closet::new(INVENTORY).load()).await;
+    let stop = Stop::default();
+    for h in ["head", "node1"] {
+        let pull = stop.clone();
+        fake.host(h).with(|s| {
+            s.installed.remove("munge");
+            s.hook_after_ops = Some((
+                0,
+                FakeHook(Arc::new(move || {
+                    pull.request();
+                })),
+            ));
+        });
+    }
+    let options = ApplyOptions {
+        stop: stop.clone(),
+        ..ApplyOptions::default()
+    };
+    let outcome = apply_opts(&fake, &loaded, &options).await;
+    assert!(outcome.interrupted, "{:?}", outcome.report);
+    for h in ["head", "node1"] {
+        assert_eq!(
+            outcome.report.hosts[h],
+            HostOutcome::Interrupted {
+                before_step: "lab-config".into()
+            },
+            "{h}"
+        );
+        assert!(
+            fake.host(h).with(|s| s.installed.contains_key("munge")),
+            "{h}"
+        );
+        assert!(
+            !fake.host(h).with(|s| s.files.contains_key("/etc/lab.conf")),
+            "{h}"
+        );
+        assert!(!locked(&fake, h), "{h} still locked");
+    }
+    let next = apply(&fake, &loaded).await;
+    assert!(next.success(), "{:?}", next.report);
+    assert!(!plan(&fake, &loaded).await.has_changes());
 }

@@ -134,19 +134,22 @@ async fn killed_after_any_op_the_next_apply_converges_and_runs_each_handler_once
         "restart slurmd"
     )));
     assert!(expected["head"].contains(&closetctl_core::journal::id("nfs-server", "re-export")));
-    // Which step and op each index of a host is, for the table.
+    // Which step and op each index of a host is, for the table: in the order apply runs
+    // them (one install of every step's packages first, then the steps without theirs).
     let mut ops_of: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
     for host in HOSTS {
         let hp = fresh.hosts.iter().find(|h| h.host == host).unwrap();
+        let order = closetctl_exec::engine::apply_order(hp, &loaded.step_order());
+        assert_eq!(
+            order[0].0,
+            closetctl_exec::engine::INSTALL_FIRST,
+            "{host}: the packages first"
+        );
         ops_of.insert(
             host,
-            hp.steps
-                .iter()
-                .flat_map(|s| {
-                    s.ops()
-                        .into_iter()
-                        .map(|op| (s.name.clone(), op.describe()))
-                })
+            order
+                .into_iter()
+                .map(|(step, op)| (step, op.describe()))
                 .collect(),
         );
     }

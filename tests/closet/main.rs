@@ -21,6 +21,7 @@ mod nfs_files;
 mod nfs_values;
 mod observability;
 mod offboarding;
+mod perf_fake;
 mod plan_fake;
 mod plan_json_example;
 mod preflight_gate;

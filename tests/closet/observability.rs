@@ -273,6 +273,13 @@ async fn info_logs_times_sizes_steps_handlers_and_the_lock_but_no_script() {
             "probe of {host}:\n{log}"
         );
         assert!(
+            line(
+                host,
+                &["probe timings: connect ", "s, probe ", "processes "]
+            ),
+            "where the probe's time went on {host}:\n{log}"
+        );
+        assert!(
             line(host, &["took the apply lock"]),
             "lock of {host}:\n{log}"
         );

@@ -134,6 +134,55 @@ async fn alice_at_work(closet: &Closet) -> std::sync::Arc<FakeCluster> {
     fake
 }
 
+/// The scripts each host ran that were fact probes (the first, and any follow-up).
+fn probes(fake: &FakeCluster, host: &str) -> Vec<String> {
+    fake.host(host)
+        .scripts
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.starts_with(closetctl_core::facts::probe::HEADER))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn squeue_is_asked_only_when_an_association_is_to_be_removed() {
+    let closet = Closet::new(INVENTORY);
+    let fake = alice_at_work(&closet).await;
+    // Nothing to remove: one probe per host, and no squeue in it.
+    let before: Vec<usize> = ["head", "node1"]
+        .iter()
+        .map(|h| probes(&fake, h).len())
+        .collect();
+    assert!(!plan(&fake, &closet.load()).await.has_changes());
+    for (h, n) in ["head", "node1"].iter().zip(before) {
+        let ran = probes(&fake, h);
+        assert_eq!(ran.len(), n + 1, "{h}: one round trip");
+        assert!(!ran.last().unwrap().contains("squeue"), "{h}");
+    }
+    // Alice leaves: the controller is asked once more, for the jobs alone.
+    let inventory = std::fs::read_to_string(closet.path()).unwrap();
+    closet.set(&disable_user(&closet.path(), &inventory, "alice", None).unwrap());
+    let n = probes(&fake, "head").len();
+    let p = plan(&fake, &closet.load()).await;
+    let ran = probes(&fake, "head");
+    assert_eq!(ran.len(), n + 2, "the probe and the follow-up");
+    assert!(!ran[n].contains("squeue"));
+    assert!(
+        ran[n + 1].contains("squeue") && !ran[n + 1].contains("LOCK="),
+        "{}",
+        ran[n + 1]
+    );
+    assert!(
+        host_plan(&p, "head").conflicts[0]
+            .text()
+            .contains("alice has active jobs 41"),
+        "{}",
+        text(&p)
+    );
+}
+
 #[tokio::test]
 async fn a_disabled_user_loses_access_everywhere_once_her_jobs_may_be_cancelled() {
     let closet = Closet::new(INVENTORY);

@@ -716,15 +716,22 @@ async fn a_lab_step_applies_in_the_playbook_order() {
     let outcome = apply(&fake, &loaded).await;
     assert!(outcome.success(), "{:?}", outcome.report);
     let journal = fake.host("head").with(|s| s.journal.clone());
+    // Packages come first, in one install for every step; the lab step's own ops after
+    // the users step's.
+    let install = journal
+        .iter()
+        .position(|l| l.starts_with("cc_install "))
+        .unwrap();
+    assert!(journal[install].contains("munge"), "{journal:?}");
     let first_lab = journal
         .iter()
-        .position(|l| l.starts_with("cc_install munge"))
+        .position(|l| l.contains("/etc/lab.conf"))
         .unwrap();
     let last_user = journal
         .iter()
         .rposition(|l| l.starts_with("cc_useradd"))
         .unwrap();
-    assert!(last_user < first_lab, "{journal:?}");
+    assert!(install < last_user && last_user < first_lab, "{journal:?}");
     assert!(!outcome.after.unwrap().has_changes());
 }
 

@@ -191,6 +191,30 @@ pub fn probe_request(inventory: &Inventory, playbooks: &Playbooks, host: &Host) 
     req
 }
 
+/// The commands a second probe of `host` must run once its first answer is known:
+/// those only the resources derived from the facts ask for (an association to remove
+/// asks for the controller's active jobs) and that the first probe did not run. Almost
+/// always empty: a plan then costs one round trip.
+pub fn followup_commands(
+    inventory: &Inventory,
+    playbooks: &Playbooks,
+    host: &Host,
+    facts: &crate::facts::HostFacts,
+) -> BTreeMap<String, String> {
+    let mut req = ProbeRequest::default();
+    for step in steps_for(inventory, playbooks, host) {
+        let expanded = expand(inventory, step, host, None, Some(facts))
+            .expect("expansion without rendering cannot fail");
+        for r in &expanded.resources {
+            r.probe(&mut req);
+        }
+    }
+    req.commands
+        .into_iter()
+        .filter(|(name, _)| !facts.commands.contains_key(name))
+        .collect()
+}
+
 /// Secret names the steps for these hosts need.
 pub fn secrets_needed(inventory: &Inventory, playbooks: &Playbooks) -> Vec<String> {
     let mut names: Vec<String> = inventory

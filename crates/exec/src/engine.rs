@@ -27,13 +27,13 @@ use crate::inventory::{Host, Timeouts};
 use crate::journal;
 use crate::lock;
 use crate::ops;
-use crate::plan::{HostStatus, Plan, StepPlan};
+use crate::plan::{HostPlan, HostStatus, Plan, StepPlan};
 use crate::resource::ResourceKind;
 use crate::shell::quote;
 use crate::transport::{chain, Connector, RemoteOutput, Transport, TransportError};
 use serde::Serialize;
 use sha2::Digest;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
@@ -232,6 +232,12 @@ pub enum Event {
         host: String,
         step: String,
     },
+    /// The install phase ([`INSTALL_FIRST`]) failed in apt itself (a package it cannot
+    /// find, a broken dependency): each step installs its own packages instead.
+    InstallDeferred {
+        host: String,
+        error: String,
+    },
     /// Operations done as a home's owner that failed and were passed over.
     PassedOver {
         host: String,
@@ -344,6 +350,60 @@ where
     (connections, facts)
 }
 
+/// A second, small round trip to the hosts whose first answer showed that the plan
+/// needs more ([`closetctl_core::desired::followup_commands`]): their commands alone,
+/// over the probe's connections, all hosts at once, within `limit`. The outputs join
+/// the host's facts; a command whose host did not answer reads as failed (exit -1),
+/// as a command that failed in the probe does.
+pub async fn ask_more<T: Transport>(
+    connections: &Connections<T>,
+    commands: BTreeMap<String, BTreeMap<String, String>>,
+    facts: &mut ClusterFacts,
+    limit: Duration,
+) {
+    let mut set = JoinSet::new();
+    for (host, commands) in commands {
+        let Some(conn) = connections.hosts.get(&host).cloned() else {
+            continue;
+        };
+        set.spawn(async move {
+            let script = probe::commands_script(&commands);
+            log_script(&host, "the follow-up probe", &script);
+            let started = Instant::now();
+            let answer = tokio::time::timeout(limit, conn.run(script)).await;
+            let millis = started.elapsed().as_millis();
+            let mut outputs = match answer {
+                Ok(Ok(out)) => {
+                    log_output(&host, "the follow-up probe", &out);
+                    probe::parse_commands(&out.stdout)
+                }
+                Ok(Err(e)) => {
+                    info!(host = %host, millis, "the follow-up probe failed: {e}");
+                    BTreeMap::new()
+                }
+                Err(_) => {
+                    info!(host = %host, millis, "the follow-up probe did not answer in time");
+                    BTreeMap::new()
+                }
+            };
+            info!(host = %host, millis, commands = commands.len(), "follow-up probe");
+            for name in commands.into_keys() {
+                outputs.entry(name).or_insert(crate::facts::CommandOutput {
+                    exit_code: -1,
+                    stdout: String::new(),
+                });
+            }
+            (host, outputs)
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        let (host, outputs) = joined.expect("follow-up probe task panicked");
+        if let Some(f) = facts.hosts.get_mut(&host) {
+            f.commands.extend(outputs);
+        }
+    }
+}
+
 /// Connect and probe one host within `limit`.
 async fn probe_host<C: Connector>(
     connector: &C,
@@ -367,11 +427,8 @@ async fn probe_host<C: Connector>(
         Ok(Err(e)) => return Err(transport(e)),
         Ok(Ok(conn)) => conn,
     };
-    info!(
-        host = %name,
-        millis = started.elapsed().as_millis(),
-        "connected"
-    );
+    let connect_millis = started.elapsed().as_millis() as u64;
+    info!(host = %name, millis = connect_millis, "connected");
     let script = probe::script(request);
     log_script(name, "the fact probe", &script);
     let script_bytes = script.len();
@@ -379,10 +436,11 @@ async fn probe_host<C: Connector>(
     let probing = Instant::now();
     let answer = tokio::time::timeout_at(deadline, conn.run(script)).await;
     let received = now();
+    let probe_millis = probing.elapsed().as_millis() as u64;
     if let Ok(Ok(out)) = &answer {
         info!(
             host = %name,
-            millis = probing.elapsed().as_millis(),
+            millis = probe_millis,
             script_bytes,
             stdout_bytes = out.stdout.len(),
             stderr_bytes = out.stderr.len(),
@@ -411,6 +469,9 @@ async fn probe_host<C: Connector>(
     match parsed {
         Ok(mut facts) => {
             facts.time.local_epoch = (sent + received) / 2.0;
+            facts.probe.connect_millis = connect_millis;
+            facts.probe.probe_millis = probe_millis;
+            info!(host = %name, "probe timings: {}", probe::timings_line(&facts.probe));
             if let Some(owner) = &request.lock {
                 if facts.lock_acquired {
                     info!(host = %name, run = %owner.run, "took the apply lock");
@@ -732,6 +793,45 @@ pub async fn apply<T: Transport>(
     // and the files a host rejected ((path, SHA-256) -> (host, step)).
     let mut written: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut refused: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
+    let (installed, failed) =
+        install_first(plan, step_order, &report, connections, control, &events).await;
+    for (host, error) in failed {
+        emit(
+            &events,
+            Event::HostFailed {
+                host: host.clone(),
+                step: INSTALL_FIRST.into(),
+                error: error.clone(),
+            },
+        );
+        report.hosts.insert(
+            host,
+            HostOutcome::Failed {
+                step: INSTALL_FIRST.into(),
+                error,
+            },
+        );
+    }
+    // Step barriers. Every step is still a barrier: all hosts finish step N (and the
+    // cross-host rollback below runs) before any host starts step N+1. The install
+    // phase above took the packages, most of a fresh converge's time, out of the
+    // steps, so what a barrier makes a host wait for now is the other hosts' config
+    // writes and handlers. The barriers a closet needs (they must stay when hosts
+    // move on independently):
+    // - `nfs-server` on the server before `nfs-client` anywhere: a client mounts the
+    //   export, which must exist (and homes live there before users log in);
+    // - the controller's `accounting-database` (MariaDB, slurmdbd) before its
+    //   slurmctld starts with accounting, and slurmctld before `accounting-associations`
+    //   (same host: the step order alone keeps these);
+    // - `munge` on every host before Slurm on any: slurmd and slurmctld authenticate
+    //   each other with the one key;
+    // - `slurm-node-config`, `slurm-controller`, `slurm-compute` on all hosts
+    //   together: a slurm.conf the controller or a node rejects is put back on every
+    //   host that wrote it in this run (`refused`, `roll_back`), which needs every
+    //   host to have run that step; and nodes register with slurmctld once it runs on
+    //   the controller.
+    // The others (users, motd, tailscale, the per-host checks) have no host depending
+    // on another's; letting hosts pass them without waiting is issue 17's open part.
     for step in step_order {
         let mut set = JoinSet::new();
         for hp in &plan.hosts {
@@ -744,6 +844,18 @@ pub async fn apply<T: Transport>(
             let Some(sp) = hp.steps.iter().find(|s| &s.name == step) else {
                 continue;
             };
+            let without_installs;
+            let sp = if installed.contains(&hp.host) {
+                without_installs = without_package_ops(sp);
+                &without_installs
+            } else {
+                sp
+            };
+            // A step whose only work was its packages, installed above: nothing is left
+            // to run (and a stop names the first step that still had work).
+            if sp.ops().is_empty() {
+                continue;
+            }
             let Some(conn) = connections.hosts.get(&hp.host).cloned() else {
                 continue;
             };
@@ -912,6 +1024,218 @@ pub async fn apply<T: Transport>(
     }
     report
 }
+
+/// The steps of `hp` in apply order.
+fn steps_in_order<'a>(
+    hp: &'a HostPlan,
+    step_order: &'a [String],
+) -> impl Iterator<Item = &'a StepPlan> {
+    step_order
+        .iter()
+        .filter_map(|step| hp.steps.iter().find(|s| &s.name == step))
+}
+
+/// The packages a host's steps install, in step order, each once.
+fn packages_of(hp: &HostPlan, step_order: &[String]) -> Vec<String> {
+    let mut packages: Vec<String> = Vec::new();
+    for sp in steps_in_order(hp, step_order) {
+        for op in sp.ops() {
+            if let ops::Op::InstallPackages(p) = op {
+                for name in p {
+                    if !packages.contains(&name) {
+                        packages.push(name);
+                    }
+                }
+            }
+        }
+    }
+    packages
+}
+
+/// The handlers that the package changes of `hp` fire (in any step), as the journal
+/// records them: the install phase owes them before it installs anything, so that an
+/// apply stopped after the install and before those steps leaves them owed (the next
+/// plan sees the packages installed, so no change would fire them any more).
+fn package_owes(hp: &HostPlan, step_order: &[String], run: &str) -> Vec<journal::Owed> {
+    let packages: Vec<String> = hp
+        .steps
+        .iter()
+        .flat_map(|s| &s.changes)
+        .filter(|c| c.kind == ResourceKind::Package)
+        .map(|c| c.resource())
+        .collect();
+    let mut owes: Vec<journal::Owed> = Vec::new();
+    for sp in steps_in_order(hp, step_order) {
+        for o in &sp.owes {
+            if o.because.iter().any(|b| packages.contains(b))
+                && !owes.iter().any(|x| x.id() == o.id())
+            {
+                owes.push(journal::Owed {
+                    run: run.to_string(),
+                    recorded_by: INSTALL_FIRST.to_string(),
+                    ..o.clone()
+                });
+            }
+        }
+    }
+    owes
+}
+
+/// A step whose packages are already installed: its changes without their installs.
+fn without_package_ops(sp: &StepPlan) -> StepPlan {
+    let mut sp = sp.clone();
+    for c in &mut sp.changes {
+        c.ops
+            .retain(|op| !matches!(op, ops::Op::InstallPackages(_)));
+    }
+    sp
+}
+
+/// Every op `apply` runs on `hp`, in order, with the step it runs in, when the install
+/// phase succeeds: one [`INSTALL_FIRST`] install of every step's packages, then each
+/// step's ops without its installs (its handlers last, as in [`step_script`]). The op
+/// counts of the interruption tests come from here.
+pub fn apply_order(hp: &HostPlan, step_order: &[String]) -> Vec<(String, ops::Op)> {
+    let packages = packages_of(hp, step_order);
+    let mut order: Vec<(String, ops::Op)> = Vec::new();
+    if !packages.is_empty() {
+        order.push((
+            INSTALL_FIRST.to_string(),
+            ops::Op::InstallPackages(packages),
+        ));
+    }
+    for sp in steps_in_order(hp, step_order) {
+        let sp = without_package_ops(sp);
+        order.extend(sp.ops().into_iter().map(|op| (sp.name.clone(), op)));
+    }
+    order
+}
+
+/// The install phase's script for `hp`: under this run's lock (as a step named
+/// [`INSTALL_FIRST`]), the owed handlers of [`package_owes`] recorded, an install an
+/// interrupted apply left half-done finished, then one install of `packages`.
+fn install_script(hp: &HostPlan, step_order: &[String], run: &str, ops: &[ops::Op]) -> String {
+    let begin = format!(
+        "cc_begin {} {INSTALL_FIRST}\n{}cc_dpkg_heal || {{ printf '@@closetctl failed 0\\n'; exit 1; }}\n",
+        quote(run),
+        journal::owe_lines(&package_owes(hp, step_order, run)),
+    );
+    ops::framed_script(
+        &format!("packages on {}", hp.host),
+        &format!("{}{}", lock::STEP_PRELUDE, journal::PRELUDE),
+        &begin,
+        ops,
+        |_| String::new(),
+        "cc_end\n",
+    )
+}
+
+/// Before the first step: on every host at once, one `apt-get install` for the
+/// packages of all its steps (apt resolves, unpacks and runs triggers once, and a
+/// host's installs no longer wait, step by step, for the other hosts' steps). The
+/// hosts where it worked run their steps without their installs. Where it did not
+/// (a package apt cannot find, a stop), the steps install as before, so a failure is
+/// reported in the step that needs the package. A host where the phase timed out, was
+/// stopped past the grace period, lost its link or its lock fails here, in
+/// [`INSTALL_FIRST`] (returned with the error): its steps do not run. Services a
+/// package starts before its step writes their configuration are started or restarted
+/// by that step, as when the step installed them itself a moment before writing it;
+/// the handlers a package change fires are recorded as owed first (see
+/// [`package_owes`]).
+async fn install_first<T: Transport>(
+    plan: &Plan,
+    step_order: &[String],
+    report: &ApplyReport,
+    connections: &Connections<T>,
+    control: &ApplyControl,
+    events: &Option<Events>,
+) -> (BTreeSet<String>, BTreeMap<String, String>) {
+    let mut set = JoinSet::new();
+    for hp in &plan.hosts {
+        if !matches!(
+            report.hosts.get(&hp.host),
+            Some(HostOutcome::Converged { .. })
+        ) || control.stop.requested()
+        {
+            continue;
+        }
+        let packages = packages_of(hp, step_order);
+        let Some(conn) = connections.hosts.get(&hp.host).cloned() else {
+            continue;
+        };
+        if packages.is_empty() {
+            continue;
+        }
+        let ops = vec![ops::Op::InstallPackages(packages)];
+        let script = install_script(hp, step_order, &control.run, &ops);
+        log_script(&hp.host, "the package install", &script);
+        let limit = control.timeouts.step(INSTALL_FIRST, true);
+        let grace = Duration::from_secs(control.timeouts.grace_secs.into());
+        let host = hp.host.clone();
+        let (stop, run) = (control.stop.clone(), control.run.clone());
+        let events = events.clone();
+        set.spawn(async move {
+            info!(host = %host, packages = %ops[0].describe(), "installing every step's packages");
+            emit(
+                &events,
+                Event::StepStarted {
+                    host: host.clone(),
+                    step: INSTALL_FIRST.into(),
+                    operations: ops.len(),
+                },
+            );
+            let started = Instant::now();
+            let (result, _) = run_step(&*conn, &host, script, &ops, limit, &stop, grace, &run).await;
+            let millis = started.elapsed().as_millis();
+            match &result {
+                Ok(()) => info!(host = %host, step = INSTALL_FIRST, millis, "step finished"),
+                Err(e) => info!(host = %host, step = INSTALL_FIRST, millis, "installing every step's packages at once failed, the steps install their own: {e}"),
+            }
+            let outcome = match result {
+                Ok(()) => {
+                    emit(
+                        &events,
+                        Event::StepFinished {
+                            host: host.clone(),
+                            step: INSTALL_FIRST.into(),
+                        },
+                    );
+                    Ok(())
+                }
+                // apt's own failure: the steps install their packages and report it.
+                Err(e @ StepError::OpFailed { .. }) => {
+                    emit(
+                        &events,
+                        Event::InstallDeferred {
+                            host: host.clone(),
+                            error: e.to_string(),
+                        },
+                    );
+                    Err(None)
+                }
+                Err(e) => Err(Some(e.to_string())),
+            };
+            (host, outcome)
+        });
+    }
+    let mut done = BTreeSet::new();
+    let mut failed = BTreeMap::new();
+    while let Some(joined) = set.join_next().await {
+        match joined.expect("install task panicked") {
+            (host, Ok(())) => {
+                done.insert(host);
+            }
+            (host, Err(Some(error))) => {
+                failed.insert(host, error);
+            }
+            (_, Err(None)) => {}
+        }
+    }
+    (done, failed)
+}
+
+/// The name the package phase runs under (lock record, time limit, log lines).
+pub const INSTALL_FIRST: &str = "packages";
 
 /// SHA-256 of each file the ops wrote, by path.
 fn written_files(ops: &[ops::Op]) -> Vec<(String, String)> {
@@ -1200,4 +1524,143 @@ pub async fn unlock<T: Transport>(
         }
     }
     failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::Owed;
+    use crate::plan::HandlerRun;
+    use crate::resource::{Action, Change};
+
+    fn package(name: &str) -> Change {
+        let mut c = Change::new(ResourceKind::Package, name, Action::Create);
+        c.ops.push(ops::Op::InstallPackages(vec![name.into()]));
+        c
+    }
+
+    fn group(name: &str, gid: u32) -> Change {
+        let mut c = Change::new(ResourceKind::Group, name, Action::Create);
+        c.ops.push(ops::Op::GroupAdd {
+            name: name.into(),
+            gid,
+        });
+        c
+    }
+
+    fn owed(step: &str, handler: &str, because: &str, by: &str) -> Owed {
+        Owed {
+            step: step.into(),
+            handler: handler.into(),
+            action: format!("run `{handler}`"),
+            because: vec![because.into()],
+            restore: Vec::new(),
+            run: String::new(),
+            recorded_by: by.into(),
+        }
+    }
+
+    fn step(
+        name: &str,
+        changes: Vec<Change>,
+        handlers: &[(&str, &str)],
+        owes: Vec<Owed>,
+    ) -> StepPlan {
+        StepPlan {
+            name: name.into(),
+            changes,
+            handlers: handlers
+                .iter()
+                .map(|(h, because)| HandlerRun {
+                    name: (*h).into(),
+                    action: format!("run `{h}`"),
+                    because: vec![(*because).into()],
+                    owed: false,
+                    op: ops::Op::Command((*h).into()),
+                })
+                .collect(),
+            owes,
+            checks: Vec::new(),
+        }
+    }
+
+    /// Two steps with packages: `base` (munge, and a group whose change fires
+    /// `refresh-groups` in `late`) and `late` (munge again, slurmd, and a handler that
+    /// watches the slurmd package).
+    fn host_plan() -> HostPlan {
+        HostPlan {
+            host: "node1".into(),
+            status: HostStatus::Ready,
+            error: None,
+            conflicts: Vec::new(),
+            unmanaged: Vec::new(),
+            warnings: Vec::new(),
+            unlock: None,
+            steps: vec![
+                step(
+                    "base",
+                    vec![package("munge"), group("lab", 2001)],
+                    &[],
+                    vec![owed("late", "refresh-groups", "group lab", "base")],
+                ),
+                step(
+                    "late",
+                    vec![package("munge"), package("slurmd")],
+                    &[
+                        ("refresh-groups", "group lab"),
+                        ("start-slurmd", "package slurmd"),
+                    ],
+                    vec![owed("late", "start-slurmd", "package slurmd", "late")],
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn apply_order_installs_every_package_once_first_then_the_steps_without_installs() {
+        let order = ["base".to_string(), "late".to_string()];
+        let got: Vec<(String, String)> = apply_order(&host_plan(), &order)
+            .into_iter()
+            .map(|(s, op)| (s, op.describe()))
+            .collect();
+        let want: Vec<(String, String)> = [
+            (INSTALL_FIRST, "install munge slurmd"),
+            ("base", "groupadd lab (2001)"),
+            ("late", "run `refresh-groups`"),
+            ("late", "run `start-slurmd`"),
+        ]
+        .iter()
+        .map(|(s, d)| (s.to_string(), d.to_string()))
+        .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_install_owes_the_handlers_a_package_fires_before_installing() {
+        let order = ["base".to_string(), "late".to_string()];
+        let hp = host_plan();
+        let ops = vec![ops::Op::InstallPackages(packages_of(&hp, &order))];
+        let script = install_script(&hp, &order, "run-1", &ops);
+        let owes: Vec<&str> = script
+            .lines()
+            .filter(|l| l.starts_with("cc_owe "))
+            .collect();
+        // Only the handler a package fires; the group's handler is owed by its own step.
+        assert_eq!(owes.len(), 1, "{script}");
+        assert!(
+            owes[0].starts_with(&format!("cc_owe {} ", journal::id("late", "start-slurmd"))),
+            "{script}"
+        );
+        assert!(
+            owes[0].contains("\"recorded_by\":\"packages\""),
+            "{}",
+            owes[0]
+        );
+        assert!(owes[0].contains("\"run\":\"run-1\""), "{}", owes[0]);
+        let begin = script.find("cc_begin ").unwrap();
+        let owe = script.find("cc_owe ").unwrap();
+        let heal = script.find("cc_dpkg_heal ||").unwrap();
+        let install = script.rfind("cc_install").unwrap();
+        assert!(begin < owe && owe < heal && heal < install, "{script}");
+    }
 }

@@ -1,14 +1,17 @@
 //! Plan and apply as the commands run them: probe every host at once (taking the
-//! selected hosts' locks in the same round trip), plan, ask, carry the plan out step by
+//! selected hosts' locks in the same round trip; a second, small one only where the
+//! answer showed the plan needs more, see [`engine::ask_more`]), plan, ask, carry the plan out step by
 //! step while the locks are kept fresh, release them, plan again and verify with the
-//! cluster's own tools. The command line only adds flags, printing and exit codes.
+//! cluster's own tools. When the plan has no changes, apply stops after the probe (it
+//! releases the locks; it verifies only when asked). The command line only adds flags,
+//! printing and exit codes.
 
 use crate::diagnostic::Diagnostic;
 use crate::engine::{self, ApplyReport, Connections, Events, HostOutcome};
 use crate::interrupt::Stop;
 use crate::transport::Connector;
 use crate::verify;
-use closetctl_core::desired::probe_request;
+use closetctl_core::desired::{followup_commands, probe_request};
 use closetctl_core::facts::probe::ProbeRequest;
 use closetctl_core::facts::ClusterFacts;
 use closetctl_core::loaded::{LoadError, Loaded};
@@ -52,8 +55,25 @@ pub async fn plan_with<C: Connector + 'static>(
 ) -> Result<(Plan, ClusterFacts, Connections<C::Conn>), LoadError> {
     let requests = probe_requests(loaded, hosts, lock)?;
     let limit = std::time::Duration::from_secs(loaded.inventory.timeouts.probe_secs.into());
-    let (connections, facts) =
+    let (connections, mut facts) =
         engine::gather_with(connector, &loaded.inventory.hosts, requests, events, limit).await;
+    let more: BTreeMap<String, BTreeMap<String, String>> = loaded
+        .inventory
+        .hosts
+        .iter()
+        .filter_map(|h| {
+            let commands = followup_commands(
+                &loaded.inventory,
+                &loaded.playbooks,
+                h,
+                facts.hosts.get(&h.name)?,
+            );
+            (!commands.is_empty()).then(|| (h.name.clone(), commands))
+        })
+        .collect();
+    if !more.is_empty() {
+        engine::ask_more(&connections, more, &mut facts, limit).await;
+    }
     let plan = plan::plan(&loaded.inputs(), &facts, hosts);
     Ok((plan, facts, connections))
 }
@@ -61,8 +81,11 @@ pub async fn plan_with<C: Connector + 'static>(
 #[derive(Debug, Clone, Default)]
 pub struct ApplyOptions {
     pub hosts: Vec<String>,
-    /// Check MUNGE and Slurm with their own tools after apply.
+    /// Check MUNGE and Slurm with their own tools after apply changed something.
     pub verify: bool,
+    /// Check them also when nothing changed (`apply --verify`); otherwise a no-op
+    /// apply is a plan: it returns after the probe, with nothing but the locks released.
+    pub verify_unchanged: bool,
     /// Who takes the locks; `None` is this process with a fresh run id.
     pub owner: Option<crate::lock::Owner>,
     /// Pulled by Ctrl-C/SIGTERM (or a test).
@@ -160,11 +183,16 @@ where
         drop(refresher);
         let locks_left = release(&facts, &connections, &run, stop).await;
         let report = ApplyReport::before(&empty_of(&plan));
+        let mut verification = Vec::new();
+        if !plan.has_changes() && options.verify_unchanged && !stop.requested() {
+            let answered: BTreeSet<&str> = facts.hosts.keys().map(String::as_str).collect();
+            verification = verify_hosts(loaded, &facts, &connections, &answered).await;
+        }
         return Ok(ApplyOutcome {
             plan,
             report,
             after: None,
-            verification: Vec::new(),
+            verification,
             locks_left,
             interrupted: stop.requested(),
             confirmed: false,
@@ -211,19 +239,7 @@ where
             .filter(|(_, o)| matches!(o, HostOutcome::Converged { .. } | HostOutcome::Unchanged))
             .map(|(h, _)| h.as_str())
             .collect();
-        let scope = Scope {
-            inventory: &loaded.inventory,
-            facts: &after_facts,
-            hosts: loaded
-                .inventory
-                .hosts
-                .iter()
-                .map(|h| h.name.clone())
-                .filter(|h| good.contains(h.as_str()) && connections.hosts.contains_key(h))
-                .collect(),
-            wait_seconds: NODE_WAIT_SECONDS,
-        };
-        verification.extend(verify::all(&scope, &connections).await);
+        verification = verify_hosts(loaded, &after_facts, &connections, &good).await;
     }
     Ok(ApplyOutcome {
         plan,
@@ -234,6 +250,28 @@ where
         interrupted: false,
         confirmed: true,
     })
+}
+
+/// Every concern's checks with the cluster's own tools, on the `good` hosts.
+async fn verify_hosts<T: crate::transport::Transport + 'static>(
+    loaded: &Loaded,
+    facts: &ClusterFacts,
+    connections: &Connections<T>,
+    good: &BTreeSet<&str>,
+) -> Vec<Diagnostic> {
+    let scope = Scope {
+        inventory: &loaded.inventory,
+        facts,
+        hosts: loaded
+            .inventory
+            .hosts
+            .iter()
+            .map(|h| h.name.clone())
+            .filter(|h| good.contains(h.as_str()) && connections.hosts.contains_key(h))
+            .collect(),
+        wait_seconds: NODE_WAIT_SECONDS,
+    };
+    verify::all(&scope, connections).await
 }
 
 /// A host whose other steps went through did not converge when a step was refused.

@@ -54,6 +54,24 @@ pub struct HostFacts {
     pub owed_unreadable: Vec<String>,
     /// Output of extra probe commands by name (e.g. `tailscale status --json`).
     pub commands: BTreeMap<String, CommandOutput>,
+    /// How long this probe took and where the time went (not a fact of the host:
+    /// never serialized, never planned on).
+    #[serde(skip)]
+    pub probe: ProbeStats,
+}
+
+/// Where one probe's time went: connect and round trip as closetctl measured them, and
+/// the probe's own sections as the host's clock (`/proc/uptime`, 10 ms) saw them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProbeStats {
+    pub connect_millis: u64,
+    pub probe_millis: u64,
+    /// `(section, seconds)` in the order the probe ran them; `lock` is the lock and
+    /// owed-handler sections before the first fact.
+    pub sections: Vec<(String, f64)>,
+    /// Processes the host started while the probe ran (`processes` in `/proc/stat`
+    /// before and after): the probe's, plus any other process started meanwhile.
+    pub pids: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

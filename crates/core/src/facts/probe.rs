@@ -37,6 +37,9 @@ pub struct ProbeRequest {
     pub lock: Option<crate::lock::Owner>,
     /// CPU topology and GPUs (`nvidia-smi` costs most of a probe on a busy host).
     pub hardware: bool,
+    /// Ask `nvidia-smi` even when the GPU answer cached on the host is still current
+    /// (see [`GPU_CACHE`]): for `check --live` and `facts`, which show power draw.
+    pub gpus_fresh: bool,
     /// NTP synchronisation (`timedatectl` wakes systemd-timedated over D-Bus).
     pub time_sync: bool,
     /// The cluster interface and its link speed (`ip -o addr`).
@@ -48,6 +51,7 @@ impl ProbeRequest {
     pub fn everything() -> ProbeRequest {
         ProbeRequest {
             hardware: true,
+            gpus_fresh: true,
             time_sync: true,
             link: true,
             ..ProbeRequest::default()
@@ -64,6 +68,7 @@ impl ProbeRequest {
         }
         self.commands.extend(other.commands);
         self.hardware |= other.hardware;
+        self.gpus_fresh |= other.gpus_fresh;
         self.time_sync |= other.time_sync;
         self.link |= other.link;
     }
@@ -80,9 +85,54 @@ pub enum ProbeError {
 /// Directory of closetctl's state on each host (lock, backups).
 pub const STATE_DIR: &str = "/var/lib/closetctl";
 
+/// Where the probe keeps the last `nvidia-smi` answer, under the key it was valid for:
+/// the boot id, the `/dev/nvidia*` device nodes and the driver's version line. GPUs do
+/// not come or go without those changing, so while they match the probe reads the file
+/// with shell builtins instead of starting `nvidia-smi` (about a second on a busy
+/// host, more without persistence mode). Root-only directory; written atomically.
+pub const GPU_CACHE: &str = "/var/lib/closetctl/gpus";
+
+/// Marks each section's start (`/proc/uptime`, a builtin `read`: no process) for the
+/// `timings` section at the end, with the host's fork counter (`processes` in
+/// `/proc/stat`) before and after.
+const TIMING: &str = r#"cc_t0=; cc_times=
+{ read -r cc_t0 cc_ < /proc/uptime; } 2>/dev/null
+cc_forks() { cc_f=; while read -r cc_k cc_v; do [ "$cc_k" != processes ] || { cc_f=$cc_v; break; }; done < /proc/stat; } 2>/dev/null
+cc_forks; cc_p0=$cc_f
+cc_mark() {
+  cc_t=; { read -r cc_t cc_ < /proc/uptime; } 2>/dev/null
+  case $1 in command|owned) cc_times="$cc_times $1:$2=$cc_t" ;; *) cc_times="$cc_times $1=$cc_t" ;; esac
+}
+"#;
+
+/// The `timings` section, last.
+const TIMINGS_END: &str = r#"cc_mark end; cc_forks
+printf '%s timings\nstart=%s\npids=%s %s\n' "$S" "$cc_t0" "$cc_p0" "$cc_f"; for cc_m in $cc_times; do printf '%s\n' "$cc_m"; done
+"#;
+
 const BODY: &str = r#"
 S=@@closetctl
-sec() { printf '%s %s\n' "$S" "$*"; }
+sec() { cc_mark "$1" "${2:-}"; printf '%s %s\n' "$S" "$*"; }
+cc_gpus() {
+  k=; v=; { read -r k < /proc/sys/kernel/random/boot_id; read -r v < /proc/driver/nvidia/version; } 2>/dev/null
+  for d in /dev/nvidia*; do [ ! -e "$d" ] || k="$k $d"; done
+  k="key $k|$v"
+  if [ -z "$GPUS_FRESH" ] && [ -f "$GPU_CACHE" ]; then
+    c=; { IFS= read -r c < "$GPU_CACHE"; } 2>/dev/null
+    if [ "$c" = "$k" ]; then
+      { IFS= read -r c; while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done; } < "$GPU_CACHE"
+      return 0
+    fi
+  fi
+  if o=$(nvidia-smi --query-gpu=index,name,memory.total,power.limit,power.draw --format=csv,noheader,nounits 2>/dev/null); then
+    printf '%s\n' "$o"
+    d=${GPU_CACHE%/*}
+    { [ -d "$d" ] || mkdir -p "$d"; } 2>/dev/null && t=$(mktemp "$d/.gpus.XXXXXX" 2>/dev/null) || return 0
+    if printf '%s\n%s\n' "$k" "$o" > "$t"; then mv -f "$t" "$GPU_CACHE"; else rm -f "$t"; fi
+  else
+    [ -z "$o" ] || printf '%s\n' "$o"
+  fi
+}
 emit() { [ -r "$1" ] || return 0; while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done < "$1"; }
 sec os; emit /etc/os-release
 sec hostname; emit /proc/sys/kernel/hostname
@@ -104,7 +154,7 @@ sec content $small; [ -z "$small" ] || cat $small | base64 -w0; echo
 sec sha256; [ -z "$hashed" ] || sha256sum $hashed
 sec cpu; [ -z "$HARDWARE" ] || grep -E '^(processor|physical id|core id)[[:space:]]*:' /proc/cpuinfo
 sec memory; read -r l < /proc/meminfo; printf '%s\n' "$l"
-sec gpus; [ -z "$HARDWARE" ] || ! command -v nvidia-smi >/dev/null 2>&1 || nvidia-smi --query-gpu=index,name,memory.total,power.limit,power.draw --format=csv,noheader,nounits 2>/dev/null
+sec gpus; [ -z "$HARDWARE" ] || ! command -v nvidia-smi >/dev/null 2>&1 || cc_gpus
 sec time; date +%s.%N; [ -z "$TIME_SYNC" ] || timedatectl show -p NTPSynchronized --value 2>/dev/null
 sec ssh; printf '%s\n' "${SSH_CONNECTION:-}"
 sec addrs; [ -z "$LINK" ] || ip -o addr show 2>/dev/null
@@ -152,19 +202,18 @@ pub fn script(req: &ProbeRequest) -> String {
     ));
     let flag = |on: bool| if on { "1" } else { "" };
     s.push_str(&format!(
-        "HARDWARE={}\nTIME_SYNC={}\nLINK={}\n",
+        "HARDWARE={}\nGPUS_FRESH={}\nGPU_CACHE={GPU_CACHE}\nTIME_SYNC={}\nLINK={}\n",
         flag(req.hardware),
+        flag(req.gpus_fresh),
         flag(req.time_sync),
         flag(req.link)
     ));
+    s.push_str(TIMING);
     s.push_str(crate::lock::SECTION);
     s.push_str(crate::journal::SECTION);
     s.push_str(BODY);
     for (name, command) in &req.commands {
-        // Commands come from closetctl's own code and playbooks, never from the inventory.
-        s.push_str(&format!(
-            "sec command {name}\n( {command} ) 2>/dev/null; rc=$?; echo; sec command-exit {name} $rc\n"
-        ));
+        s.push_str(&command_section(name, command));
     }
     if !req.owned_files.is_empty() {
         s.push_str(OWNED);
@@ -179,7 +228,52 @@ pub fn script(req: &ProbeRequest) -> String {
         }
         s.push_str("rm -f -- \"$ow\"\n");
     }
+    s.push_str(TIMINGS_END);
     s
+}
+
+/// One command's part of a probe: its output between `command NAME` and
+/// `command-exit NAME STATUS` marks. Commands come from closetctl's own code and
+/// playbooks, never from the inventory.
+fn command_section(name: &str, command: &str) -> String {
+    format!(
+        "sec command {name}\n( {command} ) 2>/dev/null; rc=$?; echo; sec command-exit {name} $rc\n"
+    )
+}
+
+/// A second, small probe for commands whose need only the first answer showed (an
+/// association to remove needs the controller's active jobs): the commands alone, no
+/// lock, no other fact, answered as in the probe. Read with [`parse_commands`].
+pub fn commands_script(commands: &BTreeMap<String, String>) -> String {
+    let mut s = format!(
+        "{HEADER} (commands)\nset -u\nexport LC_ALL=C\nS={MARKER}\nsec() {{ printf '%s %s\\n' \"$S\" \"$*\"; }}\n"
+    );
+    for (name, command) in commands {
+        s.push_str(&command_section(name, command));
+    }
+    s
+}
+
+/// The commands' outputs in a probe's answer (or a [`commands_script`]'s), by name.
+pub fn parse_commands(out: &str) -> BTreeMap<String, CommandOutput> {
+    commands_of(&sections(out))
+}
+
+fn commands_of(secs: &[Section<'_>]) -> BTreeMap<String, CommandOutput> {
+    let mut commands = BTreeMap::new();
+    for (header, body) in secs {
+        if header.first() == Some(&"command") {
+            let name = header.get(1).copied().unwrap_or_default();
+            let exit_code = secs
+                .iter()
+                .find(|(h, _)| h.first() == Some(&"command-exit") && h.get(1) == Some(&name))
+                .and_then(|(h, _)| h.get(2)?.parse().ok())
+                .unwrap_or(-1);
+            let stdout = body.strip_suffix('\n').unwrap_or(body).to_string();
+            commands.insert(name.to_string(), CommandOutput { exit_code, stdout });
+        }
+    }
+    commands
 }
 
 /// Split the answer into `(header words, body)` sections.
@@ -274,23 +368,82 @@ pub fn parse(out: &str, req: &ProbeRequest) -> Result<HostFacts, ProbeError> {
     let lock = crate::lock::parse_section(&get("lock")?.1);
     f.lock_acquired = lock.acquired;
     f.lock_held = lock.held;
+    if let Some((_, body)) = secs
+        .iter()
+        .rev()
+        .find(|(h, _)| h.first() == Some(&"timings"))
+    {
+        f.probe = parse_timings(body);
+    }
     if let Some((_, body)) = secs.iter().find(|(h, _)| h.first() == Some(&"owed")) {
         (f.owed, f.owed_unreadable) = crate::journal::parse_section(body);
     }
-    for (header, body) in &secs {
-        if header.first() == Some(&"command") {
-            let name = header.get(1).copied().unwrap_or_default();
-            let exit_code = secs
-                .iter()
-                .find(|(h, _)| h.first() == Some(&"command-exit") && h.get(1) == Some(&name))
-                .and_then(|(h, _)| h.get(2)?.parse().ok())
-                .unwrap_or(-1);
-            let stdout = body.strip_suffix('\n').unwrap_or(body).to_string();
-            f.commands
-                .insert(name.to_string(), CommandOutput { exit_code, stdout });
+    f.commands = commands_of(&secs);
+    Ok(f)
+}
+
+/// The `timings` section: the start, the pid counter before and after, and each
+/// section's start mark, into each section's share (a `command-exit` mark's few
+/// milliseconds go to its command).
+fn parse_timings(body: &str) -> ProbeStats {
+    let mut start = None;
+    let mut pids = None;
+    let mut marks: Vec<(&str, f64)> = Vec::new();
+    for line in body.lines() {
+        if let Some(v) = line.strip_prefix("start=") {
+            start = v.trim().parse::<f64>().ok();
+        } else if let Some(v) = line.strip_prefix("pids=") {
+            let p: Vec<u64> = v
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            if let [before, after] = p[..] {
+                pids = after.checked_sub(before);
+            }
+        } else if let Some((label, t)) = line.rsplit_once('=') {
+            if let Ok(t) = t.trim().parse::<f64>() {
+                marks.push((label, t));
+            }
         }
     }
-    Ok(f)
+    let mut sections: Vec<(String, f64)> = Vec::new();
+    if let (Some(start), Some((_, first))) = (start, marks.first()) {
+        sections.push(("lock".into(), (first - start).max(0.0)));
+    }
+    for pair in marks.windows(2) {
+        let ((label, from), (_, to)) = (pair[0], pair[1]);
+        let took = (to - from).max(0.0);
+        match sections.last_mut() {
+            Some(last) if label.starts_with("command-exit") => last.1 += took,
+            _ => sections.push((label.to_string(), took)),
+        }
+    }
+    ProbeStats {
+        sections,
+        pids,
+        ..ProbeStats::default()
+    }
+}
+
+/// One line for the log and `facts --timings`: connect, round trip, the host's pid
+/// count and every section that took at least 10 ms, slowest first.
+pub fn timings_line(stats: &ProbeStats) -> String {
+    let mut slow: Vec<&(String, f64)> =
+        stats.sections.iter().filter(|(_, t)| *t >= 0.005).collect();
+    slow.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total: f64 = stats.sections.iter().map(|(_, t)| t).sum();
+    let parts: Vec<String> = slow.iter().map(|(l, t)| format!("{l} {t:.2}s")).collect();
+    format!(
+        "connect {:.2}s, probe {:.2}s (on the host {total:.2}s: {}), processes {}",
+        stats.connect_millis as f64 / 1000.0,
+        stats.probe_millis as f64 / 1000.0,
+        if parts.is_empty() {
+            "no section over 10 ms".to_string()
+        } else {
+            parts.join(", ")
+        },
+        stats.pids.map_or("unknown".to_string(), |p| p.to_string())
+    )
 }
 
 /// Hash (and keep, unless secret) the content of `paths`, concatenated in `blob` in
@@ -697,10 +850,191 @@ mod tests {
     }
 
     #[test]
+    fn the_follow_up_probe_runs_its_commands_alone_under_real_sh() {
+        let commands: BTreeMap<String, String> = [
+            ("jobs".to_string(), "printf '41 alice lab\\n'".to_string()),
+            ("gone".to_string(), "echo partial; exit 3".to_string()),
+        ]
+        .into();
+        let text = commands_script(&commands);
+        assert!(
+            text.starts_with(HEADER),
+            "the fake and logs know it as a probe"
+        );
+        assert!(!text.contains("LOCK="), "no lock, no other fact: {text}");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&text)
+            .output()
+            .expect("sh runs");
+        assert!(out.status.success());
+        let got = parse_commands(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(
+            got,
+            [
+                (
+                    "gone".to_string(),
+                    CommandOutput {
+                        exit_code: 3,
+                        stdout: "partial\n".into()
+                    }
+                ),
+                (
+                    "jobs".to_string(),
+                    CommandOutput {
+                        exit_code: 0,
+                        stdout: "41 alice lab\n".into()
+                    }
+                ),
+            ]
+            .into()
+        );
+    }
+
+    /// The probe script run by `sh` with `nvidia-smi` a stand-in that counts its runs
+    /// and the GPU cache in a temp dir: `(facts, runs so far)`.
+    fn probe_with_gpus(dir: &std::path::Path, req: &ProbeRequest) -> (HostFacts, usize) {
+        let text = script(req).replace(
+            &format!("GPU_CACHE={GPU_CACHE}\n"),
+            &format!("GPU_CACHE={}/state/gpus\n", dir.display()),
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&text)
+            .env("PATH", format!("{}/bin:/usr/bin:/bin", dir.display()))
+            .output()
+            .unwrap();
+        let facts = parse(&String::from_utf8_lossy(&out.stdout), req).expect("parses");
+        let runs = std::fs::read_to_string(dir.join("runs")).unwrap_or_default();
+        (facts, runs.lines().count())
+    }
+
+    #[test]
+    fn nvidia_smi_runs_once_while_the_boot_and_the_device_nodes_are_unchanged() {
+        let dir = std::env::temp_dir().join(format!("closetctl-gpu-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        let smi = dir.join("bin/nvidia-smi");
+        std::fs::write(
+            &smi,
+            format!(
+                "#!/bin/sh\necho run >> {}/runs\necho '0, NVIDIA A100-SXM4-80GB, 81920, 400.00, 61.00'\necho '1, NVIDIA A100-SXM4-80GB, 81920, 400.00, 70.00'\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let plan = ProbeRequest {
+            hardware: true,
+            ..ProbeRequest::default()
+        };
+        let (first, runs) = probe_with_gpus(&dir, &plan);
+        assert_eq!(runs, 1);
+        assert_eq!(first.gpus.len(), 2);
+        // Cached: the same GPUs, nvidia-smi not started again.
+        let (second, runs) = probe_with_gpus(&dir, &plan);
+        assert_eq!(runs, 1, "a second plan reads the cache");
+        assert_eq!(second.gpus, first.gpus);
+        // `check --live` and `facts` always ask (and refresh the cache).
+        let live = ProbeRequest {
+            gpus_fresh: true,
+            ..plan.clone()
+        };
+        let (fresh, runs) = probe_with_gpus(&dir, &live);
+        assert_eq!((runs, fresh.gpus.len()), (2, 2));
+        // A cache written under another key (another boot, other device nodes) is not used.
+        let cache = dir.join("state/gpus");
+        let text = std::fs::read_to_string(&cache).unwrap();
+        assert!(text.starts_with("key "), "{text}");
+        let (_, rest) = text.split_once('\n').unwrap();
+        std::fs::write(&cache, format!("key another-boot|\n{rest}")).unwrap();
+        let (after_reboot, runs) = probe_with_gpus(&dir, &plan);
+        assert_eq!((runs, after_reboot.gpus.len()), (3, 2));
+        let (_, runs) = probe_with_gpus(&dir, &plan);
+        assert_eq!(runs, 3, "the cache was rewritten under the current key");
+        // A failing nvidia-smi is never cached.
+        std::fs::write(
+            &smi,
+            format!("#!/bin/sh\necho run >> {}/runs\nexit 9\n", dir.display()),
+        )
+        .unwrap();
+        std::fs::remove_file(&cache).unwrap();
+        let (failed, runs) = probe_with_gpus(&dir, &plan);
+        assert_eq!((runs, failed.gpus.len()), (4, 0));
+        assert!(!cache.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_answer_says_where_the_time_went() {
+        let req = ProbeRequest {
+            commands: [("nap".to_string(), "sleep 0.3".to_string())].into(),
+            ..ProbeRequest::default()
+        };
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script(&req))
+            .output()
+            .unwrap();
+        let facts = parse(&String::from_utf8_lossy(&out.stdout), &req).expect("parses");
+        let sections = &facts.probe.sections;
+        let names: Vec<&str> = sections.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names.first(), Some(&"lock"), "{names:?}");
+        for expected in [
+            "os",
+            "passwd",
+            "packages",
+            "stat",
+            "content",
+            "gpus",
+            "command:nap",
+        ] {
+            assert!(names.contains(&expected), "{expected} in {names:?}");
+        }
+        assert!(
+            !names.iter().any(|n| n.starts_with("command-exit")),
+            "{names:?}"
+        );
+        let nap = sections.iter().find(|(n, _)| n == "command:nap").unwrap().1;
+        assert!((0.25..5.0).contains(&nap), "the nap took {nap}s");
+        let slowest = sections.iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
+        assert_eq!(slowest.0, "command:nap");
+        // getent, getent and sleep at least.
+        assert!(facts.probe.pids.unwrap() >= 3, "{:?}", facts.probe.pids);
+        let line = timings_line(&facts.probe);
+        assert!(line.contains("command:nap 0."), "{line}");
+    }
+
+    #[test]
+    fn timings_parse_into_each_sections_share() {
+        let stats = parse_timings(
+            "start=100.00\npids=500 530\nos=100.10\ngpus=100.20\ncommand:x=101.20\ncommand-exit=101.70\nend=101.75\n",
+        );
+        let want: Vec<(String, f64)> = vec![
+            ("lock".into(), 0.10),
+            ("os".into(), 0.10),
+            ("gpus".into(), 1.00),
+            ("command:x".into(), 0.55),
+        ];
+        assert_eq!(stats.sections.len(), want.len(), "{:?}", stats.sections);
+        for ((n, t), (wn, wt)) in stats.sections.iter().zip(&want) {
+            assert_eq!(n, wn);
+            assert!((t - wt).abs() < 1e-6, "{n}: {t} vs {wt}");
+        }
+        assert_eq!(stats.pids, Some(30));
+    }
+
+    #[test]
     fn costly_facts_are_gathered_only_when_asked() {
         let req = ProbeRequest::default();
         let text = script(&req);
-        assert!(text.contains("HARDWARE=\nTIME_SYNC=\nLINK=\n"), "{text}");
+        assert!(
+            text.contains(
+                "HARDWARE=\nGPUS_FRESH=\nGPU_CACHE=/var/lib/closetctl/gpus\nTIME_SYNC=\nLINK=\n"
+            ),
+            "{text}"
+        );
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(&text)

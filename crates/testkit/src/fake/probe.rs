@@ -1,7 +1,7 @@
 //! The fake host's answer to the real fact probe ([`closetctl_core::facts::probe`]):
 //! every section in the order the probe prints it, files up to [`CONTENT_LIMIT`] in full
-//! and larger ones (and secrets) as SHA-256, the probe's extra commands, and the files
-//! read as their owner.
+//! and larger ones (and secrets) as SHA-256, GPUs through the probe's cache, the probe's
+//! extra commands, and the files read as their owner.
 
 use super::lock::lock_section;
 use super::state::{FakeFile, FakeState};
@@ -135,18 +135,7 @@ pub(crate) fn probe(s: &mut FakeState, script: &str) -> RemoteOutput {
     sec(&mut o, "memory");
     let _ = writeln!(o, "MemTotal:       {} kB", s.memory_mib * 1024);
     sec(&mut o, "gpus");
-    for g in &s.gpus {
-        let num = |v: Option<f64>| v.map_or("[N/A]".to_string(), |v| format!("{v:.2}"));
-        let _ = writeln!(
-            o,
-            "{}, {}, {}, {}, {}",
-            g.index,
-            g.name,
-            g.memory_mib.unwrap_or(0),
-            num(g.power_limit_watts),
-            num(g.power_draw_watts)
-        );
-    }
+    o.push_str(&gpus(s, !raw_var(script, "GPUS_FRESH").is_empty()));
     sec(&mut o, "time");
     let _ = writeln!(o, "{:.6}\nyes", s.epoch);
     sec(&mut o, "ssh");
@@ -194,6 +183,43 @@ pub(crate) fn probe(s: &mut FakeState, script: &str) -> RemoteOutput {
         stdout: o,
         stderr: String::new(),
     }
+}
+
+/// The `gpus` section as the probe's cache gives it: the cached answer while the boot
+/// id and the device nodes (one `/dev/nvidiaN` per GPU) are those it was written
+/// under, unless `fresh`; otherwise `nvidia-smi` runs and its answer is cached. A
+/// host without GPUs has no `nvidia-smi`.
+fn gpus(s: &mut FakeState, fresh: bool) -> String {
+    if s.gpus.is_empty() {
+        return String::new(); // no driver, no `nvidia-smi`
+    }
+    let nodes: Vec<String> = s
+        .gpus
+        .iter()
+        .map(|g| format!("/dev/nvidia{}", g.index))
+        .collect();
+    let key = format!("key {} {}|", s.boot_id, nodes.join(" "));
+    if let Some((cached_key, answer)) = &s.gpu_cache {
+        if !fresh && *cached_key == key {
+            return answer.clone();
+        }
+    }
+    s.nvidia_smi_runs += 1;
+    let mut answer = String::new();
+    for g in &s.gpus {
+        let num = |v: Option<f64>| v.map_or("[N/A]".to_string(), |v| format!("{v:.2}"));
+        let _ = writeln!(
+            answer,
+            "{}, {}, {}, {}, {}",
+            g.index,
+            g.name,
+            g.memory_mib.unwrap_or(0),
+            num(g.power_limit_watts),
+            num(g.power_draw_watts)
+        );
+    }
+    s.gpu_cache = Some((key, answer.clone()));
+    answer
 }
 
 /// A line as `stat -c '%n|%F|%a|%U|%G|%s'` prints it (links are not followed).

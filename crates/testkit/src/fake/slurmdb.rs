@@ -1,12 +1,10 @@
 //! MariaDB, slurmdbd and `sacctmgr` on the fake controller: what the probe's read-only
 //! accounting commands print (matched exactly against
-//! [`closetctl_core::concerns::accounting::association`]'s constants), and the database
-//! setup script and `sacctmgr -i` changes carried out as `sacctmgr` would.
+//! [`closetctl_core::concerns::accounting::association`]'s command and constants), and
+//! the database setup script and `sacctmgr -i` changes carried out as `sacctmgr` would.
 
 use super::state::FakeState;
-use closetctl_core::concerns::accounting::association::{
-    ASSOCIATIONS_COMMAND, CLUSTERS_COMMAND, DATABASE_COMMAND, JOBS_COMMAND, USERS_COMMAND,
-};
+use closetctl_core::concerns::accounting::association::{accounting_command, JOBS_COMMAND};
 use closetctl_core::concerns::accounting::SLURMDBD_CONF;
 use closetctl_core::concerns::slurm::SLURM_CONF;
 use std::collections::BTreeMap;
@@ -39,52 +37,48 @@ fn slurmdbd_answers(s: &FakeState) -> bool {
             .contains("AccountingStorageType=accounting_storage/slurmdbd")
 }
 
+/// The cluster an accounting probe command names, when `cmd` is exactly the probe's
+/// [`accounting_command`] for it.
+fn accounting_cluster(cmd: &str) -> Option<String> {
+    let at = cmd.find("name=''")? + "name=''".len();
+    let name = &cmd[at..at + cmd[at..].find("''")?];
+    (closetctl_core::inventory::is_valid_name(name) && cmd == accounting_command(name))
+        .then(|| name.to_string())
+}
+
 /// What the probe's read-only accounting commands print: `(exit code, stdout)`; `None`
 /// for a command the fake does not know (its section is left out, as if not asked).
 /// Commands are matched exactly against the probe's own constants.
 pub(crate) fn answer(s: &FakeState, cmd: &str) -> Option<(i32, String)> {
     let db = &s.slurmdb;
-    let refused = (
-        1,
-        "sacctmgr: error: Sending PersistInit msg: Connection refused".to_string(),
-    );
-    if cmd == DATABASE_COMMAND {
+    if let Some(cluster) = accounting_cluster(cmd) {
         if !s.installed.contains_key("mariadb-server") {
             return Some((127, String::new()));
         }
+        // What `mysql` reads from slurmdbd's tables (see `accounting_command`): the
+        // database row always, the rest once the database exists. Clusters,
+        // associations and users only ever come from `sacctmgr -i`, which needs
+        // slurmdbd, so they are empty until it ran.
         let n = u8::from(db.database);
-        return Some((0, format!("{n}\t{n}\t{n}")));
-    }
-    if cmd == CLUSTERS_COMMAND {
-        return Some(if slurmdbd_answers(s) {
-            (0, db.clusters.join("\n"))
-        } else {
-            refused
-        });
-    }
-    if cmd == ASSOCIATIONS_COMMAND {
-        let rows: Vec<String> = db
-            .associations
-            .iter()
-            .map(|((c, a, u), share)| format!("{c}|{a}|{u}|{share}"))
-            .collect();
-        return Some(if slurmdbd_answers(s) {
-            (0, rows.join("\n"))
-        } else {
-            refused
-        });
-    }
-    if cmd == USERS_COMMAND {
-        let rows: Vec<String> = db
-            .defaults
-            .iter()
-            .map(|(u, a)| format!("{u}|{a}"))
-            .collect();
-        return Some(if slurmdbd_answers(s) {
-            (0, rows.join("\n"))
-        } else {
-            refused
-        });
+        let mut rows = vec![format!("0\t{n}\t{n}\t{n}")];
+        if db.database {
+            rows.extend(db.clusters.iter().map(|c| format!("1\t{c}\t\t\t0")));
+            for ((c, a, u), share) in &db.associations {
+                let share = if share == "parent" {
+                    "2147483647"
+                } else {
+                    share
+                };
+                rows.push(format!("2\t{c}\t{a}\t{u}\t{share}"));
+            }
+            for (user, account) in &db.defaults {
+                rows.push(format!("3\t{user}\t\t\t0"));
+                if !account.is_empty() && db.clusters.contains(&cluster) {
+                    rows.push(format!("4\t{user}\t{account}\t\t0"));
+                }
+            }
+        }
+        return Some((0, rows.join("\n")));
     }
     if cmd == JOBS_COMMAND {
         if !s.active("slurmctld.service") {

@@ -116,6 +116,13 @@ pub struct FakeState {
     pub cuda_version: String,
     /// GPU utilisation (%) by GPU index, as `nvidia-smi` reports it (default 0).
     pub gpu_utilization: BTreeMap<u32, u32>,
+    /// `/proc/sys/kernel/random/boot_id`: a reboot changes it.
+    pub boot_id: String,
+    /// The probe's GPU cache file ([`closetctl_core::facts::probe::GPU_CACHE`]): the
+    /// key it was written under and `nvidia-smi`'s answer.
+    pub gpu_cache: Option<(String, String)>,
+    /// Times the probe ran `nvidia-smi` here.
+    pub nvidia_smi_runs: u64,
     pub(crate) next_pid: u32,
 }
 
@@ -203,6 +210,9 @@ impl FakeState {
             nvidia_driver: "535.183.01".into(),
             cuda_version: "12.2".into(),
             gpu_utilization: BTreeMap::new(),
+            boot_id: "boot-1".into(),
+            gpu_cache: None,
+            nvidia_smi_runs: 0,
             next_pid: 1000,
         };
         for (name, id) in [("root", 0), ("daemon", 1), ("sshd", 100), ("nobody", 65534)] {

@@ -187,7 +187,9 @@ pub fn resources(
         return Vec::new();
     };
     if module == DATABASE_MODULE {
-        return vec![Resource::Accounting(Accounting::Database)];
+        return vec![Resource::Accounting(Accounting::Database {
+            cluster: desired.cluster.clone(),
+        })];
     }
     let mut out = vec![Resource::Accounting(Accounting::Cluster {
         name: desired.cluster.clone(),
@@ -271,9 +273,7 @@ pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<D
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::concerns::accounting::association::{
-        ASSOCIATIONS_FACTS, CLUSTERS_FACTS, JOBS_FACTS, USERS_FACTS,
-    };
+    use crate::concerns::accounting::association::{ACCOUNTING_FACTS, JOBS_FACTS};
     use crate::facts::CommandOutput;
     use crate::resource::Change;
     use std::path::Path;
@@ -329,25 +329,41 @@ fairshare = 30
         }
     }
 
-    /// Facts as `sacctmgr -nP` prints them on a controller where carol left vision-lab
-    /// for the inventory, bob's default is wrong and nlp-lab still has 1 share.
+    /// The probe's accounting rows for what `sacctmgr -nP show cluster format=cluster`,
+    /// `show assoc format=cluster,account,user,share` and `show user
+    /// format=user,defaultaccount` would print (`|`-separated, one per line), with the
+    /// database, its user and grant present.
+    fn slurmdb(clusters: &str, associations: &str, users: &str) -> CommandOutput {
+        let mut rows = vec!["0\t1\t1\t1".to_string()];
+        rows.extend(clusters.lines().map(|c| format!("1\t{c}\t\t\t0")));
+        for l in associations.lines().map(str::trim) {
+            let p: Vec<&str> = l.split('|').collect();
+            let share = if p[3] == "parent" { "2147483647" } else { p[3] };
+            rows.push(format!("2\t{}\t{}\t{}\t{share}", p[0], p[1], p[2]));
+        }
+        for (user, default) in users.lines().filter_map(|l| l.split_once('|')) {
+            rows.push(format!("3\t{user}\t\t\t0"));
+            if !default.is_empty() {
+                rows.push(format!("4\t{user}\t{default}\t\t0"));
+            }
+        }
+        out(&rows.join("\n"), 0)
+    }
+
+    const LIVE_ASSOCIATIONS: &str = "closet|root||1\ncloset|root|root|1\ncloset|vision-lab||1\ncloset|vision-lab|alice|1\ncloset|vision-lab|bob|1\n\
+                 closet|vision-lab|carol|1\ncloset|nlp-lab||1\ncloset|nlp-lab|bob|1\ncloset|guests||1\ncloset|guests|visitor|1\n\
+                 other|vision-lab|zed|1";
+
+    /// Facts on a controller where carol left vision-lab for the inventory, bob's
+    /// default is wrong and nlp-lab still has 1 share.
     fn live() -> HostFacts {
         let mut f = HostFacts::default();
-        f.commands.insert(CLUSTERS_FACTS.into(), out("closet\n", 0));
         f.commands.insert(
-            ASSOCIATIONS_FACTS.into(),
-            out(
-                "closet|root||1\ncloset|root|root|1\ncloset|vision-lab||1\ncloset|vision-lab|alice|1\ncloset|vision-lab|bob|1\n\
-                 closet|vision-lab|carol|1\ncloset|nlp-lab||1\ncloset|nlp-lab|bob|1\ncloset|guests||1\ncloset|guests|visitor|1\n\
-                 other|vision-lab|zed|1",
-                0,
-            ),
-        );
-        f.commands.insert(
-            USERS_FACTS.into(),
-            out(
+            ACCOUNTING_FACTS.into(),
+            slurmdb(
+                "closet",
+                LIVE_ASSOCIATIONS,
                 "root|root\nalice|vision-lab\nbob|vision-lab\ncarol|vision-lab\nvisitor|guests",
-                0,
             ),
         );
         f.commands.insert(JOBS_FACTS.into(), out("", 0));
@@ -397,30 +413,106 @@ fairshare = 30
     }
 
     #[test]
-    fn a_fresh_controller_adds_everything_even_when_sacctmgr_fails() {
+    fn a_fresh_controller_adds_everything_without_mariadb_or_slurmdbd_tables() {
         let inv = inventory(INVENTORY);
+        let expected = vec![
+            "+ slurm-cluster closet: register in slurmdbd",
+            "+ slurm-account nlp-lab: fairshare 30",
+            "+ slurm-account vision-lab: fairshare 1",
+            "+ association vision-lab/alice: fairshare 1, default account",
+            "+ association nlp-lab/bob: fairshare 1, default account",
+            "+ association vision-lab/bob: fairshare 1",
+        ];
         let mut facts = HostFacts::default();
-        // slurmdbd not up yet: sacctmgr fails.
-        for name in [CLUSTERS_FACTS, ASSOCIATIONS_FACTS, USERS_FACTS] {
-            facts.commands.insert(
-                name.into(),
-                out(
-                    "sacctmgr: error: Problem talking to the database: Connection refused",
-                    1,
-                ),
-            );
-        }
-        assert_eq!(
-            lines(&changes(&inv, &facts)),
-            vec![
-                "+ slurm-cluster closet: register in slurmdbd",
-                "+ slurm-account nlp-lab: fairshare 30",
-                "+ slurm-account vision-lab: fairshare 1",
-                "+ association vision-lab/alice: fairshare 1, default account",
-                "+ association nlp-lab/bob: fairshare 1, default account",
-                "+ association vision-lab/bob: fairshare 1",
-            ]
+        // No MariaDB yet: mysql fails.
+        facts.commands.insert(
+            ACCOUNTING_FACTS.into(),
+            out("", 1),
         );
+        assert_eq!(lines(&changes(&inv, &facts)), expected);
+        // MariaDB and the database, but slurmdbd never started: only the first row.
+        facts
+            .commands
+            .insert(ACCOUNTING_FACTS.into(), out("0\t1\t1\t1\n", 0));
+        assert_eq!(lines(&changes(&inv, &facts)), expected);
+    }
+
+    /// The probe's `mysql` answer and what `sacctmgr -nP` printed on the same slurmdbd
+    /// 22.05 database (MariaDB 10.11, Debian 12; clusters closet and other, a `parent`
+    /// share, zed with no association on closet, carol and an account removed) read as
+    /// the same facts: the association facts are what sacctmgr would say.
+    #[test]
+    fn the_mysql_rows_read_as_what_sacctmgr_printed() {
+        const MYSQL: &str = "0\t1\t1\t1\n1\tcloset\t\t\t0\n1\tother\t\t\t0\n3\talice\t\t\t0\n3\tbob\t\t\t0\n\
+            3\troot\t\t\t0\n3\tvisitor\t\t\t0\n3\tzed\t\t\t0\n2\tcloset\troot\t\t1\n2\tcloset\troot\troot\t1\n\
+            2\tcloset\tvision-lab\t\t1\n2\tcloset\tnlp-lab\t\t30\n2\tcloset\tguests\t\t1\n2\tcloset\tvision-lab\talice\t1\n\
+            2\tcloset\tnlp-lab\tbob\t3\n2\tcloset\tvision-lab\tbob\t1\n2\tcloset\tguests\tvisitor\t2147483647\n\
+            2\tother\troot\t\t1\n2\tother\troot\troot\t1\n2\tother\tguests\t\t1\n2\tother\tguests\tvisitor\t2147483647\n\
+            2\tother\tguests\tzed\t1\n4\troot\troot\t\t0\n4\talice\tvision-lab\t\t0\n4\tbob\tnlp-lab\t\t0\n\
+            4\tvisitor\tguests\t\t0\n";
+        const CLUSTERS: &str = "closet\nother";
+        const ASSOCIATIONS: &str = "closet|root||1\ncloset|root|root|1\ncloset|guests||1\ncloset|guests|visitor|parent\n\
+            closet|nlp-lab||30\ncloset|nlp-lab|bob|3\ncloset|vision-lab||1\ncloset|vision-lab|alice|1\ncloset|vision-lab|bob|1\n\
+            other|root||1\nother|root|root|1\nother|guests||1\nother|guests|visitor|parent\nother|guests|zed|1";
+        const USERS: &str = "alice|vision-lab\nbob|nlp-lab\nroot|root\nvisitor|guests\nzed|";
+        let mut facts = HostFacts::default();
+        facts.commands.insert(ACCOUNTING_FACTS.into(), out(MYSQL, 0));
+        let got = SlurmdbFacts::from_facts(&facts);
+        let want = SlurmdbFacts {
+            answered: true,
+            clusters: CLUSTERS.lines().map(String::from).collect(),
+            associations: ASSOCIATIONS
+                .lines()
+                .map(|l| {
+                    let p: Vec<&str> = l.trim().split('|').collect();
+                    ((p[0].into(), p[1].into(), p[2].into()), p[3].into())
+                })
+                .collect(),
+            defaults: USERS
+                .lines()
+                .filter_map(|l| l.split_once('|'))
+                .map(|(u, a)| (u.into(), a.into()))
+                .collect(),
+            jobs: Vec::new(),
+        };
+        assert_eq!(got, want);
+        assert_eq!(got.defaults["zed"], "", "no default on closet");
+        assert_eq!(got.associations[&("closet".into(), "guests".into(), "visitor".into())], "parent");
+        // The test helper writes the same rows from sacctmgr's text.
+        facts
+            .commands
+            .insert(ACCOUNTING_FACTS.into(), slurmdb(CLUSTERS, ASSOCIATIONS, USERS));
+        assert_eq!(SlurmdbFacts::from_facts(&facts), want);
+    }
+
+    #[test]
+    fn one_command_for_every_accounting_fact_naming_the_cluster_and_squeue_only_for_a_removal() {
+        let inv = inventory(INVENTORY);
+        let head = inv.host("head").unwrap();
+        let asked = |facts: Option<&HostFacts>| {
+            let mut req = crate::facts::probe::ProbeRequest::default();
+            for module in [DATABASE_MODULE, ASSOCIATIONS_MODULE] {
+                for r in resources(module, &inv, head, facts) {
+                    if let Resource::Accounting(a) = r {
+                        a.probe(&mut req);
+                    }
+                }
+            }
+            req
+        };
+        // Every plan's probe: the one query, no squeue.
+        let req = asked(None);
+        assert_eq!(req.commands.keys().collect::<Vec<_>>(), vec![ACCOUNTING_FACTS]);
+        // Facts with an association the inventory no longer wants (carol's): its jobs.
+        assert_eq!(
+            asked(Some(&live())).commands.keys().collect::<Vec<_>>(),
+            vec![ACCOUNTING_FACTS, JOBS_FACTS]
+        );
+        let command = &req.commands[ACCOUNTING_FACTS];
+        assert!(command.starts_with("mysql -N -B -e \""), "{command}");
+        assert!(command.contains("name=''closet''"), "{command}");
+        assert!(!command.contains("sacctmgr"), "{command}");
+        assert!(!command.contains('$'), "nothing the shell expands: {command}");
     }
 
     #[test]
@@ -460,8 +552,12 @@ fairshare = 30
         let inv = inventory(&text);
         let mut facts = live();
         facts.commands.insert(
-            USERS_FACTS.into(),
-            out("alice|vision-lab\nbob|nlp-lab\ncarol|vision-lab", 0),
+            ACCOUNTING_FACTS.into(),
+            slurmdb(
+                "closet",
+                LIVE_ASSOCIATIONS,
+                "alice|vision-lab\nbob|nlp-lab\ncarol|vision-lab",
+            ),
         );
         let c = changes(&inv, &facts);
         let bob: Vec<&Change> = c.iter().filter(|c| c.name.ends_with("/bob")).collect();
@@ -505,16 +601,13 @@ fairshare = 30
     fn converged_associations_are_no_change() {
         let inv = inventory(INVENTORY);
         let mut facts = HostFacts::default();
-        facts
-            .commands
-            .insert(CLUSTERS_FACTS.into(), out("closet", 0));
         facts.commands.insert(
-            ASSOCIATIONS_FACTS.into(),
-            out("closet|root||1\ncloset|root|root|1\ncloset|nlp-lab||30\ncloset|nlp-lab|bob|1\ncloset|vision-lab||1\ncloset|vision-lab|alice|1\ncloset|vision-lab|bob|1", 0),
-        );
-        facts.commands.insert(
-            USERS_FACTS.into(),
-            out("root|root\nalice|vision-lab\nbob|nlp-lab", 0),
+            ACCOUNTING_FACTS.into(),
+            slurmdb(
+                "closet",
+                "closet|root||1\ncloset|root|root|1\ncloset|nlp-lab||30\ncloset|nlp-lab|bob|1\ncloset|vision-lab||1\ncloset|vision-lab|alice|1\ncloset|vision-lab|bob|1",
+                "root|root\nalice|vision-lab\nbob|nlp-lab",
+            ),
         );
         assert!(
             changes(&inv, &facts).is_empty(),
