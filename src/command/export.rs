@@ -20,7 +20,7 @@ use crate::concerns::tailscale::enrollment::{Live, PROBE_STATUS, STATUS_COMMAND}
 use crate::engine;
 use crate::facts::probe::ProbeRequest;
 use crate::facts::ClusterFacts;
-use crate::inventory::{Host, Inventory, Role};
+use crate::inventory::{Host, Inventory};
 use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -153,18 +153,10 @@ pub struct LoginAccess {
     pub home_shared: bool,
 }
 
-/// The login host: the first `login` host, else the controller.
+/// The login host ([`Inventory::login_host`]), or why there is none.
 pub fn login_host(inventory: &Inventory) -> Result<&Host, String> {
     inventory
-        .hosts
-        .iter()
-        .find(|h| h.has_role(Role::Login))
-        .or_else(|| {
-            inventory
-                .hosts
-                .iter()
-                .find(|h| h.has_role(Role::Controller))
-        })
+        .login_host()
         .ok_or_else(|| "the inventory has no host with the `login` or `controller` role".into())
 }
 

@@ -422,6 +422,15 @@ impl Inventory {
         self.users.iter().find(|u| u.name == name)
     }
 
+    /// The login host: the first `login` host, else the controller (SkyPilot, Transformer
+    /// Lab and researchers connect there; `check network` resolves node names there).
+    pub fn login_host(&self) -> Option<&Host> {
+        self.hosts
+            .iter()
+            .find(|h| h.has_role(Role::Login))
+            .or_else(|| self.hosts.iter().find(|h| h.has_role(Role::Controller)))
+    }
+
     /// Users whose access continues (not disabled, not expired today).
     pub fn active_users(&self) -> impl Iterator<Item = &User> {
         self.users
