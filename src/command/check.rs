@@ -1,5 +1,6 @@
 //! `closetctl check [power|cooling|network|clock|uids|all]`: preflight checks of the
-//! closet itself (breakers, cooling, links, clocks, account IDs) before and after apply.
+//! closet itself (breakers, cooling, links and node names, clocks, account IDs) before and
+//! after apply.
 //!
 //! Power and cooling need only the inventory; network, clock and uids (and `--live`)
 //! gather facts with one probe per host. `--offline` runs only what needs no host.
@@ -47,7 +48,8 @@ pub enum Which {
     Power,
     /// Heat of all hosts against the `[cooling]` capacity.
     Cooling,
-    /// Link speed of each host's cluster interface (contacts the hosts).
+    /// Link speed of each host's cluster interface, and the compute nodes' names as the
+    /// login host resolves them (contacts the hosts).
     Network,
     /// Clock skew between the hosts against MUNGE's TTL (contacts the hosts).
     Clock,

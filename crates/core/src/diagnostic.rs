@@ -60,6 +60,8 @@ pub enum Code {
     CoolingRuleOfThumb,
     /// A host's cluster link speed (warning under 10 Gb/s).
     LinkSpeed,
+    /// A compute node's name as the login host resolves it (SkyPilot on Slurm needs it).
+    NodeName,
     /// A host gave no facts (preflight needs them).
     HostUnreachable,
     /// A host's clock against the cluster's (error at MUNGE's credential TTL).
@@ -136,7 +138,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, in documentation order.
-    pub const ALL: [Code; 40] = [
+    pub const ALL: [Code; 41] = [
         Code::CircuitLoad,
         Code::NoCircuit,
         Code::PowerFigure,
@@ -144,6 +146,7 @@ impl Code {
         Code::CoolingUndeclared,
         Code::CoolingRuleOfThumb,
         Code::LinkSpeed,
+        Code::NodeName,
         Code::HostUnreachable,
         Code::ClockOffset,
         Code::ClockSkew,
@@ -189,6 +192,7 @@ impl Code {
             Code::CoolingUndeclared => "cooling-undeclared",
             Code::CoolingRuleOfThumb => "cooling-rule-of-thumb",
             Code::LinkSpeed => "link-speed",
+            Code::NodeName => "node-name",
             Code::HostUnreachable => "host-unreachable",
             Code::ClockOffset => "clock-offset",
             Code::ClockSkew => "clock-skew",

@@ -6,6 +6,7 @@ use crate::facts::probe::ProbeRequest;
 use crate::facts::ClusterFacts;
 use crate::inventory::Inventory;
 use crate::transport::Connector;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Gather facts from every host (one probe each, all at once) and run the checks.
@@ -15,7 +16,7 @@ pub async fn check_with<C: Connector + 'static>(
     checks: &[CheckKind],
     live: bool,
 ) -> Report {
-    let facts = gather(connector, inventory).await;
+    let facts = gather(connector, inventory, checks).await;
     check::run(inventory, checks, Some(&facts), live)
 }
 
@@ -24,14 +25,27 @@ pub async fn check_with<C: Connector + 'static>(
 pub async fn gather<C: Connector + 'static>(
     connector: Arc<C>,
     inventory: &Inventory,
+    checks: &[CheckKind],
 ) -> ClusterFacts {
-    let requests = inventory
+    let requests = requests(inventory, checks);
+    let (_, facts) = engine::gather(connector, &inventory.hosts, requests, None).await;
+    facts
+}
+
+/// Each host's probe request for the checks: everything the probe can tell, and for
+/// `check network` the login host resolves the compute nodes' names (one command).
+pub fn requests(inventory: &Inventory, checks: &[CheckKind]) -> BTreeMap<String, ProbeRequest> {
+    let mut requests: BTreeMap<String, ProbeRequest> = inventory
         .hosts
         .iter()
         .map(|h| (h.name.clone(), ProbeRequest::everything()))
         .collect();
-    let (_, facts) = engine::gather(connector, &inventory.hosts, requests, None).await;
-    facts
+    if checks.contains(&CheckKind::Network) {
+        if let Some((login, req)) = check::network::node_names_request(inventory) {
+            requests.entry(login).or_default().merge(req);
+        }
+    }
+    requests
 }
 
 #[cfg(test)]
@@ -224,6 +238,71 @@ capacity_btu_per_hour = 36000
         fake.host("node2")
             .with(|s| s.gpus = cards("NVIDIA GeForce RTX 4090", 2, 300.0, 27.43));
         (inv, fake)
+    }
+
+    #[tokio::test]
+    async fn check_network_shows_how_the_login_host_resolves_the_node_names() {
+        let (inv, fake) = vm_closet();
+        // head's /etc/hosts: node1 right, node2 stale; node1 resolves nothing itself
+        // (it is not asked).
+        fake.host("head").with(|s| {
+            s.resolver.insert("node1".into(), "10.77.0.11".into());
+            s.resolver.insert("node2".into(), "10.77.0.99".into());
+        });
+        let report = check_with(fake.clone(), &inv, &[CheckKind::Network], false).await;
+        let out = text(&report, Style::plain());
+        insta::assert_snapshot!("network_node_names_text", out);
+        insta::assert_snapshot!("network_node_names_json", json(&report));
+        assert_eq!(exit_code(&report), 0, "a warning, not a failure");
+
+        // An empty resolver: nothing resolves, a warning per node.
+        fake.host("head").with(|s| s.resolver.clear());
+        let report = check_with(fake.clone(), &inv, &[CheckKind::Network], false).await;
+        let warned: Vec<&str> = report
+            .findings
+            .iter()
+            .filter(|f| f.code == crate::diagnostic::Code::NodeName)
+            .filter(|f| f.severity == Severity::Warning)
+            .map(|f| f.message.as_str())
+            .collect();
+        assert_eq!(
+            warned,
+            vec![
+                "host `head`: node name `node1` does not resolve",
+                "host `head`: node name `node2` does not resolve"
+            ]
+        );
+
+        // head unreachable: its link row is the error, no name row or finding.
+        fake.host("head").with(|s| s.reachable = false);
+        let report = check_with(fake, &inv, &[CheckKind::Network], false).await;
+        let net = report.network.as_ref().unwrap();
+        assert!(net.node_names.is_none());
+        assert!(report
+            .findings
+            .iter()
+            .all(|f| f.code != crate::diagnostic::Code::NodeName));
+        assert!(!text(&report, Style::plain()).contains("node names"));
+    }
+
+    #[test]
+    fn only_the_checks_probe_of_the_login_host_resolves_node_names() {
+        use crate::check::network::NODE_NAMES_FACTS;
+        let (inv, _) = vm_closet();
+        let reqs = requests(&inv, &[CheckKind::Network]);
+        assert!(reqs["head"].commands.contains_key(NODE_NAMES_FACTS));
+        assert!(reqs["node1"].commands.is_empty() && reqs["node2"].commands.is_empty());
+        // Without `check network` (clock, uids, ...) nobody is asked.
+        let reqs = requests(&inv, &[CheckKind::Clock, CheckKind::Uids]);
+        assert!(reqs.values().all(|r| r.commands.is_empty()));
+        // plan and apply probe with desired::probe_request: never this command.
+        let playbooks = crate::playbook::Playbooks::load(None).unwrap();
+        for h in &inv.hosts {
+            let req = crate::desired::probe_request(&inv, &playbooks, h);
+            assert!(!req.commands.contains_key(NODE_NAMES_FACTS), "{}", h.name);
+            let script = crate::facts::probe::script(&req);
+            assert!(!script.contains("getent ahostsv4"), "{}", h.name);
+        }
     }
 
     #[tokio::test]

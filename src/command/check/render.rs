@@ -254,7 +254,33 @@ fn network_text(n: &check::network::NetworkReport, style: Style) -> String {
             h.severity,
         );
     }
-    t.render(style)
+    let mut out = t.render(style);
+    if let Some(names) = &n.node_names {
+        let _ = writeln!(
+            out,
+            "\nnode names on {} (getent ahostsv4, as SkyPilot on Slurm resolves them)",
+            names.login_host
+        );
+        let mut t = Table::new(&[
+            ("NODE", false),
+            ("ADDRESS", false),
+            ("RESOLVES TO", false),
+            ("STATUS", false),
+        ]);
+        for node in &names.nodes {
+            t.row(
+                vec![
+                    node.node.clone(),
+                    node.address.clone(),
+                    node.resolved.clone().unwrap_or_else(|| "-".into()),
+                    node.status.as_str().to_string(),
+                ],
+                node.severity,
+            );
+        }
+        out.push_str(&t.render(style));
+    }
+    out
 }
 
 fn clock_text(c: &check::clock::ClockReport, style: Style) -> String {

@@ -14,12 +14,14 @@
 //!   (`ps`, `pkill`, `loginctl`) and `scancel`;
 //! - [`slurmdb`]: MariaDB, slurmdbd and `sacctmgr`; [`munge`]: `munge -n` and
 //!   `unmunge`; [`slurm`]: slurmctld's node states and `sinfo`; [`status`]: the
-//!   status script's `scontrol -d -o show node|job` and `nvidia-smi`.
+//!   status script's `scontrol -d -o show node|job` and `nvidia-smi`; [`resolver`]:
+//!   `getent ahostsv4` for `check network`'s node names.
 
 mod accounts;
 mod lock;
 mod munge;
 mod probe;
+mod resolver;
 mod script;
 mod slurm;
 mod slurmdb;

@@ -148,8 +148,9 @@ pub(crate) fn probe(s: &mut FakeState, script: &str) -> RemoteOutput {
     sec(&mut o, "speeds");
     let _ = writeln!(o, "eth0 10000");
     for (name, command) in probe_commands(script) {
-        if let Some((rc, out)) =
-            super::accounts::answer(s, &command).or_else(|| super::slurmdb::answer(s, &command))
+        if let Some((rc, out)) = super::accounts::answer(s, &command)
+            .or_else(|| super::slurmdb::answer(s, &command))
+            .or_else(|| super::resolver::answer(s, &command))
         {
             let _ = writeln!(
                 o,

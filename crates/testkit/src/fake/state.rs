@@ -123,6 +123,9 @@ pub struct FakeState {
     pub gpu_cache: Option<(String, String)>,
     /// Times the probe ran `nvidia-smi` here.
     pub nvidia_smi_runs: u64,
+    /// What `getent ahostsv4 NAME` finds here (DNS and `/etc/hosts` together): name ->
+    /// first IPv4 address. Empty: no name resolves.
+    pub resolver: BTreeMap<String, String>,
     pub(crate) next_pid: u32,
 }
 
@@ -213,6 +216,7 @@ impl FakeState {
             boot_id: "boot-1".into(),
             gpu_cache: None,
             nvidia_smi_runs: 0,
+            resolver: BTreeMap::new(),
             next_pid: 1000,
         };
         for (name, id) in [("root", 0), ("daemon", 1), ("sshd", 100), ("nobody", 65534)] {
