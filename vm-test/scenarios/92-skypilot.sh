@@ -12,7 +12,8 @@
 # up", its runtime files rsynced to the node, then "Failed to set up SkyPilot runtime":
 # curl: command not found, no uv; with curl the download of uv itself fails, offline).
 # Before that: what apply makes true for SkyPilot (sshd, rsync and curl on the compute nodes, rsync and getent on the
-# login host, typed GRES). Then `closetctl export transformerlab`: its storage path is shared (a job
+# login host, typed GRES, and `check network` finding node1 and node2 resolved on head to their
+# inventory addresses). Then `closetctl export transformerlab`: its storage path is shared (a job
 # with its --gres flag writes there on a node, head reads it).
 set -euo pipefail
 . "$VM_DIR/lib.sh"
@@ -47,6 +48,23 @@ for u in alice bob; do
 done
 assert_match "$(vm_ssh head scontrol show node node1)" 'Gres=gpu:a100-80gb:4' "node1's GRES type is SkyPilot's A100-80GB"
 assert_match "$(vm_ssh head scontrol show node node2)" 'Gres=gpu:rtx4090:2' "node2's GRES type is SkyPilot's RTX4090"
+
+step "check network: head resolves the node names (SkyPilot runs getent ahostsv4 NODE there)"
+rc=0; out=$("$CLOSETCTL" check network -i "$INV" 2>&1) || rc=$?
+echo "$out"
+assert_eq 0 "$rc" "check network exit code"
+assert_contains "$out" "node names on head (getent ahostsv4"
+assert_match "$out" '^node1 +10\.77\.0\.11 +10\.77\.0\.11 +ok$' "node1 resolves on head"
+assert_match "$out" '^node2 +10\.77\.0\.12 +10\.77\.0\.12 +ok$' "node2 resolves on head"
+assert_not_contains "$out" 'node name `' "no node-name warning"
+js=$("$CLOSETCTL" check network --json -i "$INV")
+printf '%s' "$js" | python3 -c '
+import json, sys
+n = json.load(sys.stdin)["network"]["node_names"]
+assert n["login_host"] == "head", n
+assert [(x["node"], x["resolved"], x["status"]) for x in n["nodes"]] == [
+    ("node1", "10.77.0.11", "ok"), ("node2", "10.77.0.12", "ok")], n
+' || fail "check network --json: node1 and node2 resolve on head: $js"
 
 scratch=$(mktemp -d /tmp/closetctl-sky.XXXXXX)
 port=46591   # the scratch API server's own port, not a real user's 46580
