@@ -387,21 +387,11 @@ async fn a_stop_during_a_step_lets_it_finish_starts_no_new_step_and_releases_eve
     let loaded = closet.load();
     let fake = cluster();
     let stop = Stop::default();
-    let pull = stop.clone();
     // Ctrl-C while node1 is between op 1 and op 2 of the users step (op 0 is the
     // install of every step's packages).
-    fake.host("node1").with(|s| {
-        s.hook_after_ops = Some((
-            2,
-            FakeHook(Arc::new(move || {
-                pull.request();
-            })),
-        ))
-    });
-    let options = ApplyOptions {
-        stop: stop.clone(),
-        ..ApplyOptions::default()
-    };
+    fake.host("node1")
+        .with(|s| s.hook_after_ops = ctrl_c_before_op(2, &stop));
+    let options = stopped_by(&stop);
     let outcome = apply_opts(&fake, &loaded, &options).await;
     assert!(outcome.interrupted && outcome.confirmed);
     assert!(!outcome.success());
@@ -824,21 +814,12 @@ async fn a_stop_during_the_install_names_the_first_step_that_still_had_work() {
     apply(&fake, &Closet::new(INVENTORY).load()).await;
     let stop = Stop::default();
     for h in ["head", "node1"] {
-        let pull = stop.clone();
         fake.host(h).with(|s| {
             s.installed.remove("munge");
-            s.hook_after_ops = Some((
-                0,
-                FakeHook(Arc::new(move || {
-                    pull.request();
-                })),
-            ));
+            s.hook_after_ops = ctrl_c_before_op(0, &stop);
         });
     }
-    let options = ApplyOptions {
-        stop: stop.clone(),
-        ..ApplyOptions::default()
-    };
+    let options = stopped_by(&stop);
     let outcome = apply_opts(&fake, &loaded, &options).await;
     assert!(outcome.interrupted, "{:?}", outcome.report);
     for h in ["head", "node1"] {
@@ -862,4 +843,23 @@ async fn a_stop_during_the_install_names_the_first_step_that_still_had_work() {
     let next = apply(&fake, &loaded).await;
     assert!(next.success(), "{:?}", next.report);
     assert!(!plan(&fake, &loaded).await.has_changes());
+}
+
+/// A fake host's hook that pulls `stop` (Ctrl-C) as its op number `op` starts.
+fn ctrl_c_before_op(op: usize, stop: &Stop) -> Option<(usize, FakeHook)> {
+    let pull = stop.clone();
+    Some((
+        op,
+        FakeHook(Arc::new(move || {
+            pull.request();
+        })),
+    ))
+}
+
+/// Apply options whose stop is `stop`.
+fn stopped_by(stop: &Stop) -> ApplyOptions {
+    ApplyOptions {
+        stop: stop.clone(),
+        ..ApplyOptions::default()
+    }
 }

@@ -291,7 +291,7 @@ impl FakeState {
                 ..PackageEffect::default()
             },
         );
-        for p in ["slurm-client", "nfs-common", "sudo", "rsync", "curl"] {
+        for p in ["slurm-client", "nfs-common", "sudo", "rsync"] {
             s.available.insert(p.into(), PackageEffect::default());
         }
         s
