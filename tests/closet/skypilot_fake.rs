@@ -54,7 +54,7 @@ async fn apply_installs_what_skypilot_runs_on_the_nodes_and_the_login_host() {
 
     for node in ["node1", "node2"] {
         fake.host(node).with(|s| {
-            for p in ["openssh-server", "rsync", "slurmd"] {
+            for p in ["openssh-server", "rsync", "curl", "slurmd"] {
                 assert!(s.installed.contains_key(p), "{p} on {node}");
             }
         });

@@ -8,9 +8,10 @@
 # counts, and a `sky launch --gpus A100-80GB:1` must reach Slurm as alice with the
 # typed GRES (gpu:a100-80gb:1) and run on node1: the nodes have no internet, so the
 # launch cannot fetch SkyPilot's runtime and stops after that; the log says where (on
-# 2026-11-30: the job RUNNING, "Instance is up", its runtime files rsynced to the node,
-# then "Failed to set up SkyPilot runtime": curl: command not found, no uv). Before that: what apply
-# makes true for SkyPilot (sshd and rsync on the compute nodes, rsync and getent on the
+# 2026-11-30, before curl was installed on the nodes: the job RUNNING, "Instance is
+# up", its runtime files rsynced to the node, then "Failed to set up SkyPilot runtime":
+# curl: command not found, no uv; with curl the download of uv itself fails, offline).
+# Before that: what apply makes true for SkyPilot (sshd, rsync and curl on the compute nodes, rsync and getent on the
 # login host, typed GRES, and `check network` finding node1 and node2 resolved on head to their
 # inventory addresses). Then `closetctl export transformerlab`: its storage path is shared (a job
 # with its --gres flag writes there on a node, head reads it).
@@ -36,7 +37,7 @@ timer_stop apply
 echo "$out" | tail -n 20
 assert_eq 0 "$rc" "apply exit code"
 for n in node1 node2; do
-    for p in openssh-server rsync; do
+    for p in openssh-server rsync curl; do
         assert_eq "install ok installed" "$(vm_ssh "$n" dpkg-query -W -f="'\${Status}'" "$p")" "$p on $n"
     done
     assert_ok vm_ssh "$n" test -x /usr/sbin/sshd

@@ -291,7 +291,7 @@ impl FakeState {
                 ..PackageEffect::default()
             },
         );
-        for p in ["slurm-client", "nfs-common", "sudo", "rsync"] {
+        for p in ["slurm-client", "nfs-common", "sudo", "rsync", "curl"] {
             s.available.insert(p.into(), PackageEffect::default());
         }
         s
