@@ -29,11 +29,11 @@ fn without_a_network_exports_name_each_client() {
 #[test]
 fn fstab_block_keeps_foreign_lines_in_place() {
     let fstab = "# /etc/fstab: static file system information.\n#\n# <file system> <mount point>   <type>  <options>       <dump>  <pass>\nUUID=0a1b / ext4 errors=remount-ro 0 1\n\n# a comment the admin wrote\n/dev/sdb1 /scratch xfs defaults,nofail 0 2\n";
-    let once = nfs::replace_block(fstab.as_bytes(), &nfs::fstab_block(&example()));
+    let once = closetctl_core::block::replace(fstab.as_bytes(), &nfs::fstab_block(&example()));
     insta::assert_snapshot!("fstab_with_block", String::from_utf8(once.clone()).unwrap());
     assert!(once.starts_with(fstab.as_bytes()));
     assert_eq!(
-        nfs::replace_block(&once, &nfs::fstab_block(&example())),
+        closetctl_core::block::replace(&once, &nfs::fstab_block(&example())),
         once
     );
 }

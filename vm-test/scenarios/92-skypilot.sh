@@ -12,8 +12,9 @@
 # up", its runtime files rsynced to the node, then "Failed to set up SkyPilot runtime":
 # curl: command not found, no uv; with curl the download of uv itself fails, offline).
 # Before that: what apply makes true for SkyPilot (sshd, rsync and curl on the compute nodes, rsync and getent on the
-# login host, typed GRES, and `check network` finding node1 and node2 resolved on head to their
-# inventory addresses). Then `closetctl export transformerlab`: its storage path is shared (a job
+# login host, typed GRES, and node1 and node2 resolved on head to their inventory
+# addresses: head's image lines for them are removed first, `check network` warns,
+# apply writes its block of /etc/hosts, `getent` and `check network` then find them). Then `closetctl export transformerlab`: its storage path is shared (a job
 # with its --gres flag writes there on a node, head reads it).
 set -euo pipefail
 . "$VM_DIR/lib.sh"
@@ -29,6 +30,16 @@ timer_start skypilot-venv
 venv=$("$VM_DIR/skypilot-venv" | tail -n 1)
 timer_stop skypilot-venv
 [ -x "$venv/bin/sky" ] || fail "no sky in $venv"
+
+step "head forgets the node names: check network says so"
+# The image's /etc/hosts names every guest (vm-test/guest/closetctl-guest-setup); a real
+# login host may not. Without those lines the names must come from apply's block.
+vm_ssh head "sed -i '/^10\.77\.0\.1[12][[:space:]]/d' /etc/hosts"
+assert_fails vm_ssh head getent ahostsv4 node1
+rc=0; out=$("$CLOSETCTL" check network -i "$INV" 2>&1) || rc=$?
+echo "$out"
+assert_match "$out" '^node1 +10\.77\.0\.11 +- +missing$' "node1 does not resolve on head"
+assert_contains "$out" 'node name `node1` does not resolve'
 
 step "apply: the cluster SkyPilot needs"
 timer_start apply
@@ -48,6 +59,14 @@ for u in alice bob; do
 done
 assert_match "$(vm_ssh head scontrol show node node1)" 'Gres=gpu:a100-80gb:4' "node1's GRES type is SkyPilot's A100-80GB"
 assert_match "$(vm_ssh head scontrol show node node2)" 'Gres=gpu:rtx4090:2' "node2's GRES type is SkyPilot's RTX4090"
+hosts=$(vm_ssh head cat /etc/hosts)
+echo "$hosts"
+assert_match "$hosts" '^# BEGIN closetctl: Slurm node names' "closetctl's block in head's /etc/hosts"
+assert_contains "$hosts" $'\n10.77.0.11 node1\n10.77.0.12 node2\n# END closetctl' "the node lines in head's /etc/hosts"
+assert_contains "$hosts" "127.0.0.1	localhost"
+assert_match "$(vm_ssh head getent ahostsv4 node2)" '^10\.77\.0\.12 ' "getent ahostsv4 node2 on head"
+rc=0; "$CLOSETCTL" plan -i "$INV" --detailed-exitcode >/dev/null || rc=$?
+assert_eq 0 "$rc" "plan after apply is empty"
 
 step "check network: head resolves the node names (SkyPilot runs getent ahostsv4 NODE there)"
 rc=0; out=$("$CLOSETCTL" check network -i "$INV" 2>&1) || rc=$?

@@ -89,6 +89,12 @@ pub enum Code {
     FstabTooLarge,
     /// `/etc/fstab` has closetctl's BEGIN line without its END line.
     FstabBlockUnclosed,
+    /// The login host's `/etc/hosts` is not a regular file.
+    HostsNotFile,
+    /// The login host's `/etc/hosts` is larger than the probe reads back whole.
+    HostsTooLarge,
+    /// The login host's `/etc/hosts` has closetctl's BEGIN line without its END line.
+    HostsBlockUnclosed,
     /// The inventory declares GPUs the host does not report at all.
     GpuMissing,
     /// The host reports other GPUs (count or model) than the inventory declares.
@@ -138,7 +144,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, in documentation order.
-    pub const ALL: [Code; 41] = [
+    pub const ALL: [Code; 44] = [
         Code::CircuitLoad,
         Code::NoCircuit,
         Code::PowerFigure,
@@ -160,6 +166,9 @@ impl Code {
         Code::FstabNotFile,
         Code::FstabTooLarge,
         Code::FstabBlockUnclosed,
+        Code::HostsNotFile,
+        Code::HostsTooLarge,
+        Code::HostsBlockUnclosed,
         Code::GpuMissing,
         Code::GpuMismatch,
         Code::GpuUndeclared,
@@ -206,6 +215,9 @@ impl Code {
             Code::FstabNotFile => "fstab-not-file",
             Code::FstabTooLarge => "fstab-too-large",
             Code::FstabBlockUnclosed => "fstab-block-unclosed",
+            Code::HostsNotFile => "hosts-not-file",
+            Code::HostsTooLarge => "hosts-too-large",
+            Code::HostsBlockUnclosed => "hosts-block-unclosed",
             Code::GpuMissing => "gpu-missing",
             Code::GpuMismatch => "gpu-mismatch",
             Code::GpuUndeclared => "gpu-undeclared",

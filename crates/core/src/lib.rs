@@ -18,6 +18,7 @@
 
 #![cfg_attr(test, allow(clippy::disallowed_methods, clippy::disallowed_types))]
 
+pub mod block;
 pub mod check;
 pub mod concerns;
 pub mod context;

@@ -10,7 +10,8 @@
 pub mod section;
 
 use crate::diagnostic::{Code, Diagnostic};
-use crate::facts::{FileKind, HostFacts};
+use crate::block;
+use crate::facts::HostFacts;
 use crate::inventory::{Export, Host, Inventory};
 use crate::ops::Actor;
 use crate::resource::{Directory, Disruption, File, Resource};
@@ -84,9 +85,7 @@ impl super::Concern for Nfs {
 
 pub const FSTAB: &str = "/etc/fstab";
 pub const BEGIN: &str = "# BEGIN closetctl: NFS mounts. Managed by closetctl from the inventory; do not edit inside this block.";
-pub const END: &str = "# END closetctl";
-/// How a block's first line starts, whatever its wording.
-const BEGIN_MARKER: &str = "# BEGIN closetctl";
+pub use crate::block::END;
 
 /// Mount options for every client mount.
 pub const MOUNT_OPTIONS: &str = "vers=4.2,hard,noatime,_netdev,x-systemd.automount";
@@ -163,59 +162,6 @@ pub fn fstab_block(inventory: &Inventory) -> Vec<String> {
     lines
 }
 
-/// `current` with the managed block replaced in place (or appended when absent). Every
-/// byte outside the block is kept exactly, in order: other lines, comments, `\r`,
-/// bytes that are not UTF-8. Only a missing final newline before an appended block is
-/// added.
-pub fn replace_block(current: &[u8], block: &[String]) -> Vec<u8> {
-    let mut lines: Vec<&[u8]> = current.split_inclusive(|b| *b == b'\n').collect();
-    let starts = |l: &[u8], marker: &str| l.starts_with(marker.as_bytes());
-    let begin = lines.iter().position(|l| starts(l, BEGIN_MARKER));
-    let end = begin.and_then(|b| {
-        lines[b..]
-            .iter()
-            .position(|l| starts(l, END))
-            .map(|e| b + e)
-    });
-    let mut text = String::new();
-    for line in block {
-        text.push_str(line);
-        text.push('\n');
-    }
-    let mut out = Vec::with_capacity(current.len() + text.len());
-    match (begin, end) {
-        (Some(b), Some(e)) => {
-            let after = lines.split_off(e + 1);
-            lines.truncate(b);
-            out.extend(lines.concat());
-            out.extend(text.as_bytes());
-            out.extend(after.concat());
-        }
-        _ => {
-            out.extend(current);
-            if !out.is_empty() && !out.ends_with(b"\n") {
-                out.push(b'\n');
-            }
-            out.extend(text.as_bytes());
-        }
-    }
-    out
-}
-
-/// A `# BEGIN closetctl` line with no `# END closetctl` after it: replacing "the block"
-/// would take every line up to some later END with it.
-fn has_unclosed_block(bytes: &[u8]) -> bool {
-    let mut open = false;
-    for line in bytes.split(|b| *b == b'\n') {
-        if line.starts_with(BEGIN_MARKER.as_bytes()) {
-            open = true;
-        } else if line.starts_with(END.as_bytes()) {
-            open = false;
-        }
-    }
-    open
-}
-
 /// systemd's unit name for a mount point, exactly as `systemd-escape --path --suffix
 /// automount` makes it (`/data/sets` -> `data-sets.automount`): the path simplified
 /// (`//`, `.` and trailing `/` dropped), `/` alone is `-`; then `/` becomes `-`, and
@@ -280,19 +226,15 @@ pub fn resources(inventory: &Inventory, host: &Host, facts: Option<&HostFacts>) 
     if is_client(inventory, host) {
         // Edited byte for byte from what the host has; an fstab the probe could not
         // read whole is not edited at all (see `conflicts`).
-        let current = match facts.map(|f| f.files.get(FSTAB)) {
-            Some(Some(f)) => match &f.bytes {
-                Some(bytes) => bytes.clone(),
-                None => return out,
-            },
-            _ => Vec::new(),
+        let Some(current) = block::current(facts, FSTAB) else {
+            return out;
         };
         out.push(Resource::File(File {
             path: FSTAB.into(),
             owner: "root".into(),
             group: "root".into(),
             mode: 0o644,
-            content: replace_block(&current, &fstab_block(inventory)),
+            content: block::replace(&current, &fstab_block(inventory)),
             secret: None,
             disruption: Some(Disruption::Fixed("remount")),
             actor: Actor::Root,
@@ -308,33 +250,12 @@ pub fn conflicts(inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<D
     if inventory.nfs.is_none() || !is_client(inventory, host) {
         return Vec::new();
     }
-    match facts.files.get(FSTAB) {
-        Some(f) if f.kind != FileKind::File => vec![Diagnostic::error(
-            Code::FstabNotFile,
-            FSTAB,
-            format!(
-                "`{FSTAB}` is a {}, not a regular file: closetctl edits only a file it can read whole",
-                format!("{:?}", f.kind).to_lowercase()
-            ),
-        )],
-        Some(f) if f.bytes.is_none() => vec![Diagnostic::error(
-            Code::FstabTooLarge,
-            FSTAB,
-            format!(
-                "`{FSTAB}` is {} bytes, over the {} closetctl reads back whole: it will not rewrite a file it could not read (trim it, or add the NFS lines by hand)",
-                f.size,
-                crate::facts::probe::CONTENT_LIMIT
-            ),
-        )],
-        Some(f) if f.bytes.as_deref().is_some_and(has_unclosed_block) => vec![Diagnostic::error(
-            Code::FstabBlockUnclosed,
-            FSTAB,
-            format!(
-                "`{FSTAB}` has a `{BEGIN_MARKER}` line with no `{END}` after it: closetctl will not guess where its block ends (add the END line or remove the BEGIN line)"
-            ),
-        )],
-        _ => Vec::new(),
-    }
+    let codes = block::Codes {
+        not_file: Code::FstabNotFile,
+        too_large: Code::FstabTooLarge,
+        unclosed: Code::FstabBlockUnclosed,
+    };
+    block::conflicts(FSTAB, facts, &codes, "add the NFS lines by hand")
 }
 
 /// The probe command that lists what a client's `/home` holds before it is mounted over.
@@ -378,52 +299,5 @@ mod tests {
         assert_eq!(automount_unit("/home"), "home.automount");
         assert_eq!(automount_unit("/data/sets"), "data-sets.automount");
         assert_eq!(automount_unit("/lab-data"), "lab\\x2ddata.automount");
-    }
-
-    fn block(line: &str) -> Vec<String> {
-        vec![BEGIN.to_string(), line.to_string(), END.to_string()]
-    }
-
-    #[test]
-    fn the_block_replaces_itself_and_nothing_else() {
-        let home = block("s:/home /home nfs o 0 0");
-        let fstab = b"# /etc/fstab: static file system information.\nUUID=abc / ext4 errors=remount-ro 0 1\n\n# swap\n/swapfile none swap sw 0 0\n";
-        let once = replace_block(fstab, &home);
-        assert!(once.starts_with(fstab), "foreign lines kept in place");
-        assert_eq!(replace_block(&once, &home), once, "idempotent");
-        let mut moved = once.clone();
-        moved.extend(b"# after\n");
-        let changed = replace_block(&moved, &block("s:/data /data nfs o 0 0"));
-        assert!(changed.starts_with(fstab));
-        assert!(changed.ends_with(b"s:/data /data nfs o 0 0\n# END closetctl\n# after\n"));
-    }
-
-    #[test]
-    fn a_begin_without_an_end_is_noticed() {
-        assert!(has_unclosed_block(b"a\n# BEGIN closetctl: x\nb\n"));
-        assert!(!has_unclosed_block(
-            b"a\n# BEGIN closetctl: x\nb\n# END closetctl\n"
-        ));
-        assert!(!has_unclosed_block(b"a\nb\n"));
-    }
-
-    #[test]
-    fn bytes_that_are_not_utf8_and_carriage_returns_are_kept_exactly() {
-        // A Latin-1 comment (0xE9), CRLF line ends, no final newline.
-        let fstab: &[u8] =
-            b"# caf\xe9 machine\r\nUUID=abc / ext4 defaults 0 1\r\n/swap.img none swap sw 0 0";
-        let once = replace_block(fstab, &block("s:/home /home nfs o 0 0"));
-        assert!(once.starts_with(fstab));
-        assert_eq!(
-            once[fstab.len()],
-            b'\n',
-            "the missing final newline, then the block"
-        );
-        assert_eq!(
-            replace_block(&once, &block("s:/home /home nfs o 0 0")),
-            once
-        );
-        let changed = replace_block(&once, &block("s:/data /data nfs o 0 0"));
-        assert!(changed.starts_with(fstab));
     }
 }

@@ -8,6 +8,7 @@
 //! out (with a warning) rather than guessed. [`classify`] labels a change to
 //! `slurm.conf` as `reconfigure` or `restart`, so apply does the least disruptive thing.
 
+pub mod node_names;
 pub mod section;
 pub mod verify;
 
@@ -37,6 +38,12 @@ impl super::Concern for Slurm {
     }
     fn conditions(&self) -> &'static [&'static str] {
         &["slurm"]
+    }
+    fn modules(&self) -> &'static [&'static str] {
+        &["node-names"]
+    }
+    fn resources(&self, _module: &str, i: &super::HostInputs) -> Vec<crate::resource::Resource> {
+        node_names::resources(i.inventory, i.host, i.facts)
     }
     fn condition(&self, _name: &str, inventory: &Inventory) -> bool {
         inventory.slurm.is_some()
@@ -71,7 +78,9 @@ impl super::Concern for Slurm {
     }
     fn conflicts(&self, inventory: &Inventory, host: &Host, facts: &HostFacts) -> Vec<Diagnostic> {
         if inventory.slurm.is_some() {
-            gpu_conflicts(host, facts)
+            let mut out = gpu_conflicts(host, facts);
+            out.extend(node_names::conflicts(inventory, host, facts));
+            out
         } else {
             Vec::new()
         }
