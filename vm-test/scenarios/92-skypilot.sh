@@ -8,9 +8,9 @@
 # counts, and a `sky launch --gpus A100-80GB:1` must reach Slurm as alice with the
 # typed GRES (gpu:a100-80gb:1) and run on node1: the nodes have no internet, so the
 # launch cannot fetch SkyPilot's runtime and stops after that; the log says where (on
-# 2026-11-30, before curl was installed on the nodes: the job RUNNING, "Instance is
+# 2026-11-30, with curl on the nodes: the job RUNNING, "Instance is
 # up", its runtime files rsynced to the node, then "Failed to set up SkyPilot runtime":
-# curl: command not found, no uv; with curl the download of uv itself fails, offline).
+# "curl: (6) Could not resolve host: astral.sh", no uv; before curl: "command not found").
 # Before that: what apply makes true for SkyPilot (sshd, rsync and curl on the compute nodes, rsync and getent on the
 # login host, typed GRES, and node1 and node2 resolved on head to their inventory
 # addresses: head's image lines for them are removed first, `check network` warns,
