@@ -8,7 +8,8 @@
 
 use crate::kit::{apply, cluster, gpus, plan, Closet};
 use closetctl_core::facts::FileKind;
-use closetctl_testkit::fake::FakeFile;
+use closetctl_testkit::fake::{FakeCluster, FakeFile};
+use std::sync::Arc;
 
 const INVENTORY: &str = r#"[cluster]
 name = "testcloset"
@@ -34,15 +35,21 @@ gpus = { model = "rtx-4090", count = 2 }
 controller = "head"
 "#;
 
-#[tokio::test]
-async fn apply_installs_what_skypilot_runs_on_the_nodes_and_the_login_host() {
-    let closet = Closet::new(INVENTORY);
-    let loaded = closet.load();
+/// head, node1 with four A100 80GB and node2 with two RTX 4090, as INVENTORY says.
+fn closet_with_gpus() -> Arc<FakeCluster> {
     let fake = cluster(&["head", "node1", "node2"]);
     fake.host("node1")
         .with(|s| s.gpus = gpus("NVIDIA A100-SXM4-80GB", 4, 81920, 400.0));
     fake.host("node2")
         .with(|s| s.gpus = gpus("NVIDIA GeForce RTX 4090", 2, 24564, 450.0));
+    fake
+}
+
+#[tokio::test]
+async fn apply_installs_what_skypilot_runs_on_the_nodes_and_the_login_host() {
+    let closet = Closet::new(INVENTORY);
+    let loaded = closet.load();
+    let fake = closet_with_gpus();
     for h in ["head", "node1", "node2"] {
         fake.host(h).with(|s| {
             assert!(
@@ -76,11 +83,7 @@ async fn apply_installs_what_skypilot_runs_on_the_nodes_and_the_login_host() {
 async fn apply_names_the_nodes_in_the_login_hosts_etc_hosts_and_keeps_its_lines() {
     let closet = Closet::new(INVENTORY);
     let loaded = closet.load();
-    let fake = cluster(&["head", "node1", "node2"]);
-    fake.host("node1")
-        .with(|s| s.gpus = gpus("NVIDIA A100-SXM4-80GB", 4, 81920, 400.0));
-    fake.host("node2")
-        .with(|s| s.gpus = gpus("NVIDIA GeForce RTX 4090", 2, 24564, 450.0));
+    let fake = closet_with_gpus();
     let theirs = "127.0.0.1\tlocalhost\n10.0.0.1 head # the admin's\n";
     fake.host("head").with(|s| {
         s.files.insert(
