@@ -1,7 +1,8 @@
-//! `closetctl apply`: plan (taking each host's apply lock in the same probe), show the
-//! plan, ask, carry it out step by step, release the locks, verify with a fresh plan,
-//! and summarise per host. Exit 0 only when every selected host converged. With nothing
-//! to apply it stops after the plan (`--verify` still checks MUNGE and Slurm).
+//! `closetctl apply`: plan (with nothing to apply it stops there, having taken no lock;
+//! `--verify` still checks MUNGE and Slurm), otherwise plan again taking each host's
+//! apply lock in that probe, show the plan, ask, carry it out step by step, release the
+//! locks, verify with a fresh plan, and summarise per host. Exit 0 only when every
+//! selected host converged.
 
 use super::{CliError, HostArgs, InventoryArgs, Loaded, Refusal};
 use crate::diagnostic::{self, Diagnostic, Form};

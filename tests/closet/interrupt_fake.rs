@@ -226,8 +226,11 @@ async fn a_probe_answer_lost_after_it_took_the_lock_releases_the_lock() {
     let closet = Closet::new(INVENTORY);
     let loaded = closet.load();
     let fake = cluster();
-    fake.host("node1").with(|s| s.lose_probe_answers = 1);
-    fake.host("head").with(|s| s.garble_probe_answers = 1);
+    // The answer of apply's probe that takes the lock: lost on node1, unreadable on head.
+    fake.host("node1")
+        .with(|s| s.lose_locking_probe_answers = 1);
+    fake.host("head")
+        .with(|s| s.garble_locking_probe_answers = 1);
     let first = apply(&fake, &loaded).await;
     for h in ["head", "node1"] {
         match &first.report.hosts[h] {

@@ -69,7 +69,7 @@ fn credentials(fake: &FakeCluster) -> u64 {
 }
 
 #[tokio::test]
-async fn a_noop_apply_is_the_probe_and_the_lock_release_and_verifies_only_when_asked() {
+async fn a_noop_apply_is_one_probe_without_the_lock_and_verifies_only_when_asked() {
     let (loaded, fake) = closet().await;
     // As `closetctl apply` runs it: verification after changes.
     let cli = ApplyOptions {
@@ -89,10 +89,13 @@ async fn a_noop_apply_is_the_probe_and_the_lock_release_and_verifies_only_when_a
     );
     let after: Vec<usize> = runs(&fake);
     for ((host, b), a) in HOSTS.iter().zip(&before).zip(&after) {
-        assert_eq!(
-            a - b,
-            2,
-            "{host}: the probe and the lock release, nothing else"
+        assert_eq!(a - b, 1, "{host}: the probe, nothing else");
+        let scripts = fake.host(host).scripts.lock().unwrap().clone();
+        let probe = &scripts[*b];
+        assert!(probe.starts_with("# closetctl fact probe\n"), "{host}");
+        assert!(
+            probe.contains("\nLOCK_RUN=''\n"),
+            "{host}: the probe did not ask for the lock"
         );
     }
     assert_eq!(credentials(&fake), made, "no munge -n without --verify");

@@ -286,27 +286,31 @@ async fn apply_runs_one_script_per_host_per_step() {
     for host in HOSTS {
         let steps = step_names(&outcome.plan, host);
         assert!(steps.contains(&"users".to_string()), "{host}: {steps:?}");
-        // 1 probe (taking the lock) + 1 script per step with changes + 1 unlock
-        // + 1 verification probe. With only the users step applying this is 4.
-        let expected = 1 + steps.len() + 1 + 1;
+        // 1 probe without the lock (it shows changes), 1 taking it + 1 script per
+        // step with changes + 1 unlock + 1 verification probe. With only the users
+        // step applying this is 5.
+        let expected = 2 + steps.len() + 1 + 1;
         assert_eq!(fake.host(host).runs(), expected, "{host}");
         let scripts = fake.host(host).scripts.lock().unwrap().clone();
         assert!(scripts[0].starts_with("# closetctl fact probe\n"));
+        assert!(scripts[0].contains("\nLOCK_RUN=''\n"), "{host}");
+        assert!(scripts[1].starts_with("# closetctl fact probe\n"));
+        assert!(!scripts[1].contains("\nLOCK_RUN=''\n"), "{host}");
         for (i, step) in steps.iter().enumerate() {
             let title = format!("# closetctl apply: step {step} on {host}\n");
             assert!(
-                scripts[1 + i].starts_with(&title),
+                scripts[2 + i].starts_with(&title),
                 "{host} script {}: {}",
-                1 + i,
-                scripts[1 + i]
+                2 + i,
+                scripts[2 + i]
             );
         }
         assert!(
-            scripts[1 + steps.len()].starts_with("# closetctl lock: release "),
+            scripts[2 + steps.len()].starts_with("# closetctl lock: release "),
             "{}",
-            scripts[1 + steps.len()]
+            scripts[2 + steps.len()]
         );
-        assert!(scripts[2 + steps.len()].starts_with("# closetctl fact probe\n"));
+        assert!(scripts[3 + steps.len()].starts_with("# closetctl fact probe\n"));
     }
 }
 

@@ -1,14 +1,17 @@
-//! Plan and apply as the commands run them: probe every host at once (taking the
-//! selected hosts' locks in the same round trip; a second, small one only where the
-//! answer showed the plan needs more, see [`engine::ask_more`]), plan, ask, carry the plan out step by
-//! step while the locks are kept fresh, release them, plan again and verify with the
-//! cluster's own tools. When the plan has no changes, apply stops after the probe (it
-//! releases the locks; it verifies only when asked). The command line only adds flags,
-//! printing and exit codes.
+//! Plan and apply as the commands run them: probe every host at once (a second, small
+//! round trip only where the answer showed the plan needs more, see
+//! [`engine::ask_more`]), plan, ask, carry the plan out step by step while the locks
+//! are kept fresh, release them, plan again and verify with the cluster's own tools.
+//! Apply probes first without the lock, as plan does: when that plan has nothing to do
+//! (and no selected host's lock is held), apply ends there, a plan's cost, verifying
+//! only when asked; otherwise it probes again over the same connections, taking the
+//! selected hosts' locks first thing, and plans from those facts. The command line
+//! only adds flags, printing and exit codes.
 
 use crate::diagnostic::Diagnostic;
 use crate::engine::{self, ApplyReport, Connections, Events, HostOutcome};
 use crate::interrupt::Stop;
+use crate::transport::reuse::Reuse;
 use crate::transport::Connector;
 use crate::verify;
 use closetctl_core::desired::{followup_commands, probe_request};
@@ -123,7 +126,8 @@ impl ApplyOutcome {
 /// How long to wait (wall clock) for Slurm nodes to come up after apply.
 pub const NODE_WAIT_SECONDS: u32 = 120;
 
-/// Plan with the lock, run `confirm` on the plan, apply, unlock, verify.
+/// Plan (with the lock when there is something to do), run `confirm` on the plan,
+/// apply, unlock, verify.
 pub async fn apply_with<C: Connector + 'static>(
     connector: Arc<C>,
     loaded: &Loaded,
@@ -156,15 +160,29 @@ where
         .unwrap_or_else(crate::local::current_owner);
     let run = owner.run.clone();
     let stop = &options.stop;
-    // Until the probes answer, any selected host may hold this run's lock.
     let selected: Vec<String> = loaded
         .select(&options.hosts)?
         .into_iter()
         .map(|h| h.name)
         .collect();
-    stop.hold(selected.clone());
+    // First a probe without the lock, as plan's: when it shows nothing to do and no
+    // selected host's lock held, the apply is a plan and ends here, having taken no
+    // lock (so nothing to release: no second round trip).
     let (plan, facts, connections) =
-        plan_with(connector.clone(), loaded, &options.hosts, Some(owner), None).await?;
+        plan_with(connector.clone(), loaded, &options.hosts, None, None).await?;
+    let held = selected
+        .iter()
+        .any(|h| facts.hosts.get(h).is_some_and(|f| f.lock_held.is_some()));
+    if stop.requested() || (!plan.has_changes() && !held) {
+        return Ok(unchanged(plan, loaded, &facts, &connections, options, BTreeMap::new()).await);
+    }
+    // Then the facts again under the lock, over the same connections: facts gathered
+    // under the lock cannot predate another apply's changes. Until the probes answer,
+    // any selected host may hold this run's lock.
+    stop.hold(selected.clone());
+    let again = Arc::new(Reuse::new(connector.clone(), connections.hosts));
+    let (plan, facts, connections) =
+        plan_with(again, loaded, &options.hosts, Some(owner), None).await?;
     let locked: Vec<String> = facts
         .hosts
         .iter()
@@ -182,21 +200,7 @@ where
     if !confirmed || stop.requested() {
         drop(refresher);
         let locks_left = release(&facts, &connections, &run, stop).await;
-        let report = ApplyReport::before(&empty_of(&plan));
-        let mut verification = Vec::new();
-        if !plan.has_changes() && options.verify_unchanged && !stop.requested() {
-            let answered: BTreeSet<&str> = facts.hosts.keys().map(String::as_str).collect();
-            verification = verify_hosts(loaded, &facts, &connections, &answered).await;
-        }
-        return Ok(ApplyOutcome {
-            plan,
-            report,
-            after: None,
-            verification,
-            locks_left,
-            interrupted: stop.requested(),
-            confirmed: false,
-        });
+        return Ok(unchanged(plan, loaded, &facts, &connections, options, locks_left).await);
     }
     let control = engine::ApplyControl {
         run: run.clone(),
@@ -250,6 +254,34 @@ where
         interrupted: false,
         confirmed: true,
     })
+}
+
+/// An apply that changed nothing: no change to make, a stop, or a "no" at the
+/// question. When there was nothing to change, `--verify` still checks every host that
+/// answered.
+async fn unchanged<T: crate::transport::Transport + 'static>(
+    plan: Plan,
+    loaded: &Loaded,
+    facts: &ClusterFacts,
+    connections: &Connections<T>,
+    options: &ApplyOptions,
+    locks_left: BTreeMap<String, String>,
+) -> ApplyOutcome {
+    let stopped = options.stop.requested();
+    let mut verification = Vec::new();
+    if !plan.has_changes() && options.verify_unchanged && !stopped {
+        let answered: BTreeSet<&str> = facts.hosts.keys().map(String::as_str).collect();
+        verification = verify_hosts(loaded, facts, connections, &answered).await;
+    }
+    ApplyOutcome {
+        report: ApplyReport::before(&empty_of(&plan)),
+        plan,
+        after: None,
+        verification,
+        locks_left,
+        interrupted: stopped,
+        confirmed: false,
+    }
 }
 
 /// Every concern's checks with the cluster's own tools, on the `good` hosts.

@@ -2,6 +2,7 @@
 //! (sent on stdin, as root) and get its exit status and output, with an SSH
 //! implementation for real hosts (the fake for tests is in closetctl-testkit).
 
+pub mod reuse;
 pub mod ssh;
 
 use crate::inventory::Host;

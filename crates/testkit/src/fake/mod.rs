@@ -208,15 +208,16 @@ impl Transport for FakeConn {
             }
             if script.starts_with(PROBE_HEADER) {
                 let mut out = probe(&mut state, &script);
-                if state.lose_probe_answers > 0 {
-                    state.lose_probe_answers -= 1;
+                let locking = !script.contains("\nLOCK_RUN=''\n");
+                if locking && state.lose_locking_probe_answers > 0 {
+                    state.lose_locking_probe_answers -= 1;
                     return Err(TransportError::Run {
                         host: self.name.clone(),
                         source: io_error(ErrorKind::ConnectionReset, "Connection reset by peer"),
                     });
                 }
-                if state.garble_probe_answers > 0 {
-                    state.garble_probe_answers -= 1;
+                if locking && state.garble_locking_probe_answers > 0 {
+                    state.garble_locking_probe_answers -= 1;
                     out.stdout.truncate(out.stdout.len() / 3);
                 }
                 return Ok(out);

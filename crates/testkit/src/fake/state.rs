@@ -64,11 +64,12 @@ pub struct FakeState {
     /// Descriptions of every op carried out, in order (and `end-step NAME` when a step
     /// script was ended from outside).
     pub journal: Vec<String>,
-    /// Probe answers to lose after the probe ran (a connection reset): the lock is taken
-    /// but closetctl never hears it.
-    pub lose_probe_answers: usize,
-    /// Probe answers to garble after the probe ran (an unparseable answer).
-    pub garble_probe_answers: usize,
+    /// Answers of probes that take the lock to lose after the probe ran (a connection
+    /// reset): the lock is taken but closetctl never hears it.
+    pub lose_locking_probe_answers: usize,
+    /// Answers of probes that take the lock to garble after the probe ran (an
+    /// unparseable answer).
+    pub garble_locking_probe_answers: usize,
     /// closetctl dies when this host is about to run one more op than this (an apply
     /// killed after op k): that op does not run, nor anything later on any host, until
     /// [`FakeCluster::revive`].
@@ -191,8 +192,8 @@ impl FakeState {
             epoch: 1_800_000_000.0,
             broken_unit: None,
             journal: Vec::new(),
-            lose_probe_answers: 0,
-            garble_probe_answers: 0,
+            lose_locking_probe_answers: 0,
+            garble_locking_probe_answers: 0,
             kill_after_ops: None,
             hang_after_ops: None,
             cut_after_ops: None,
