@@ -186,7 +186,6 @@ fn converged(desired: &Desired, inventory: &Inventory, host: &str) -> HostFacts 
                         load: "loaded".into(),
                         active: "active".into(),
                         enabled: "enabled".into(),
-                        main_pid: 1,
                     },
                 );
             }

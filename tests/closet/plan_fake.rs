@@ -780,7 +780,6 @@ async fn a_new_file_that_breaks_a_running_service_is_removed_again() {
                     load: "loaded".into(),
                     active: "active".into(),
                     enabled: "enabled".into(),
-                    main_pid: 77,
                 },
             );
             s.broken_unit = Some((

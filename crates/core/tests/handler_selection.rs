@@ -135,7 +135,6 @@ fn converged(desired: &Desired, inventory: &Inventory, name: &str) -> HostFacts 
                         load: "loaded".into(),
                         active: "active".into(),
                         enabled: "enabled".into(),
-                        main_pid: 1,
                     },
                 );
             }

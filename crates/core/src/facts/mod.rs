@@ -110,7 +110,6 @@ pub struct UnitState {
     pub active: String,
     /// `enabled`, `disabled`, `static`, ... (empty when unknown)
     pub enabled: String,
-    pub main_pid: u32,
 }
 
 impl UnitState {

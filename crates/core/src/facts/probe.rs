@@ -3,8 +3,9 @@
 //! The request (packages, units, paths, extra commands) is written as shell variables
 //! at the top of the script; the body is fixed. Every external program it runs is run
 //! once for all items (one `dpkg-query`, one `systemctl show`, one `stat`, one `cat`
-//! piped into one `base64`, ...), and files are read with shell builtins where possible,
-//! because on a slow or busy host each process costs. The answer is a series of
+//! piped into one `base64`, ...), files are read with shell builtins where possible,
+//! and answers that only change with a file's time are kept on the host under that time
+//! ([`GPU_CACHE`], [`FACTS_CACHE`]), because on a slow or busy host each process costs. The answer is a series of
 //! sections, each opened by a `@@closetctl <name>` line, parsed by [`parse`].
 
 use super::*;
@@ -92,6 +93,23 @@ pub const STATE_DIR: &str = "/var/lib/closetctl";
 /// host, more without persistence mode). Root-only directory; written atomically.
 pub const GPU_CACHE: &str = "/var/lib/closetctl/gpus";
 
+/// Where the probe keeps its last answer about packages (`dpkg-query`) and unit
+/// enablement (`systemctl show`'s `UnitFileState`), under the key it was valid for:
+/// what was asked and the modification times (`stat`, to the nanosecond) of everything
+/// those answers are read from: dpkg's `status` file and `updates` directory, the unit
+/// directories of `/etc`, `/run` and `/lib` (with every `*.wants`, `*.requires` and
+/// `*.upholds` directory under `/etc/systemd/system` and `/run/systemd/system`) and each
+/// asked unit's file in them. `dpkg` installing or removing a package, `systemctl
+/// enable`, `disable` or `mask`, a package's new unit file: each changes one of those
+/// times, and the next probe asks again. The key is taken before the questions, so a
+/// change made while they run is seen next time. While the key matches, one `stat` and
+/// one `busctl` call (load and active state, which change all the time and are never
+/// cached) replace `dpkg-query` and `systemctl show` (a quarter to half a second on a
+/// slow host). `/run/systemd/transient` is left out: every login writes a session
+/// scope there, and no unit closetctl manages is transient. Root-only directory;
+/// written atomically; a key that does not match is simply asked again.
+pub const FACTS_CACHE: &str = "/var/lib/closetctl/facts";
+
 /// Marks each section's start (`/proc/uptime`, a builtin `read`: no process) for the
 /// `timings` section at the end, with the host's fork counter (`processes` in
 /// `/proc/stat`) before and after.
@@ -133,13 +151,42 @@ cc_gpus() {
     [ -z "$o" ] || printf '%s\n' "$o"
   fi
 }
+cc_key() {
+  cc_k=; [ -n "$PACKAGES$UNITS" ] || return 0
+  set -- /var/lib/dpkg/status /var/lib/dpkg/updates /etc/systemd/system /etc/systemd/system/*.wants /etc/systemd/system/*.requires /etc/systemd/system/*.upholds /run/systemd/system /run/systemd/system/*.wants /run/systemd/system/*.requires /run/systemd/generator /run/systemd/generator.early /run/systemd/generator.late /lib/systemd/system /usr/lib/systemd/system
+  for u in $UNITS; do set -- "$@" "/etc/systemd/system/$u" "/run/systemd/system/$u" "/lib/systemd/system/$u" "/usr/lib/systemd/system/$u"; done
+  k=$(stat --printf '%n %y;' -- "$@" 2>/dev/null)
+  case $k in /var/lib/dpkg/status*) cc_k="key $PACKAGES|$UNITS|$k" ;; esac
+}
+cc_units_bus() { busctl --json=short call org.freedesktop.systemd1 /org/freedesktop/systemd1 org.freedesktop.systemd1.Manager ListUnitsByNames as $# "$@" 2>/dev/null; }
+cc_cached() { { IFS= read -r l; while IFS= read -r l || [ -n "$l" ]; do case $l in "$1 "*) printf '%s\n' "${l#"$1 "}" ;; esac; done; } < "$FACTS_CACHE"; }
+cc_store() {
+  [ -n "$cc_k" ] && { [ -z "$UNITS" ] || [ -n "$cc_u" ]; } || return 0
+  d=${FACTS_CACHE%/*}
+  { [ -d "$d" ] || mkdir -p "$d"; } 2>/dev/null && t=$(mktemp "$d/.facts.XXXXXX" 2>/dev/null) || return 0
+  if {
+    printf '%s\n' "$cc_k"
+    [ -z "$cc_p" ] || while IFS= read -r l; do printf 'p %s\n' "$l"; done <<CLOSETCTL_P
+$cc_p
+CLOSETCTL_P
+    id=; [ -z "$cc_u" ] || while IFS= read -r l; do case $l in Id=*) id=${l#Id=} ;; UnitFileState=*) printf 'u %s %s\n' "$id" "${l#UnitFileState=}" ;; esac; done <<CLOSETCTL_U
+$cc_u
+CLOSETCTL_U
+  } > "$t"; then mv -f "$t" "$FACTS_CACHE"; else rm -f "$t"; fi
+}
 emit() { [ -r "$1" ] || return 0; while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done < "$1"; }
 sec os; emit /etc/os-release
 sec hostname; emit /proc/sys/kernel/hostname
 sec passwd; getent passwd
 sec group; getent group
-sec packages; [ -z "$PACKAGES" ] || dpkg-query -W -f='${Package}\t${db:Status-Abbrev}\t${Version}\n' $PACKAGES 2>/dev/null
-sec units; [ -z "$UNITS" ] || systemctl show -p Id,LoadState,ActiveState,UnitFileState,MainPID $UNITS 2>/dev/null
+cc_key; cc_hit=
+if [ -n "$cc_k" ] && [ -f "$FACTS_CACHE" ]; then c=; { IFS= read -r c < "$FACTS_CACHE"; } 2>/dev/null; [ "$c" != "$cc_k" ] || cc_hit=1; fi
+[ -z "$cc_hit" ] || [ -z "$UNITS" ] || { cc_bus=$(cc_units_bus $UNITS) && case $cc_bus in '{"type":"a(ssssssouso)",'*) ;; *) false ;; esac; } || cc_hit=
+sec packages
+if [ -n "$cc_hit" ]; then cc_cached p
+else cc_p=; [ -z "$PACKAGES" ] || cc_p=$(dpkg-query -W -f='${Package}\t${db:Status-Abbrev}\t${Version}\n' $PACKAGES 2>/dev/null); [ -z "$cc_p" ] || printf '%s\n' "$cc_p"; fi
+if [ -n "$cc_hit" ]; then sec units bus; [ -z "$UNITS" ] || printf '%s\n' "$cc_bus"; sec unit-files; cc_cached u
+else sec units; cc_u=; [ -z "$UNITS" ] || cc_u=$(systemctl show -p Id,LoadState,ActiveState,UnitFileState $UNITS 2>/dev/null); [ -z "$cc_u" ] || printf '%s\n' "$cc_u"; cc_store; fi
 st=; [ -z "$FILES" ] || st=$(stat -c '%n|%F|%a|%U|%G|%s' $FILES 2>/dev/null)
 sec stat; [ -z "$st" ] || printf '%s\n' "$st"
 small=; hashed=
@@ -202,7 +249,7 @@ pub fn script(req: &ProbeRequest) -> String {
     ));
     let flag = |on: bool| if on { "1" } else { "" };
     s.push_str(&format!(
-        "HARDWARE={}\nGPUS_FRESH={}\nGPU_CACHE={GPU_CACHE}\nTIME_SYNC={}\nLINK={}\n",
+        "HARDWARE={}\nGPUS_FRESH={}\nGPU_CACHE={GPU_CACHE}\nFACTS_CACHE={FACTS_CACHE}\nTIME_SYNC={}\nLINK={}\n",
         flag(req.hardware),
         flag(req.gpus_fresh),
         flag(req.time_sync),
@@ -318,7 +365,7 @@ pub fn parse(out: &str, req: &ProbeRequest) -> Result<HostFacts, ProbeError> {
         users: parse_passwd(&get("passwd")?.1)?,
         groups: parse_groups(&get("group")?.1)?,
         packages: parse_packages(&get("packages")?.1),
-        units: parse_units(&get("units")?.1),
+        units: parse_units_section(&secs)?,
         files: parse_stat(&get("stat")?.1)?,
         cpu: parse_cpu(&get("cpu")?.1),
         gpus: parse_gpus(&get("gpus")?.1),
@@ -587,6 +634,74 @@ fn parse_packages(body: &str) -> BTreeMap<String, PackageState> {
         .collect()
 }
 
+/// The `units` section: `systemctl show`'s answer, or (`units bus`, the facts cache
+/// current) `busctl`'s `ListUnitsByNames` in JSON for load and active state, with each
+/// unit's enablement from the cache in the `unit-files` section (`UNIT STATE` lines).
+fn parse_units_section(secs: &[Section<'_>]) -> Result<BTreeMap<String, UnitState>, ProbeError> {
+    let (header, body) = section(secs, "units")?;
+    if header.get(1) != Some(&"bus") {
+        return Ok(parse_units(body));
+    }
+    let files = &section(secs, "unit-files")?.1;
+    let enabled: BTreeMap<&str, &str> = files
+        .lines()
+        .map(|l| l.split_once(' ').unwrap_or((l, "")))
+        .collect();
+    parse_bus_units(body, &enabled)
+}
+
+/// `busctl --json=short call ... ListUnitsByNames`: `{"type":"a(ssssssouso)","data":
+/// [[[name, description, load, active, sub, following, path, job id, job type, job
+/// path], ...]]}`.
+fn parse_bus_units(
+    body: &str,
+    enabled: &BTreeMap<&str, &str>,
+) -> Result<BTreeMap<String, UnitState>, ProbeError> {
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        data: (Vec<Row>,),
+    }
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Row(
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        u32,
+        String,
+        String,
+    );
+    if body.trim().is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let reply: Reply =
+        serde_json::from_str(body.trim()).map_err(|e| malformed("units", e.to_string()))?;
+    Ok(reply
+        .data
+        .0
+        .into_iter()
+        .map(|Row(name, _, load, active, ..)| {
+            let enabled = enabled
+                .get(name.as_str())
+                .copied()
+                .unwrap_or("")
+                .to_string();
+            (
+                name,
+                UnitState {
+                    load,
+                    active,
+                    enabled,
+                },
+            )
+        })
+        .collect())
+}
+
 fn parse_units(body: &str) -> BTreeMap<String, UnitState> {
     let mut units = BTreeMap::new();
     for block in body.split("\n\n") {
@@ -599,7 +714,6 @@ fn parse_units(body: &str) -> BTreeMap<String, UnitState> {
                     "LoadState" => u.load = v.into(),
                     "ActiveState" => u.active = v.into(),
                     "UnitFileState" => u.enabled = v.into(),
-                    "MainPID" => u.main_pid = v.parse().unwrap_or(0),
                     _ => {}
                 }
             }
@@ -814,6 +928,133 @@ mod tests {
         assert_eq!(unknown.speed_mbps, None);
     }
 
+    /// The script with its caches in `dir` (a test never writes the host's).
+    fn sandboxed(script: &str, dir: &std::path::Path) -> String {
+        script
+            .replace(
+                &format!("GPU_CACHE={GPU_CACHE}\n"),
+                &format!("GPU_CACHE={}/gpus\n", dir.display()),
+            )
+            .replace(
+                &format!("FACTS_CACHE={FACTS_CACHE}\n"),
+                &format!("FACTS_CACHE={}/facts\n", dir.display()),
+            )
+    }
+
+    /// Stand-ins for `dpkg-query`, `systemctl` and `busctl` that log their runs, with
+    /// dpkg's status file at `DIR/status`: the probe under `sh`, `(facts, runs so far)`.
+    fn probe_with_cache(dir: &std::path::Path, req: &ProbeRequest) -> (HostFacts, Vec<String>) {
+        let text = sandboxed(&script(req), dir)
+            .replace("/var/lib/dpkg/status", &format!("{}/status", dir.display()));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&text)
+            .env("PATH", format!("{}/bin:/usr/bin:/bin", dir.display()))
+            .output()
+            .unwrap();
+        let facts = parse(&String::from_utf8_lossy(&out.stdout), req).expect("parses");
+        let runs = std::fs::read_to_string(dir.join("runs")).unwrap_or_default();
+        (facts, runs.lines().map(String::from).collect())
+    }
+
+    fn stand_in(dir: &std::path::Path, name: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("bin").join(name);
+        let log = dir.join("runs");
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\necho {name} >> {}\n{body}\n", log.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn packages_and_enablement_are_asked_again_only_when_their_files_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("bin")).unwrap();
+        std::fs::write(d.join("status"), "Package: alpha\n").unwrap();
+        stand_in(d, "dpkg-query", "printf 'alpha\\tii \\t1.0\\n'; exit 1");
+        stand_in(
+            d,
+            "systemctl",
+            "printf 'Id=a.service\\nLoadState=loaded\\nActiveState=active\\nUnitFileState=enabled\\n\\nId=b.service\\nLoadState=not-found\\nActiveState=inactive\\nUnitFileState=\\n'",
+        );
+        // busctl's real answer, with a.service stopped since.
+        stand_in(
+            d,
+            "busctl",
+            r#"echo '{"type":"a(ssssssouso)","data":[[["a.service","A \"quoted\" one","loaded","inactive","dead","","/org/freedesktop/systemd1/unit/a_2eservice",0,"","/"],["b.service","b.service","not-found","inactive","dead","","/org/freedesktop/systemd1/unit/b_2eservice",0,"","/"]]]}'"#,
+        );
+        let req = ProbeRequest {
+            packages: ["alpha".to_string(), "beta".to_string()].into(),
+            units: ["a.service".to_string(), "b.service".to_string()].into(),
+            ..ProbeRequest::default()
+        };
+        let (first, runs) = probe_with_cache(d, &req);
+        assert_eq!(runs, ["dpkg-query", "systemctl"]);
+        assert_eq!(first.packages["alpha"].version, "1.0");
+        assert!(!first.packages.contains_key("beta"));
+        let a = &first.units["a.service"];
+        assert_eq!(
+            (a.load.as_str(), a.active.as_str(), a.enabled.as_str()),
+            ("loaded", "active", "enabled")
+        );
+        assert_eq!(first.units["b.service"].load, "not-found");
+
+        // Nothing changed: one busctl call, no dpkg-query, no systemctl.
+        let (second, runs) = probe_with_cache(d, &req);
+        assert_eq!(runs, ["dpkg-query", "systemctl", "busctl"]);
+        assert_eq!(second.packages, first.packages);
+        let a = &second.units["a.service"];
+        assert_eq!(
+            (a.load.as_str(), a.active.as_str(), a.enabled.as_str()),
+            ("loaded", "inactive", "enabled"),
+            "the active state is always asked, enablement comes from the cache"
+        );
+        assert_eq!(second.units["b.service"], first.units["b.service"]);
+
+        // dpkg wrote its status file: asked again.
+        std::fs::write(d.join("status"), "Package: alpha\nPackage: beta\n").unwrap();
+        let (_, runs) = probe_with_cache(d, &req);
+        assert_eq!(runs[3..], ["dpkg-query", "systemctl"]);
+        let (_, runs) = probe_with_cache(d, &req);
+        assert_eq!(runs[5..], ["busctl"], "and cached again");
+
+        // Another question (a package more): asked again.
+        let more = ProbeRequest {
+            packages: ["alpha".to_string(), "gamma".to_string()].into(),
+            ..req.clone()
+        };
+        let (_, runs) = probe_with_cache(d, &more);
+        assert_eq!(runs[6..], ["dpkg-query", "systemctl"]);
+
+        // busctl failing or answering something else: systemctl after all.
+        stand_in(d, "busctl", "echo 'Failed to connect to bus'; exit 1");
+        let (third, runs) = probe_with_cache(d, &more);
+        assert_eq!(runs[8..], ["busctl", "dpkg-query", "systemctl"]);
+        assert_eq!(third.units["a.service"].active, "active");
+
+        // A cache some other key wrote is not read; no temp file is left.
+        let cache = d.join("facts");
+        let text = std::fs::read_to_string(&cache).unwrap();
+        let (key, rest) = text.split_once('\n').unwrap();
+        assert!(
+            key.starts_with("key alpha gamma|a.service b.service|"),
+            "{key}"
+        );
+        assert!(rest.contains("u a.service enabled\n"), "{rest}");
+        std::fs::write(&cache, format!("key other\n{rest}")).unwrap();
+        let (_, runs) = probe_with_cache(d, &more);
+        assert_eq!(runs[11..], ["dpkg-query", "systemctl"]);
+        let names: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n.starts_with(".facts.")), "{names:?}");
+    }
+
     #[test]
     fn the_probe_runs_under_sh_and_parses() {
         // The real script against this machine: it must be valid POSIX sh and parse.
@@ -829,9 +1070,10 @@ mod tests {
             commands: [("echo".to_string(), "echo hello".to_string())].into(),
             ..ProbeRequest::everything()
         };
+        let dir = tempfile::tempdir().unwrap();
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(script(&req))
+            .arg(sandboxed(&script(&req), dir.path()))
             .output()
             .expect("sh runs");
         let facts = parse(&String::from_utf8_lossy(&out.stdout), &req).expect("parses");
@@ -1031,7 +1273,7 @@ mod tests {
         let text = script(&req);
         assert!(
             text.contains(
-                "HARDWARE=\nGPUS_FRESH=\nGPU_CACHE=/var/lib/closetctl/gpus\nTIME_SYNC=\nLINK=\n"
+                "HARDWARE=\nGPUS_FRESH=\nGPU_CACHE=/var/lib/closetctl/gpus\nFACTS_CACHE=/var/lib/closetctl/facts\nTIME_SYNC=\nLINK=\n"
             ),
             "{text}"
         );

@@ -82,12 +82,10 @@ pub(crate) fn probe(s: &mut FakeState, script: &str) -> RemoteOutput {
         .into_iter()
         .map(|u| match s.units.get(&u) {
             Some(st) => format!(
-                "Id={u}\nLoadState=loaded\nActiveState={}\nUnitFileState={}\nMainPID={}\n",
-                st.active, st.enabled, st.main_pid
+                "Id={u}\nLoadState=loaded\nActiveState={}\nUnitFileState={}\n",
+                st.active, st.enabled
             ),
-            None => format!(
-                "Id={u}\nLoadState=not-found\nActiveState=inactive\nUnitFileState=\nMainPID=0\n"
-            ),
+            None => format!("Id={u}\nLoadState=not-found\nActiveState=inactive\nUnitFileState=\n"),
         })
         .collect();
     o.push_str(&units.join("\n"));

@@ -164,14 +164,12 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
                     );
                 }
                 for u in &effect.units {
-                    s.next_pid += 1;
                     s.units.insert(
                         u.clone(),
                         UnitState {
                             load: "loaded".into(),
                             active: "active".into(),
                             enabled: "enabled".into(),
-                            main_pid: s.next_pid,
                         },
                     );
                     s.started(u);
@@ -318,7 +316,6 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
             if verb == "start" {
                 check_broken(s, unit)?;
             }
-            let next_pid = s.next_pid + 1;
             let starts = verb == "start" && !s.active(unit);
             let u = s
                 .units
@@ -327,22 +324,16 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
             match verb {
                 "enable" => u.enabled = "enabled".into(),
                 "disable" => u.enabled = "disabled".into(),
-                "start" if u.active != "active" => {
-                    u.active = "active".into();
-                    u.main_pid = next_pid;
-                }
+                "start" => u.active = "active".into(),
                 "stop" => u.active = "inactive".into(),
                 _ => {}
             }
-            s.next_pid = next_pid;
             if starts {
                 s.started(unit);
             }
         }
         "cc_restart" => {
             let unit = &a[0];
-            s.next_pid += 1;
-            let pid = s.next_pid;
             if let Err(e) = check_broken(s, unit) {
                 for p in &a[1..] {
                     restore(s, p);
@@ -356,7 +347,6 @@ fn run_op(s: &mut FakeState, func: &str, a: &[String]) -> Result<(), String> {
                 .get_mut(unit)
                 .ok_or(format!("Failed to restart {unit}: Unit {unit} not found."))?;
             u.active = "active".into();
-            u.main_pid = pid;
             s.started(unit);
         }
         "cc_owner_dir" | "cc_owner_write" | "cc_owner_attr" => {

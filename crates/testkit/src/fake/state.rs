@@ -127,7 +127,6 @@ pub struct FakeState {
     /// What `getent ahostsv4 NAME` finds here (DNS and `/etc/hosts` together): name ->
     /// first IPv4 address. Empty: no name resolves.
     pub resolver: BTreeMap<String, String>,
-    pub(crate) next_pid: u32,
 }
 
 /// A job in the fake slurmctld.
@@ -218,7 +217,6 @@ impl FakeState {
             gpu_cache: None,
             nvidia_smi_runs: 0,
             resolver: BTreeMap::new(),
-            next_pid: 1000,
         };
         for (name, id) in [("root", 0), ("daemon", 1), ("sshd", 100), ("nobody", 65534)] {
             s.users.insert(
