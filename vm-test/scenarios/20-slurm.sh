@@ -76,3 +76,23 @@ assert_not_contains "$(sed -n '/^host head/,/^host node1/p' <<<"$plan")" "munge.
 ssh -F "$VM_SSH_CONFIG" node2 munge -n </dev/null | ssh -F "$VM_SSH_CONFIG" head unmunge >/dev/null || fail "node2 still cannot authenticate"
 rc=0; "$CLOSETCTL" plan -i "$INV" --detailed-exitcode >/dev/null || rc=$?
 assert_eq 0 "$rc" "plan empty after the repair"
+
+step "a stopped service and a disabled one are seen (the facts cache: active state asked every time, enablement when its files change)"
+assert_eq "root 600" "$(vm_ssh node2 stat -c '%U %a' /var/lib/closetctl/facts)" "the cache is root's alone"
+vm_ssh node2 systemctl stop slurmd
+rc=0; plan=$("$CLOSETCTL" plan -i "$INV" --detailed-exitcode) || rc=$?
+echo "$plan"
+assert_eq 2 "$rc" "plan has changes"
+assert_match "$plan" 'service slurmd\.service.*start' "node2's stopped slurmd is seen"
+assert_not_contains "$plan" "munge.service" "munge untouched so far"
+vm_ssh node2 systemctl disable munge
+rc=0; plan=$("$CLOSETCTL" plan -i "$INV" --detailed-exitcode) || rc=$?
+echo "$plan"
+assert_eq 2 "$rc" "plan has changes"
+assert_match "$plan" 'service munge\.service.*enable' "node2's disabled munge is seen"
+if grep -Eq 'service munge\.service.*start' <<<"$plan"; then fail "munge still runs, yet the plan starts it"; fi
+"$CLOSETCTL" apply -i "$INV" --yes
+assert_eq active "$(vm_ssh node2 systemctl is-active slurmd)" "slurmd runs again on node2"
+assert_eq enabled "$(vm_ssh node2 systemctl is-enabled munge)" "munge enabled again on node2"
+rc=0; "$CLOSETCTL" plan -i "$INV" --detailed-exitcode >/dev/null || rc=$?
+assert_eq 0 "$rc" "plan empty after the repair"

@@ -95,7 +95,8 @@ pub const GPU_CACHE: &str = "/var/lib/closetctl/gpus";
 
 /// Where the probe keeps its last answer about packages (`dpkg-query`) and unit
 /// enablement (`systemctl show`'s `UnitFileState`), under the key it was valid for:
-/// what was asked and the modification times (`stat`, to the nanosecond) of everything
+/// what was asked and the modification times (`stat`, to the nanosecond: a `stat`
+/// without that precision disables the cache) of everything
 /// those answers are read from: dpkg's `status` file and `updates` directory, the unit
 /// directories of `/etc`, `/run` and `/lib` (with every `*.wants`, `*.requires` and
 /// `*.upholds` directory under `/etc/systemd/system` and `/run/systemd/system`) and each
@@ -130,6 +131,8 @@ printf '%s timings\nstart=%s\npids=%s %s\n' "$S" "$cc_t0" "$cc_p0" "$cc_f"; for 
 
 const BODY: &str = r#"
 S=@@closetctl
+NL='
+'
 sec() { cc_mark "$1" "${2:-}"; printf '%s %s\n' "$S" "$*"; }
 cc_gpus() {
   k=; v=; { read -r k < /proc/sys/kernel/random/boot_id; read -r v < /proc/driver/nvidia/version; } 2>/dev/null
@@ -155,11 +158,14 @@ cc_key() {
   cc_k=; [ -n "$PACKAGES$UNITS" ] || return 0
   set -- /var/lib/dpkg/status /var/lib/dpkg/updates /etc/systemd/system /etc/systemd/system/*.wants /etc/systemd/system/*.requires /etc/systemd/system/*.upholds /run/systemd/system /run/systemd/system/*.wants /run/systemd/system/*.requires /run/systemd/generator /run/systemd/generator.early /run/systemd/generator.late /lib/systemd/system /usr/lib/systemd/system
   for u in $UNITS; do set -- "$@" "/etc/systemd/system/$u" "/run/systemd/system/$u" "/lib/systemd/system/$u" "/usr/lib/systemd/system/$u"; done
-  k=$(stat --printf '%n %y;' -- "$@" 2>/dev/null)
-  case $k in /var/lib/dpkg/status*) cc_k="key $PACKAGES|$UNITS|$k" ;; esac
+  k=$(stat --printf '%.9Y;' -- "$@" 2>/dev/null)
+  case $k in [0-9]*.[0-9]*) cc_k="key $PACKAGES|$UNITS|$k" ;; esac
+}
+cc_load() {
+  cc_c=; cc_pc=; cc_uf=; [ -f "$FACTS_CACHE" ] || return 0
+  { IFS= read -r cc_c; while IFS= read -r l || [ -n "$l" ]; do case $l in "p "*) cc_pc="$cc_pc${l#p }$NL" ;; "u "*) cc_uf="$cc_uf${l#u }$NL" ;; esac; done; } < "$FACTS_CACHE" 2>/dev/null
 }
 cc_units_bus() { busctl --json=short call org.freedesktop.systemd1 /org/freedesktop/systemd1 org.freedesktop.systemd1.Manager ListUnitsByNames as $# "$@" 2>/dev/null; }
-cc_cached() { { IFS= read -r l; while IFS= read -r l || [ -n "$l" ]; do case $l in "$1 "*) printf '%s\n' "${l#"$1 "}" ;; esac; done; } < "$FACTS_CACHE"; }
 cc_store() {
   [ -n "$cc_k" ] && { [ -z "$UNITS" ] || [ -n "$cc_u" ]; } || return 0
   d=${FACTS_CACHE%/*}
@@ -179,13 +185,13 @@ sec os; emit /etc/os-release
 sec hostname; emit /proc/sys/kernel/hostname
 sec passwd; getent passwd
 sec group; getent group
-cc_key; cc_hit=
-if [ -n "$cc_k" ] && [ -f "$FACTS_CACHE" ]; then c=; { IFS= read -r c < "$FACTS_CACHE"; } 2>/dev/null; [ "$c" != "$cc_k" ] || cc_hit=1; fi
+cc_mark facts-cache; cc_key; cc_hit=
+if [ -n "$cc_k" ]; then cc_load; [ "$cc_c" != "$cc_k" ] || cc_hit=1; fi
 [ -z "$cc_hit" ] || [ -z "$UNITS" ] || { cc_bus=$(cc_units_bus $UNITS) && case $cc_bus in '{"type":"a(ssssssouso)",'*) ;; *) false ;; esac; } || cc_hit=
 sec packages
-if [ -n "$cc_hit" ]; then cc_cached p
+if [ -n "$cc_hit" ]; then printf '%s' "$cc_pc"
 else cc_p=; [ -z "$PACKAGES" ] || cc_p=$(dpkg-query -W -f='${Package}\t${db:Status-Abbrev}\t${Version}\n' $PACKAGES 2>/dev/null); [ -z "$cc_p" ] || printf '%s\n' "$cc_p"; fi
-if [ -n "$cc_hit" ]; then sec units bus; [ -z "$UNITS" ] || printf '%s\n' "$cc_bus"; sec unit-files; cc_cached u
+if [ -n "$cc_hit" ]; then sec units bus; [ -z "$UNITS" ] || printf '%s\n' "$cc_bus"; sec unit-files; printf '%s' "$cc_uf"
 else sec units; cc_u=; [ -z "$UNITS" ] || cc_u=$(systemctl show -p Id,LoadState,ActiveState,UnitFileState $UNITS 2>/dev/null); [ -z "$cc_u" ] || printf '%s\n' "$cc_u"; cc_store; fi
 st=; [ -z "$FILES" ] || st=$(stat -c '%n|%F|%a|%U|%G|%s' $FILES 2>/dev/null)
 sec stat; [ -z "$st" ] || printf '%s\n' "$st"
