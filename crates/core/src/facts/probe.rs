@@ -95,13 +95,13 @@ pub const GPU_CACHE: &str = "/var/lib/closetctl/gpus";
 
 /// Where the probe keeps its last answer about packages (`dpkg-query`) and unit
 /// enablement (`systemctl show`'s `UnitFileState`), under the key it was valid for:
-/// what was asked and the modification times (`stat`, to the nanosecond: a `stat`
-/// without that precision disables the cache) of everything
-/// those answers are read from: dpkg's `status` file and `updates` directory, the unit
-/// directories of `/etc`, `/run` and `/lib` (with every `*.wants`, `*.requires` and
-/// `*.upholds` directory under `/etc/systemd/system` and `/run/systemd/system`) and each
+/// what was asked and the modification times, to the nanosecond (`stat %.9Y`; a `stat`
+/// without that precision disables the cache), of everything those answers are read
+/// from: dpkg's `status` file and `updates` directory, the unit directories under
+/// `/etc`, `/run`, `/usr/local/lib` and `/lib` (with the `*.wants`, `*.requires` and
+/// `*.upholds` directories of `/etc/systemd/system` and `/run/systemd/system`) and each
 /// asked unit's file in them. `dpkg` installing or removing a package, `systemctl
-/// enable`, `disable` or `mask`, a package's new unit file: each changes one of those
+/// enable`, `disable` or `mask`, a new or edited unit file: each changes one of those
 /// times, and the next probe asks again. The key is taken before the questions, so a
 /// change made while they run is seen next time. While the key matches, one `stat` and
 /// one `busctl` call (load and active state, which change all the time and are never
@@ -156,8 +156,8 @@ cc_gpus() {
 }
 cc_key() {
   cc_k=; [ -n "$PACKAGES$UNITS" ] || return 0
-  set -- /var/lib/dpkg/status /var/lib/dpkg/updates /etc/systemd/system /etc/systemd/system/*.wants /etc/systemd/system/*.requires /etc/systemd/system/*.upholds /run/systemd/system /run/systemd/system/*.wants /run/systemd/system/*.requires /run/systemd/generator /run/systemd/generator.early /run/systemd/generator.late /lib/systemd/system /usr/lib/systemd/system
-  for u in $UNITS; do set -- "$@" "/etc/systemd/system/$u" "/run/systemd/system/$u" "/lib/systemd/system/$u" "/usr/lib/systemd/system/$u"; done
+  set -- /var/lib/dpkg/status /var/lib/dpkg/updates /etc/systemd/system /etc/systemd/system/*.wants /etc/systemd/system/*.requires /etc/systemd/system/*.upholds /run/systemd/system /run/systemd/system/*.wants /run/systemd/system/*.requires /run/systemd/generator /run/systemd/generator.early /run/systemd/generator.late /usr/local/lib/systemd/system /lib/systemd/system /usr/lib/systemd/system
+  for u in $UNITS; do set -- "$@" "/etc/systemd/system/$u" "/run/systemd/system/$u" "/usr/local/lib/systemd/system/$u" "/lib/systemd/system/$u" "/usr/lib/systemd/system/$u"; done
   k=$(stat --printf '%.9Y;' -- "$@" 2>/dev/null)
   case $k in [0-9]*.[0-9]*) cc_k="key $PACKAGES|$UNITS|$k" ;; esac
 }
