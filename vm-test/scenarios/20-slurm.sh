@@ -78,7 +78,7 @@ rc=0; "$CLOSETCTL" plan -i "$INV" --detailed-exitcode >/dev/null || rc=$?
 assert_eq 0 "$rc" "plan empty after the repair"
 
 step "a stopped service and a disabled one are seen (the facts cache: active state asked every time, enablement when its files change)"
-assert_eq "root 600" "$(vm_ssh node2 stat -c '%U %a' /var/lib/closetctl/facts)" "the cache is root's alone"
+assert_eq "root 600" "$(vm_ssh node2 "stat -c '%U %a' /var/lib/closetctl/facts")" "the cache is root's alone"
 vm_ssh node2 systemctl stop slurmd
 rc=0; plan=$("$CLOSETCTL" plan -i "$INV" --detailed-exitcode) || rc=$?
 echo "$plan"
