@@ -4,9 +4,10 @@
 //! at the top of the script; the body is fixed. Every external program it runs is run
 //! once for all items (one `dpkg-query`, one `systemctl show`, one `stat`, one `cat`
 //! piped into one `base64`, ...), files are read with shell builtins where possible,
-//! and answers that only change with a file's time are kept on the host under that time
-//! ([`GPU_CACHE`], [`FACTS_CACHE`]), because on a slow or busy host each process costs. The answer is a series of
-//! sections, each opened by a `@@closetctl <name>` line, parsed by [`parse`].
+//! and answers that change only with some file's time are kept on the host under those
+//! times ([`GPU_CACHE`], [`FACTS_CACHE`]), because on a slow or busy host each process
+//! costs. The answer is a series of sections, each opened by a `@@closetctl <name>`
+//! line, parsed by [`parse`].
 
 use super::*;
 use crate::shell::quote;
