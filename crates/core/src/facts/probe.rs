@@ -953,9 +953,19 @@ mod tests {
     fn probe_with_cache(dir: &std::path::Path, req: &ProbeRequest) -> (HostFacts, Vec<String>) {
         let text = sandboxed(&script(req), dir)
             .replace("/var/lib/dpkg/status", &format!("{}/status", dir.display()));
+        run_with_stand_ins(dir, &text, req)
+    }
+
+    /// `text` under `sh` with `DIR/bin` first on the PATH: the facts, and the runs the
+    /// stand-ins logged in `DIR/runs` so far.
+    fn run_with_stand_ins(
+        dir: &std::path::Path,
+        text: &str,
+        req: &ProbeRequest,
+    ) -> (HostFacts, Vec<String>) {
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(&text)
+            .arg(text)
             .env("PATH", format!("{}/bin:/usr/bin:/bin", dir.display()))
             .output()
             .unwrap();
@@ -1147,15 +1157,8 @@ mod tests {
             &format!("GPU_CACHE={GPU_CACHE}\n"),
             &format!("GPU_CACHE={}/state/gpus\n", dir.display()),
         );
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&text)
-            .env("PATH", format!("{}/bin:/usr/bin:/bin", dir.display()))
-            .output()
-            .unwrap();
-        let facts = parse(&String::from_utf8_lossy(&out.stdout), req).expect("parses");
-        let runs = std::fs::read_to_string(dir.join("runs")).unwrap_or_default();
-        (facts, runs.lines().count())
+        let (facts, runs) = run_with_stand_ins(dir, &text, req);
+        (facts, runs.len())
     }
 
     #[test]
